@@ -1,0 +1,95 @@
+"""victor: an async Python toolkit for AI agents that is at home in Jupyter.
+
+    from victor import Agent
+    agent = await Agent.create(provider="anthropic")
+    print(await agent.run("Explain recursion"))
+
+Heavy modules (provider SDKs, IPython) load on first use, so importing victor is cheap.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .errors import (
+    ConfigurationError,
+    LimitExceededError,
+    ProviderError,
+    StateError,
+    ToolError,
+    VictorError,
+)
+
+__version__ = "0.1.0"
+
+# Public names and the module each lives in, imported when first touched (PEP 562).
+_LAZY = {
+    "Agent": "victor.agent",
+    "AgentResponse": "victor.providers.base",
+    "Task": "victor.task",
+    "TaskStatus": "victor.task",
+    "State": "victor.state",
+    "AgentTeam": "victor.teams",
+    "TeamResult": "victor.teams",
+    "Profile": "victor.config",
+    "load_profile": "victor.config",
+    "EventBus": "victor.core.events",
+    "Event": "victor.core.events",
+    "Message": "victor.messages",
+    "ToolCall": "victor.messages",
+    "Usage": "victor.messages",
+    "hooks": "victor.hooks",
+    "run_sync": "victor.notebook.runner",
+}
+
+__all__ = [
+    "ConfigurationError",
+    "LimitExceededError",
+    "ProviderError",
+    "StateError",
+    "ToolError",
+    "VictorError",
+    "load_ipython_extension",
+    "unload_ipython_extension",
+    *_LAZY,
+]
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'victor' has no attribute {name!r}")
+    import importlib
+
+    module = importlib.import_module(module_name)
+    value = module if module_name.endswith("." + name) else getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext victor``: register the ``%%victor`` magics."""
+    from .notebook import load_ipython_extension as load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    from .notebook import unload_ipython_extension as unload
+
+    unload(ipython)
+
+
+if TYPE_CHECKING:
+    from . import hooks
+    from .agent import Agent
+    from .config import Profile, load_profile
+    from .core.events import Event, EventBus
+    from .messages import Message, ToolCall, Usage
+    from .providers.base import AgentResponse
+    from .state import State
+    from .task import Task, TaskStatus

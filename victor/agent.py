@@ -1,0 +1,242 @@
+"""Agent: the main interface. Create one, then ``run``, ``astream``, ``chat`` or ``events``."""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import aclosing
+from typing import TYPE_CHECKING, Any
+
+from ._util import new_id
+from .core.events import EventBus, EventScope, current_scope, scope
+from .errors import ConfigurationError
+from .loop import Limits, run_loop
+from .messages import Message, RunFinished, StreamEvent, TextDelta
+from .providers.base import Provider, get_provider_class
+from .tools.registry import ToolLike, registry
+
+if TYPE_CHECKING:
+    from .config import Profile
+
+__all__ = ["Agent"]
+
+#: Set by ``victor.testing.override``: a provider that replaces every agent's own.
+_provider_override: contextvars.ContextVar[Provider | None] = contextvars.ContextVar(
+    "victor_provider_override", default=None
+)
+
+
+class Agent:
+    """An AI agent: a model provider, a system prompt, tools, and a conversation.
+
+    ``await Agent.create(...)`` is the usual way in; ``Agent(role=..., tools=...)`` builds
+    one synchronously (team members, notebooks). No network request is made until the
+    first run, so a missing API key is reported then, naming the variable to set.
+    """
+
+    def __init__(
+        self,
+        role: str | None = None,
+        *,
+        provider: str | Provider | None = None,
+        model: str | None = None,
+        tools: Iterable[ToolLike] | None = None,
+        name: str | None = None,
+        system_prompt: str | None = None,
+        temperature: float = 0.7,
+        max_tokens: int = 4096,
+        max_iterations: int = 10,
+        tool_timeout: float | None = 120.0,
+        bus: EventBus | None = None,
+        **provider_options: Any,
+    ) -> None:
+        if isinstance(provider, Provider):
+            if model is not None or provider_options:
+                raise ConfigurationError(
+                    "model and provider options go to the Provider instance itself when you "
+                    "pass one; drop them from Agent(...)"
+                )
+            self.provider = provider
+        else:
+            from .config import settings
+
+            env = settings()
+            cls = get_provider_class(provider or env.provider)
+            self.provider = cls(
+                model or (env.model if provider is None else None),
+                temperature=temperature,
+                max_tokens=max_tokens,
+                **provider_options,
+            )
+        if max_iterations < 1:
+            raise ConfigurationError(f"max_iterations={max_iterations!r} is invalid: use 1 or more")
+        self.role = role
+        self.name = name or role or self.provider.name
+        self.system_prompt = system_prompt
+        self.tools = registry.resolve(tools)
+        self.limits = Limits(max_iterations=max_iterations, tool_timeout=tool_timeout)
+        self.bus = bus or EventBus.default()
+        #: The conversation ``chat()`` continues (system prompt excluded).
+        self.history: list[Message] = []
+        #: The outcome of the latest run: answer, usage, transcript, timing.
+        self.last_run: RunFinished | None = None
+
+    # -- construction ----------------------------------------------------------------
+
+    @classmethod
+    async def create(
+        cls,
+        provider: str | Provider | None = None,
+        model: str | None = None,
+        temperature: float = 0.7,
+        max_tokens: int = 4096,
+        **kwargs: Any,
+    ) -> Agent:
+        """Create an agent. ``provider`` defaults to ``$VICTOR_PROVIDER``, else ``"ollama"``.
+
+        Keyword arguments: ``tools``, ``role``, ``name``, ``system_prompt``,
+        ``max_iterations``, ``tool_timeout``, ``bus``; anything else (``api_key``,
+        ``base_url``, ``timeout``, ``max_retries``, API parameters such as ``top_p``) goes
+        to the provider.
+        """
+        return cls(provider=provider, model=model, temperature=temperature, max_tokens=max_tokens, **kwargs)
+
+    @classmethod
+    async def from_profile(cls, profile: Profile, **overrides: Any) -> Agent:
+        """Create an agent from a ``Profile`` (see ``victor.load_profile``)."""
+        settings: dict[str, Any] = {
+            "provider": profile.provider,
+            "model": profile.model,
+            "temperature": profile.temperature,
+            "max_tokens": profile.max_tokens,
+            "system_prompt": profile.system_prompt,
+            "tools": profile.tools,
+            **profile.options,
+        }
+        settings.update(overrides)
+        return cls(**settings)
+
+    @classmethod
+    async def from_profile_name(cls, name: str, **overrides: Any) -> Agent:
+        """Create an agent from the profile called ``name``."""
+        from .config import load_profile
+
+        return await cls.from_profile(load_profile(name), **overrides)
+
+    # -- running ---------------------------------------------------------------------
+
+    async def run(
+        self,
+        task: str,
+        context: Mapping[str, Any] | None = None,
+        tools: Iterable[ToolLike] | None = None,
+    ) -> str:
+        """Do ``task`` (one-shot: no conversation memory) and return the final answer."""
+        async with aclosing(self._events(task, context, tools, stream=False)) as events:
+            async for event in events:
+                if type(event) is RunFinished:
+                    return event.content
+        raise AssertionError("the loop ended without RunFinished")  # pragma: no cover
+
+    async def astream(
+        self, task: str, context: Mapping[str, Any] | None = None
+    ) -> AsyncIterator[str]:
+        """Do ``task`` and yield the answer's text as it is generated, across tool turns."""
+        async with aclosing(self._events(task, context, None, stream=True)) as events:
+            async for event in events:
+                if type(event) is TextDelta:
+                    yield event.text
+
+    async def chat(self, message: str) -> str:
+        """Continue the conversation with ``message`` and return the reply."""
+        async with aclosing(self._events(message, None, None, stream=False, remember=True)) as events:
+            async for event in events:
+                if type(event) is RunFinished:
+                    return event.content
+        raise AssertionError("the loop ended without RunFinished")  # pragma: no cover
+
+    async def events(
+        self,
+        task: str,
+        context: Mapping[str, Any] | None = None,
+        tools: Iterable[ToolLike] | None = None,
+        *,
+        remember: bool = False,
+    ) -> AsyncIterator[StreamEvent]:
+        """Do ``task`` and yield typed events: text deltas, responses, tool calls, the end.
+
+        With ``remember=True`` the task continues the ``chat()`` conversation.
+        """
+        async with aclosing(self._events(task, context, tools, stream=True, remember=remember)) as events:
+            async for event in events:
+                yield event
+
+    def reset(self) -> None:
+        """Forget the conversation ``chat()`` keeps."""
+        self.history = []
+
+    async def cleanup(self) -> None:
+        """Release the provider's connections. The agent can still be used afterwards."""
+        await self.provider.close()
+
+    async def __aenter__(self) -> Agent:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.cleanup()
+
+    def __repr__(self) -> str:
+        tools = [t.name for t in self.tools]
+        return (
+            f"Agent(name={self.name!r}, provider={self.provider.name!r}, "
+            f"model={self.provider.model!r}, tools={tools})"
+        )
+
+    # -- the one path every run takes ------------------------------------------------
+
+    async def _events(
+        self,
+        task: str,
+        context: Mapping[str, Any] | None,
+        tools: Iterable[ToolLike] | None,
+        *,
+        stream: bool,
+        remember: bool = False,
+    ) -> AsyncIterator[StreamEvent]:
+        if not isinstance(task, str) or not task.strip():
+            raise ConfigurationError(f"task={task!r} is empty: give the agent something to do")
+        provider = _provider_override.get() or self.provider
+        run_tools = registry.resolve([*self.tools, *tools]) if tools else self.tools
+        system = self._system_message()
+        prior = list(self.history) if remember else []
+        user = Message.user(render_task(task, context))
+        messages = [*([system] if system else []), *prior, user]
+        parent = current_scope()
+        run_scope = EventScope(self.bus, run_id=new_id("run"), agent=self.name, parent=parent.run_id)
+        with scope(run_scope):
+            async for event in run_loop(
+                messages, provider, run_tools, scope=run_scope, task=task, stream=stream, limits=self.limits
+            ):
+                if type(event) is RunFinished:
+                    self.last_run = event
+                    if remember:  # only a finished turn joins the conversation
+                        self.history = event.messages[1:] if system else list(event.messages)
+                yield event
+
+    def _system_message(self) -> Message | None:
+        parts = []
+        if self.role:
+            parts.append(f"Your role: {self.role}.")
+        if self.system_prompt:
+            parts.append(self.system_prompt)
+        return Message.system("\n\n".join(parts)) if parts else None
+
+
+def render_task(task: str, context: Mapping[str, Any] | None) -> str:
+    """The user message for ``task``, with each ``context`` item in a tagged block."""
+    if not context:
+        return task
+    if not isinstance(context, Mapping):
+        raise ConfigurationError(f"context must be a dict of name -> value, got {type(context).__name__}")
+    blocks = "\n".join(f'<context name="{key}">\n{value}\n</context>' for key, value in context.items())
+    return f"{task}\n\n{blocks}"

@@ -1,0 +1,65 @@
+"""The exception tree: every error victor raises on purpose is a ``VictorError``."""
+
+from __future__ import annotations
+
+__all__ = [
+    "VictorError",
+    "ProviderError",
+    "ToolError",
+    "ConfigurationError",
+    "StateError",
+    "LimitExceededError",
+]
+
+
+class VictorError(Exception):
+    """Base class of all errors raised by victor."""
+
+
+class ConfigurationError(VictorError):
+    """A setting is missing or invalid: unknown provider, bad temperature, no API key."""
+
+
+class ProviderError(VictorError):
+    """A model provider failed to answer: HTTP error, timeout, broken stream, bad reply.
+
+    ``retryable`` tells whether trying again may help (429, 5xx, connection errors);
+    ``retry_after`` is the server's hint in seconds, when it gave one.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str,
+        status: int | None = None,
+        request_id: str | None = None,
+        retryable: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.status = status
+        self.request_id = request_id
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+    def __str__(self) -> str:
+        parts = [f"[{self.provider}] {self.args[0]}"]
+        if self.status is not None:
+            parts.append(f"(HTTP {self.status})")
+        if self.request_id:
+            parts.append(f"(request id {self.request_id})")
+        return " ".join(parts)
+
+
+class ToolError(VictorError):
+    """A tool cannot be found, configured or run in a way the caller must see."""
+
+
+class StateError(VictorError):
+    """A state file cannot be saved or loaded: unserialisable value, missing or corrupt file."""
+
+
+class LimitExceededError(VictorError):
+    """A run hit one of its limits (iterations, tool calls, time) before finishing."""

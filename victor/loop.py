@@ -1,0 +1,177 @@
+"""The agent loop: ask the model, run the tools it calls, feed results back, until it answers.
+
+One path for every run: ``Agent.run``, ``astream``, ``chat``, ``events`` and the team
+formations all come through ``run_loop``, so events are emitted at the same points
+every time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from time import perf_counter
+
+from .core.events import EventScope
+from .errors import LimitExceededError, ProviderError
+from .messages import (
+    Message,
+    ResponseComplete,
+    RunFinished,
+    StreamEvent,
+    TextDelta,
+    ToolCall,
+    ToolCallFinished,
+    ToolCallStarted,
+    Usage,
+)
+from .providers.base import AgentResponse, Provider
+from .tools.base import BaseTool, ToolResult
+
+__all__ = ["Limits", "run_loop"]
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Bounds on one run."""
+
+    #: Model calls per run. A run that still wants tools after this many stops with
+    #: ``LimitExceededError``.
+    max_iterations: int = 10
+    #: Seconds one tool call may take (a tool's own ``timeout`` wins).
+    tool_timeout: float | None = 120.0
+
+
+async def run_loop(
+    messages: list[Message],
+    provider: Provider,
+    tools: Sequence[BaseTool],
+    *,
+    scope: EventScope,
+    task: str,
+    stream: bool = True,
+    limits: Limits = Limits(),
+) -> AsyncIterator[StreamEvent]:
+    """Drive one run, appending to ``messages`` and yielding what happens as it happens.
+
+    The last event is a ``RunFinished`` carrying the answer and the transcript. Errors are
+    reported as ``agent.error`` events and raised.
+    """
+    started = perf_counter()
+    by_name = {t.name: t for t in tools}
+    specs = [t.spec() for t in tools] or None
+    usage = Usage()
+    await scope.emit("agent.start", {"task": task})
+    try:
+        for iteration in range(1, limits.max_iterations + 1):
+            await scope.emit(
+                "provider.request",
+                {
+                    "provider": provider.name,
+                    "model": provider.model,
+                    "iteration": iteration,
+                    "messages": len(messages),
+                },
+            )
+            requested = perf_counter()
+            if stream:
+                response = None
+                # Checked once per response, not per token: the token path stays cheap.
+                tokens_observed = scope.bus.has_listeners("agent.token")
+                async for event in provider.stream(messages, specs):
+                    if type(event) is TextDelta:
+                        if tokens_observed:
+                            await scope.emit("agent.token", {"text": event.text})
+                        yield event
+                    elif type(event) is ResponseComplete:
+                        response = event.response
+                if response is None:
+                    raise ProviderError("the stream ended without a final response", provider=provider.name)
+            else:
+                response = await provider.chat(messages, specs)
+            usage += response.usage
+            await scope.emit(
+                "provider.response",
+                {
+                    "provider": provider.name,
+                    "model": response.model or provider.model,
+                    "duration_ms": (perf_counter() - requested) * 1000,
+                    "usage": response.usage.model_dump(),
+                    "stop_reason": response.stop_reason,
+                },
+            )
+            yield ResponseComplete(response)
+            messages.append(Message.assistant(response.content, response.tool_calls))
+            if not response.tool_calls:
+                duration_ms = (perf_counter() - started) * 1000
+                await scope.emit(
+                    "agent.complete",
+                    {"result": response.content, "usage": usage.model_dump(), "duration_ms": duration_ms},
+                )
+                yield RunFinished(
+                    content=response.content,
+                    usage=usage,
+                    messages=messages,
+                    iterations=iteration,
+                    duration_ms=duration_ms,
+                    model=response.model or provider.model,
+                    provider=provider.name,
+                )
+                return
+            async for event in _run_tools(response, by_name, scope, limits, messages):
+                yield event
+        pending = ", ".join(call.name for call in response.tool_calls)
+        raise LimitExceededError(
+            f"the run stopped after max_iterations={limits.max_iterations} model calls and the "
+            f"model still asked for tools ({pending}). Raise the limit with "
+            f"Agent.create(..., max_iterations=N) or simplify the task"
+        )
+    except (asyncio.CancelledError, GeneratorExit):
+        # Cancelled, or the caller stopped reading (closing the provider's stream too).
+        await scope.emit("agent.error", {"error": "cancelled", "error_type": "CancelledError"})
+        raise
+    except Exception as exc:
+        await scope.emit("agent.error", {"error": str(exc), "error_type": type(exc).__name__})
+        raise
+
+
+async def _run_tools(
+    response: AgentResponse,
+    tools: dict[str, BaseTool],
+    scope: EventScope,
+    limits: Limits,
+    messages: list[Message],
+) -> AsyncIterator[StreamEvent]:
+    """Run the response's tool calls concurrently; append their results in call order."""
+    for call in response.tool_calls:
+        yield ToolCallStarted(call)
+    outcomes = await asyncio.gather(
+        *(_run_tool(call, tools, scope, limits.tool_timeout) for call in response.tool_calls)
+    )
+    for call, (result, duration_ms) in zip(response.tool_calls, outcomes):
+        messages.append(Message.tool(call, result.to_text(), is_error=not result.success))
+        yield ToolCallFinished(call, result, duration_ms)
+
+
+async def _run_tool(
+    call: ToolCall, tools: dict[str, BaseTool], scope: EventScope, timeout: float | None
+) -> tuple[ToolResult, float]:
+    started = perf_counter()
+    tool = tools.get(call.name)
+    if tool is None:
+        available = ", ".join(sorted(tools)) or "none"
+        result = ToolResult.fail(f"there is no tool named {call.name!r}; available tools: {available}")
+    elif call.invalid_arguments is not None:
+        result = ToolResult.fail(
+            f"the arguments for {call.name!r} are not a valid JSON object ({call.invalid_arguments}); "
+            f"call the tool again with a JSON object matching its schema"
+        )
+    else:
+        result = await tool.run(call.arguments, timeout=timeout)
+    duration_ms = (perf_counter() - started) * 1000
+    data = {"tool_name": call.name, "arguments": call.arguments, "duration_ms": duration_ms}
+    if result.success:
+        await scope.emit("tool.execution", {**data, "result": result.to_text()})
+    else:
+        await scope.emit("tool.error", {**data, "error": result.error})
+    return result, duration_ms

@@ -1,0 +1,323 @@
+"""The provider interface, ``AgentResponse``, retries, and the registry of provider names.
+
+A provider turns ``messages.py`` types into one API's wire format and back. Subclasses
+implement ``_create_client``, ``_chat``, ``_stream`` and ``_map_error``; this base class
+adds what every provider shares: validated settings, one lazily created client per event
+loop, retries with backoff, and the switch that blocks real requests in tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import importlib
+import ipaddress
+import os
+import random
+import weakref
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+from pydantic import Field, model_validator
+
+from ..core.events import current_scope
+from ..errors import ConfigurationError, ProviderError
+from ..messages import Message, Model, StreamEvent, TextDelta, ToolCall, ToolSpec, Usage
+
+__all__ = [
+    "AgentResponse",
+    "Provider",
+    "register_provider",
+    "get_provider_class",
+    "available_providers",
+]
+
+
+class AgentResponse(Model):
+    """One model response: what ``Provider.chat`` returns."""
+
+    content: str = ""
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    usage: Usage = Field(default_factory=Usage)
+    tokens_used: int = 0
+    model: str = ""
+    stop_reason: str | None = None
+
+    @model_validator(mode="after")
+    def _fill_tokens_used(self) -> AgentResponse:
+        if not self.tokens_used:
+            self.tokens_used = self.usage.total_tokens
+        return self
+
+
+class Provider(ABC):
+    """Base class of model providers. One instance serves one agent, on any event loop."""
+
+    name: ClassVar[str] = "provider"
+    default_model: ClassVar[str] = ""
+    #: Environment variables that configure the provider, by setting name.
+    api_key_env: ClassVar[str | None] = None
+    base_url_env: ClassVar[str | None] = None
+    default_base_url: ClassVar[str | None] = None
+
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        temperature: float = 0.7,
+        max_tokens: int = 4096,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        timeout: float = 60.0,
+        max_retries: int = 2,
+        **options: Any,
+    ) -> None:
+        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not (
+            0.0 <= temperature <= 1.0
+        ):
+            raise ConfigurationError(
+                f"temperature={temperature!r} is out of range: use a number from 0.0 to 1.0"
+            )
+        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens <= 0:
+            raise ConfigurationError(f"max_tokens={max_tokens!r} is invalid: use a positive integer")
+        if timeout is not None and timeout <= 0:
+            raise ConfigurationError(f"timeout={timeout!r} is invalid: use a positive number of seconds")
+        if max_retries < 0:
+            raise ConfigurationError(f"max_retries={max_retries!r} is invalid: use 0 or more")
+        self.model = model or self.default_model
+        self.temperature = float(temperature)
+        self.max_tokens = max_tokens
+        self.timeout = timeout
+        self.max_retries = max_retries
+        #: Extra keyword arguments passed through to the API request as they are.
+        self.options = options
+        self._api_key = api_key
+        self._base_url = base_url
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def __repr__(self) -> str:
+        # Never the API key: reprs end up in logs, tracebacks and notebook outputs.
+        return f"{type(self).__name__}(model={self.model!r}, base_url={self.base_url!r})"
+
+    # -- settings --------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str | None:
+        """The endpoint: ``base_url=``, else the provider's variable, else its default."""
+        env = os.environ.get(self.base_url_env) if self.base_url_env else None
+        return self._base_url or env or self.default_base_url
+
+    def api_key(self) -> str:
+        """The API key, from ``api_key=`` or the provider's variable; checked at first use."""
+        key = self._api_key or (os.environ.get(self.api_key_env) if self.api_key_env else None)
+        if not key:
+            raise ConfigurationError(
+                f"No API key for provider {self.name!r}: set the {self.api_key_env} environment "
+                f"variable or pass api_key=... to Agent.create()"
+            )
+        return key
+
+    # -- the public calls ------------------------------------------------------------
+
+    async def chat(self, messages: list[Message], tools: list[ToolSpec] | None = None) -> AgentResponse:
+        """Send the conversation and return the whole response."""
+        attempt = 0
+        while True:
+            try:
+                self._guard()
+                return await self._chat(messages, tools or [])
+            except Exception as exc:
+                error = self._to_provider_error(exc)
+                if await self._should_retry(error, attempt):
+                    attempt += 1
+                    continue
+                if error is exc:
+                    raise
+                raise error from exc
+
+    async def stream(
+        self, messages: list[Message], tools: list[ToolSpec] | None = None
+    ) -> AsyncIterator[StreamEvent]:
+        """Yield ``TextDelta``s as they arrive, then one ``ResponseComplete``.
+
+        Failures before any text reached the caller are retried; after that they are
+        raised, since the caller has already shown part of an answer.
+        """
+        attempt = 0
+        while True:
+            delivered = False
+            try:
+                self._guard()
+                async for event in self._stream(messages, tools or []):
+                    if type(event) is TextDelta:
+                        delivered = True
+                    yield event
+                return
+            except Exception as exc:
+                error = self._to_provider_error(exc)
+                if not delivered and await self._should_retry(error, attempt):
+                    attempt += 1
+                    continue
+                if error is exc:
+                    raise
+                raise error from exc
+
+    async def close(self) -> None:
+        """Close the HTTP clients this provider opened (``Agent.cleanup`` calls this)."""
+        clients, self._clients = list(self._clients.items()), weakref.WeakKeyDictionary()
+        try:
+            current = asyncio.get_running_loop()
+        except RuntimeError:
+            current = None
+        for loop, client in clients:
+            if loop is current:
+                await self._close_client(client)
+            elif loop.is_running() and not loop.is_closed():
+                future = asyncio.run_coroutine_threadsafe(self._close_client(client), loop)
+                await asyncio.wrap_future(future)
+            # A client of a closed loop has nothing left to close.
+
+    # -- what subclasses implement ---------------------------------------------------
+
+    @abstractmethod
+    def _create_client(self) -> Any:
+        """Make a client for the running event loop."""
+
+    async def _close_client(self, client: Any) -> None:
+        await client.close()
+
+    @abstractmethod
+    async def _chat(self, messages: list[Message], tools: list[ToolSpec]) -> AgentResponse: ...
+
+    @abstractmethod
+    def _stream(self, messages: list[Message], tools: list[ToolSpec]) -> AsyncIterator[StreamEvent]:
+        ...
+
+    def _map_error(self, exc: Exception) -> ProviderError | None:
+        """Translate this provider's library errors into ``ProviderError`` (None: not ours)."""
+        return None
+
+    # -- shared machinery ------------------------------------------------------------
+
+    def client(self) -> Any:
+        """The client for the running loop, created on first use."""
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            client = self._clients[loop] = self._create_client()
+        return client
+
+    def _guard(self) -> None:
+        if _blocked and not _is_loopback(self.base_url):
+            raise ProviderError(
+                f"real model requests are blocked (victor.testing.block_requests); "
+                f"{self.base_url} is not on this machine. Use a victor.testing provider or a "
+                f"loopback server",
+                provider=self.name,
+            )
+
+    def _to_provider_error(self, exc: Exception) -> Exception:
+        if isinstance(exc, (ProviderError, ConfigurationError)):
+            return exc
+        mapped = self._map_error(exc)
+        return mapped if mapped is not None else exc
+
+    async def _should_retry(self, error: Exception, attempt: int) -> bool:
+        retrying = (
+            isinstance(error, ProviderError) and error.retryable and attempt < self.max_retries
+        )
+        await current_scope().emit(
+            "provider.error",
+            {
+                "provider": self.name,
+                "model": self.model,
+                "error": str(error),
+                "status": getattr(error, "status", None),
+                "retrying": retrying,
+            },
+        )
+        if retrying:
+            await asyncio.sleep(retry_delay(attempt, getattr(error, "retry_after", None)))
+        return retrying
+
+
+def retry_delay(attempt: int, retry_after: float | None = None) -> float:
+    """Seconds to wait before retry ``attempt`` (0-based): the server's hint, else
+    exponential backoff from 0.5 s, capped at 20 s, with jitter so clients spread out."""
+    if retry_after is not None:
+        return max(0.0, min(retry_after, 60.0))
+    return min(20.0, 0.5 * 2**attempt) * (0.5 + random.random() / 2)
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds form); None if absent or odd."""
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
+# -- blocking real requests (victor.testing flips this) ---------------------------------
+
+_blocked = False
+
+
+def _set_blocked(value: bool) -> bool:
+    global _blocked
+    previous, _blocked = _blocked, value
+    return previous
+
+
+def _is_loopback(url: str | None) -> bool:
+    if url is None:  # in-process providers make no request
+        return True
+    host = urlsplit(url if "//" in url else f"//{url}").hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+# -- the registry of provider names ----------------------------------------------------
+
+_registry: dict[str, str | type[Provider]] = {
+    "anthropic": "victor.providers.anthropic:AnthropicProvider",
+    "openai": "victor.providers.openai:OpenAIProvider",
+    "ollama": "victor.providers.ollama:OllamaProvider",
+}
+
+
+def register_provider(name: str, provider: type[Provider] | str) -> None:
+    """Make ``Agent.create(provider=name)`` use ``provider`` (a class or "module:Class")."""
+    _registry[name.lower()] = provider
+
+
+def available_providers() -> list[str]:
+    """The provider names ``Agent.create`` accepts."""
+    return sorted(_registry)
+
+
+def get_provider_class(name: str) -> type[Provider]:
+    """Resolve a provider name, importing its module on first use."""
+    entry = _registry.get(name.lower()) if isinstance(name, str) else None
+    if entry is None:
+        close = difflib.get_close_matches(str(name).lower(), _registry, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ConfigurationError(
+            f"Unknown provider {name!r}.{hint} Available: {', '.join(available_providers())}; "
+            f"register your own with victor.providers.register_provider()"
+        )
+    if isinstance(entry, str):
+        module_name, _, class_name = entry.partition(":")
+        entry = getattr(importlib.import_module(module_name), class_name)
+        _registry[name.lower()] = entry
+    return entry  # type: ignore[return-value]
+
