@@ -17,6 +17,7 @@ import random
 import weakref
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -152,10 +153,13 @@ class Provider(ABC):
             delivered = False
             try:
                 self._guard()
-                async for event in self._stream(messages, tools or []):
-                    if type(event) is TextDelta:
-                        delivered = True
-                    yield event
+                # aclosing: an abandoned or cancelled stream closes its HTTP response now,
+                # not whenever the inner generator happens to be finalised.
+                async with aclosing(self._stream(messages, tools or [])) as events:
+                    async for event in events:
+                        if type(event) is TextDelta:
+                            delivered = True
+                        yield event
                 return
             except Exception as exc:
                 error = self._to_provider_error(exc)
