@@ -142,6 +142,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True  # a stuck handler must never keep pytest alive
+    request_queue_size = 256  # benchmarks open 100+ connections at once
     owner: ScriptedServer
 
     def handle_error(self, request: Any, client_address: Any) -> None:
@@ -168,6 +169,8 @@ class ScriptedServer:
         self._stop = threading.Event()
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
+        #: What to answer when the script is empty (benchmarks set a long reply here).
+        self.default_reply: Reply = Text("ok")
 
     # -- protocol hooks -------------------------------------------------------------
 
@@ -297,7 +300,7 @@ class ScriptedServer:
 
     def _next_reply(self) -> Reply:
         with self._cond:
-            return self._script.popleft() if self._script else Text("ok")
+            return self._script.popleft() if self._script else self.default_reply
 
     def _handle(self, h: _Handler) -> None:
         request = h.read_request()

@@ -1,0 +1,347 @@
+"""OpenAI Chat Completions provider; also serves any OpenAI-compatible server (vLLM, llama.cpp).
+
+The one place that knows the Chat Completions wire format: ``Message``/``ToolSpec`` go out
+as ``messages``/``tools`` JSON, completions and stream chunks come back as
+``AgentResponse``. The ``openai`` SDK is imported lazily so that importing victor stays
+cheap for users of other providers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+from ..errors import ConfigurationError, ProviderError
+from ..messages import Message, ResponseComplete, StreamEvent, TextDelta, ToolCall, ToolSpec, Usage
+from .base import AgentResponse, Provider, _is_loopback, parse_retry_after
+
+__all__ = ["OpenAIProvider"]
+
+#: Chat Completions ``finish_reason`` -> victor's stop reasons (unknown ones pass through).
+_STOP_REASONS = {
+    "stop": "end",
+    "tool_calls": "tool_calls",
+    "function_call": "tool_calls",
+    "length": "length",
+}
+
+#: Keyword arguments that are SDK request options, not body fields.
+_SDK_OPTIONS = ("extra_headers", "extra_query", "extra_body")
+
+#: Error codes/types a mid-stream error event may carry that are worth a retry.
+_TRANSIENT_ERRORS = {"server_error", "rate_limit_exceeded", "overloaded", "internal_error"}
+
+
+class OpenAIProvider(Provider):
+    """Chat Completions over the official ``openai`` SDK (``AsyncOpenAI``)."""
+
+    name = "openai"
+    default_model = "gpt-4o"
+    api_key_env = "OPENAI_API_KEY"
+    base_url_env = "OPENAI_BASE_URL"
+    default_base_url = "https://api.openai.com/v1"
+
+    # -- client ----------------------------------------------------------------------
+
+    def api_key(self) -> str:
+        try:
+            return super().api_key()
+        except ConfigurationError:
+            # Local OpenAI-compatible servers (llama.cpp, vLLM) need no key but the SDK
+            # insists on one. Only loopback gets a placeholder: a real endpoint still
+            # fails here, naming the variable to set.
+            if _is_loopback(self.base_url):
+                return "not-needed"
+            raise
+
+    def _create_client(self) -> Any:
+        from openai import AsyncOpenAI
+
+        # max_retries=0: the base class retries, with our error mapping and events.
+        return AsyncOpenAI(
+            api_key=self.api_key(),
+            base_url=self.base_url,
+            timeout=self.timeout,
+            max_retries=0,
+        )
+
+    # -- requests --------------------------------------------------------------------
+
+    def _request(self, messages: list[Message], tools: list[ToolSpec]) -> dict[str, Any]:
+        """The keyword arguments of ``chat.completions.create`` (minus ``stream``)."""
+        request: dict[str, Any] = {
+            "model": self.model,
+            "messages": _wire_messages(messages),
+            "temperature": self.temperature,
+            # max_tokens, not max_completion_tokens: every compatible server knows it.
+            "max_tokens": self.max_tokens,
+        }
+        if tools:  # some compatible servers reject an empty list
+            request["tools"] = [
+                {
+                    "type": "function",
+                    "function": {
+                        "name": t.name,
+                        "description": t.description,
+                        "parameters": t.parameters,
+                    },
+                }
+                for t in tools
+            ]
+        # Extra options go into the JSON body verbatim via extra_body, so server-specific
+        # fields (top_k, repeat_penalty, ...) work without the SDK knowing them.
+        extra = {k: v for k, v in self.options.items() if k not in _SDK_OPTIONS}
+        for key in _SDK_OPTIONS:
+            if key in self.options:
+                request[key] = self.options[key]
+        if extra:
+            request["extra_body"] = {**extra, **(request.get("extra_body") or {})}
+        return request
+
+    async def _chat(self, messages: list[Message], tools: list[ToolSpec]) -> AgentResponse:
+        completion = await self.client().chat.completions.create(**self._request(messages, tools))
+        if not completion.choices:
+            raise ProviderError(
+                f"the server returned no choices for model {self.model!r}", provider=self.name
+            )
+        choice = completion.choices[0]
+        message = choice.message
+        calls = [
+            ToolCall.from_json(c.id, c.function.name, c.function.arguments)
+            for c in message.tool_calls or []
+            if getattr(c, "function", None) is not None  # skip non-function (custom) calls
+        ]
+        return AgentResponse(
+            content=message.content or "",
+            tool_calls=calls,
+            usage=_usage(completion.usage),
+            model=completion.model or self.model,
+            stop_reason=_stop_reason(choice.finish_reason, bool(calls)),
+        )
+
+    async def _stream(
+        self, messages: list[Message], tools: list[ToolSpec]
+    ) -> AsyncIterator[StreamEvent]:
+        from openai import APIConnectionError, APITimeoutError
+
+        stream = await self.client().chat.completions.create(
+            **self._request(messages, tools),
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        parts: list[str] = []
+        # index -> [id, name, argument fragments]: arguments arrive in pieces, and
+        # several calls interleave by their index.
+        calls: dict[int, list[Any]] = {}
+        finish: str | None = None
+        usage: Any = None
+        model = ""
+        try:
+            async for chunk in stream:
+                if chunk.usage is not None:
+                    usage = chunk.usage
+                if not chunk.choices:  # the final usage-only chunk
+                    continue
+                if not model:
+                    model = chunk.model
+                choice = chunk.choices[0]
+                delta = choice.delta
+                text = delta.content
+                if text:
+                    parts.append(text)
+                    yield TextDelta(text)
+                if delta.tool_calls:
+                    for position, fragment in enumerate(delta.tool_calls):
+                        index = fragment.index if fragment.index is not None else position
+                        entry = calls.get(index)
+                        if entry is None:
+                            entry = calls[index] = ["", "", []]
+                        if fragment.id:
+                            entry[0] = fragment.id
+                        function = fragment.function
+                        if function is not None:
+                            if function.name and not entry[1]:
+                                entry[1] = function.name
+                            if function.arguments:
+                                entry[2].append(function.arguments)
+                if choice.finish_reason:
+                    finish = choice.finish_reason
+        except APIConnectionError as exc:
+            if isinstance(exc, APITimeoutError):
+                raise
+            # The server was reached (we have the response): the connection dropped.
+            raise ProviderError(
+                f"stream ended early: the connection dropped mid-answer ({exc.__cause__ or exc})",
+                provider=self.name,
+                retryable=True,
+            ) from exc
+        finally:
+            # Also on cancellation or an abandoned generator: release the connection.
+            await stream.close()
+        if finish is None:
+            # The SDK ends quietly when the connection drops; without a finish_reason
+            # the answer is incomplete and must not pass for a whole one.
+            raise ProviderError(
+                "stream ended early, before the server's finish_reason; the answer is "
+                "incomplete (connection dropped?)",
+                provider=self.name,
+                retryable=True,
+            )
+        tool_calls = [
+            ToolCall.from_json(entry[0] or f"call_{index}", entry[1], "".join(entry[2]))
+            for index, entry in sorted(calls.items())
+        ]
+        yield ResponseComplete(
+            AgentResponse(
+                content="".join(parts),
+                tool_calls=tool_calls,
+                usage=_usage(usage),
+                model=model or self.model,
+                stop_reason=_stop_reason(finish, bool(tool_calls)),
+            )
+        )
+
+    # -- errors ----------------------------------------------------------------------
+
+    def _map_error(self, exc: Exception) -> ProviderError | None:
+        import openai
+
+        if isinstance(exc, openai.APIError):
+            # The SDK error stays chained to ours (tracebacks print it): scrub it too.
+            exc.message = self._scrub(exc.message)
+            exc.args = tuple(self._scrub(a) if isinstance(a, str) else a for a in exc.args)
+        if isinstance(exc, openai.APIStatusError):
+            status = exc.status_code
+            detail = self._scrub(_error_detail(exc))
+            headers = exc.response.headers
+            retry_after = parse_retry_after(headers.get("retry-after"))
+            if retry_after is None:
+                # OpenAI's own, finer hint.
+                ms = parse_retry_after(headers.get("retry-after-ms"))
+                retry_after = ms / 1000 if ms is not None else None
+            return ProviderError(
+                f"{_status_advice(status, self)}: {detail}",
+                provider=self.name,
+                status=status,
+                request_id=exc.request_id,
+                retryable=status in (408, 409, 429) or status >= 500,
+                retry_after=retry_after,
+            )
+        if isinstance(exc, openai.APITimeoutError):
+            return ProviderError(
+                f"no answer from {self.base_url} within timeout={self.timeout}s; raise timeout= "
+                f"if the model is slow",
+                provider=self.name,
+                retryable=True,
+            )
+        if isinstance(exc, openai.APIConnectionError):
+            cause = exc.__cause__
+            # Compare by name: the SDK may run on httpx or httpx2, whose classes differ.
+            if type(cause).__name__ != "ConnectError":
+                return ProviderError(
+                    f"the connection to {self.base_url} dropped before the answer was "
+                    f"complete ({cause or exc})",
+                    provider=self.name,
+                    retryable=True,
+                )
+            return ProviderError(
+                f"could not reach {self.base_url} ({cause}); check the URL "
+                f"({self.base_url_env}) and that the server is running",
+                provider=self.name,
+                retryable=True,
+            )
+        if isinstance(exc, openai.APIError):
+            # An error event inside a stream: no HTTP status, only the error body.
+            body = exc.body if isinstance(exc.body, dict) else {}
+            kind = {str(body.get("type")), str(body.get("code"))}
+            return ProviderError(
+                f"the server reported an error mid-response: {self._scrub(exc.message)}",
+                provider=self.name,
+                retryable=bool(kind & _TRANSIENT_ERRORS),
+            )
+        return None
+
+    def _scrub(self, text: str) -> str:
+        """Remove the API key from server-provided text (some servers echo it back)."""
+        key = self._api_key or os.environ.get(self.api_key_env or "")
+        return text.replace(key, "***") if key else text
+
+
+# -- translation helpers -----------------------------------------------------------------
+
+
+def _wire_messages(messages: list[Message]) -> list[dict[str, Any]]:
+    """victor messages -> Chat Completions ``messages`` (systems joined, first)."""
+    system = "\n\n".join(m.content for m in messages if m.role == "system" and m.content)
+    wire: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
+    for m in messages:
+        if m.role == "system":
+            continue
+        if m.role == "tool":
+            # Chat Completions has no error flag on tool results: say it in the content.
+            content = f"Error: {m.content}" if m.is_error else m.content
+            wire.append({"role": "tool", "tool_call_id": m.tool_call_id, "content": content})
+        elif m.role == "assistant" and m.tool_calls:
+            wire.append(
+                {
+                    "role": "assistant",
+                    "content": m.content or None,
+                    "tool_calls": [
+                        {
+                            "id": c.id,
+                            "type": "function",
+                            "function": {"name": c.name, "arguments": json.dumps(c.arguments)},
+                        }
+                        for c in m.tool_calls
+                    ],
+                }
+            )
+        else:
+            wire.append({"role": m.role, "content": m.content})
+    return wire
+
+
+def _usage(usage: Any) -> Usage:
+    if usage is None:  # compatible servers may omit it
+        return Usage()
+    return Usage(input_tokens=usage.prompt_tokens or 0, output_tokens=usage.completion_tokens or 0)
+
+
+def _stop_reason(finish: str | None, has_calls: bool) -> str | None:
+    # Some compatible servers say "stop" even when the turn is tool calls.
+    if has_calls and finish == "stop":
+        return "tool_calls"
+    return _STOP_REASONS.get(finish, finish) if finish else None
+
+
+def _error_detail(exc: Any) -> str:
+    """The server's own error message, without the SDK's 'Error code: ...' wrapping."""
+    body = exc.body
+    if isinstance(body, dict):
+        error = body.get("error", body)
+        message = error.get("message") if isinstance(error, dict) else error
+        if message:
+            return str(message)
+    # A non-JSON body may be a whole HTML error page from a proxy: keep the start.
+    return str(body)[:300] if body else exc.response.reason_phrase or "no details"
+
+
+def _status_advice(status: int, provider: OpenAIProvider) -> str:
+    """What the status means for the user, and what to do about it."""
+    if status == 401:
+        return f"authentication failed: check the {provider.api_key_env} variable or api_key="
+    if status == 403:
+        return f"permission denied for model {provider.model!r}: check the key's access"
+    if status == 404:
+        return (
+            f"not found: check the model name {provider.model!r} and base_url {provider.base_url!r}"
+        )
+    if status == 429:
+        return "rate limited or out of quota: wait, or check your plan and usage"
+    if status >= 500:
+        return "server error: the service failed; retrying may help"
+    if status in (408, 409):
+        return "request timed out or conflicted on the server; retrying may help"
+    return "request rejected"
