@@ -274,3 +274,23 @@ async def test_empty_task_is_rejected():
     agent = await Agent.create(provider=ScriptedProvider(["x"]))
     with pytest.raises(ConfigurationError, match="empty"):
         await agent.run("   ")
+
+
+async def test_a_finished_run_is_not_reported_as_cancelled():
+    agent = await Agent.create(provider=ScriptedProvider(["one", "two"]))
+    with EventBus.capture("agent.*") as events:
+        await agent.run("x")
+        [t async for t in agent.astream("y")]
+        await asyncio.sleep(0.01)  # let any late finalizers run
+    lifecycle = [e.type for e in events if e.type != "agent.token"]
+    assert lifecycle == ["agent.start", "agent.complete"] * 2
+    assert "".join(e.data["text"] for e in events if e.type == "agent.token") == "two"
+
+
+async def test_abandoning_a_stream_reports_cancellation():
+    agent = await Agent.create(provider=ScriptedProvider(["many words in this answer"]))
+    with EventBus.capture("agent.error") as errors:
+        stream = agent.astream("x")
+        assert await stream.__anext__() == "many"
+        await stream.aclose()
+    assert errors[0].data["error_type"] == "CancelledError"

@@ -24,6 +24,10 @@ __all__ = ["Agent"]
 _provider_override: contextvars.ContextVar[Provider | None] = contextvars.ContextVar(
     "victor_provider_override", default=None
 )
+#: Set by a team around its members' runs: the provider for agents built without one.
+_default_provider: contextvars.ContextVar[Provider | None] = contextvars.ContextVar(
+    "victor_default_provider", default=None
+)
 
 
 class Agent:
@@ -76,6 +80,10 @@ class Agent:
         self.tools = registry.resolve(tools)
         self.limits = Limits(max_iterations=max_iterations, tool_timeout=tool_timeout)
         self.bus = bus or EventBus.default()
+        # Without an explicit provider/bus, an agent running inside a team takes the
+        # team's (see victor.teams): members can be built before their team exists.
+        self._provider_given = provider is not None
+        self._bus_given = bus is not None
         #: The conversation ``chat()`` continues (system prompt excluded).
         self.history: list[Message] = []
         #: The outcome of the latest run: answer, usage, transcript, timing.
@@ -132,11 +140,7 @@ class Agent:
         tools: Iterable[ToolLike] | None = None,
     ) -> str:
         """Do ``task`` (one-shot: no conversation memory) and return the final answer."""
-        async with aclosing(self._events(task, context, tools, stream=False)) as events:
-            async for event in events:
-                if type(event) is RunFinished:
-                    return event.content
-        raise AssertionError("the loop ended without RunFinished")  # pragma: no cover
+        return await self._final_answer(self._events(task, context, tools, stream=False))
 
     async def astream(
         self, task: str, context: Mapping[str, Any] | None = None
@@ -149,11 +153,7 @@ class Agent:
 
     async def chat(self, message: str) -> str:
         """Continue the conversation with ``message`` and return the reply."""
-        async with aclosing(self._events(message, None, None, stream=False, remember=True)) as events:
-            async for event in events:
-                if type(event) is RunFinished:
-                    return event.content
-        raise AssertionError("the loop ended without RunFinished")  # pragma: no cover
+        return await self._final_answer(self._events(message, None, None, stream=False, remember=True))
 
     async def events(
         self,
@@ -194,6 +194,19 @@ class Agent:
 
     # -- the one path every run takes ------------------------------------------------
 
+    @staticmethod
+    async def _final_answer(events: AsyncIterator[StreamEvent]) -> str:
+        # Read to the end (RunFinished is last) so the loop finishes rather than being
+        # closed early, which would look like a cancellation.
+        answer = None
+        async with aclosing(events):
+            async for event in events:
+                if type(event) is RunFinished:
+                    answer = event.content
+        if answer is None:  # pragma: no cover - the loop always ends with RunFinished or raises
+            raise AssertionError("the loop ended without RunFinished")
+        return answer
+
     async def _events(
         self,
         task: str,
@@ -205,23 +218,29 @@ class Agent:
     ) -> AsyncIterator[StreamEvent]:
         if not isinstance(task, str) or not task.strip():
             raise ConfigurationError(f"task={task!r} is empty: give the agent something to do")
-        provider = _provider_override.get() or self.provider
+        provider = _provider_override.get() or (
+            None if self._provider_given else _default_provider.get()
+        ) or self.provider
         run_tools = registry.resolve([*self.tools, *tools]) if tools else self.tools
         system = self._system_message()
         prior = list(self.history) if remember else []
         user = Message.user(render_task(task, context))
         messages = [*([system] if system else []), *prior, user]
         parent = current_scope()
-        run_scope = EventScope(self.bus, run_id=new_id("run"), agent=self.name, parent=parent.run_id)
+        # Inside another run's scope (a team's), events go where that run's events go.
+        bus = parent.bus if parent.run_id is not None and not self._bus_given else self.bus
+        run_scope = EventScope(bus, run_id=new_id("run"), agent=self.name, parent=parent.run_id)
+        loop = run_loop(
+            messages, provider, run_tools, scope=run_scope, task=task, stream=stream, limits=self.limits
+        )
         with scope(run_scope):
-            async for event in run_loop(
-                messages, provider, run_tools, scope=run_scope, task=task, stream=stream, limits=self.limits
-            ):
-                if type(event) is RunFinished:
-                    self.last_run = event
-                    if remember:  # only a finished turn joins the conversation
-                        self.history = event.messages[1:] if system else list(event.messages)
-                yield event
+            async with aclosing(loop):
+                async for event in loop:
+                    if type(event) is RunFinished:
+                        self.last_run = event
+                        if remember:  # only a finished turn joins the conversation
+                            self.history = event.messages[1:] if system else list(event.messages)
+                    yield event
 
     def _system_message(self) -> Message | None:
         parts = []

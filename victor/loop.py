@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
 from time import perf_counter
 
@@ -61,6 +62,7 @@ async def run_loop(
     by_name = {t.name: t for t in tools}
     specs = [t.spec() for t in tools] or None
     usage = Usage()
+    finished = False
     await scope.emit("agent.start", {"task": task})
     try:
         for iteration in range(1, limits.max_iterations + 1):
@@ -78,13 +80,14 @@ async def run_loop(
                 response = None
                 # Checked once per response, not per token: the token path stays cheap.
                 tokens_observed = scope.bus.has_listeners("agent.token")
-                async for event in provider.stream(messages, specs):
-                    if type(event) is TextDelta:
-                        if tokens_observed:
-                            await scope.emit("agent.token", {"text": event.text})
-                        yield event
-                    elif type(event) is ResponseComplete:
-                        response = event.response
+                async with aclosing(provider.stream(messages, specs)) as events:
+                    async for event in events:
+                        if type(event) is TextDelta:
+                            if tokens_observed:
+                                await scope.emit("agent.token", {"text": event.text})
+                            yield event
+                        elif type(event) is ResponseComplete:
+                            response = event.response
                 if response is None:
                     raise ProviderError("the stream ended without a final response", provider=provider.name)
             else:
@@ -108,6 +111,7 @@ async def run_loop(
                     "agent.complete",
                     {"result": response.content, "usage": usage.model_dump(), "duration_ms": duration_ms},
                 )
+                finished = True  # closing the generator after this is not a cancellation
                 yield RunFinished(
                     content=response.content,
                     usage=usage,
@@ -128,7 +132,8 @@ async def run_loop(
         )
     except (asyncio.CancelledError, GeneratorExit):
         # Cancelled, or the caller stopped reading (closing the provider's stream too).
-        await scope.emit("agent.error", {"error": "cancelled", "error_type": "CancelledError"})
+        if not finished:
+            await scope.emit("agent.error", {"error": "cancelled", "error_type": "CancelledError"})
         raise
     except Exception as exc:
         await scope.emit("agent.error", {"error": str(exc), "error_type": type(exc).__name__})

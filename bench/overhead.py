@@ -1,0 +1,186 @@
+"""What victor adds on top of the raw SDKs: per call, per streamed chunk, under
+concurrency, and at import. Not a test; prints medians and ratios.
+
+    python bench/overhead.py [--calls 200] [--chunks 500] [--concurrent 100]
+
+Both sides talk to the same loopback protocol server (run in its own process), and the
+measurements are interleaved so drift on a busy machine hits both alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+HERE = Path(__file__).resolve().parent
+
+MESSAGES = [{"role": "user", "content": "Say something"}]
+
+
+@contextmanager
+def server(protocol: str, chunks: int) -> Iterator[str]:
+    proc = subprocess.Popen(
+        [sys.executable, str(HERE / "serve.py"), protocol, str(chunks)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        yield proc.stdout.readline().strip()
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+async def interleaved(
+    raw: Callable[[], Awaitable[object]], ours: Callable[[], Awaitable[object]], n: int
+) -> tuple[list[float], list[float]]:
+    """Time ``n`` calls of each, alternating which goes first."""
+    for _ in range(5):  # warm up connections, caches, lazy imports
+        await raw()
+        await ours()
+    raw_t: list[float] = []
+    our_t: list[float] = []
+    for i in range(n):
+        pair = [(raw, raw_t), (ours, our_t)]
+        for fn, out in pair if i % 2 else reversed(pair):
+            start = time.perf_counter()
+            await fn()
+            out.append(time.perf_counter() - start)
+    return raw_t, our_t
+
+
+def report(label: str, raw: list[float], ours: list[float], per: int = 1, unit: str = "call") -> None:
+    r, o = statistics.median(raw), statistics.median(ours)
+    added_us = (o - r) / per * 1e6
+    print(f"  {label:<34} raw {r * 1e3:8.2f} ms  victor {o * 1e3:8.2f} ms  "
+          f"added {added_us:+8.1f} µs/{unit}  ratio {o / r:5.3f}")
+
+
+def anthropic_pair(url: str, stream: bool):
+    import anthropic
+
+    from victor import Agent
+
+    client = anthropic.AsyncAnthropic(base_url=url, api_key="bench", max_retries=0)
+    agent = Agent(provider="anthropic", base_url=url, api_key="bench", max_tokens=1024)
+
+    async def raw_call() -> object:
+        if not stream:
+            msg = await client.messages.create(model="claude-sonnet-4-20250514", max_tokens=1024, messages=MESSAGES)
+            return msg.content[0].text
+        parts = []
+        events = await client.messages.create(
+            model="claude-sonnet-4-20250514", max_tokens=1024, messages=MESSAGES, stream=True
+        )
+        async for event in events:
+            if event.type == "content_block_delta" and event.delta.type == "text_delta":
+                parts.append(event.delta.text)
+        return "".join(parts)
+
+    async def our_call() -> object:
+        if not stream:
+            return await agent.run("Say something")
+        return "".join([t async for t in agent.astream("Say something")])
+
+    return raw_call, our_call, agent
+
+
+def openai_pair(url: str, stream: bool):
+    import openai
+
+    from victor import Agent
+
+    client = openai.AsyncOpenAI(base_url=url + "/v1", api_key="bench", max_retries=0)
+    agent = Agent(provider="openai", base_url=url + "/v1", api_key="bench", max_tokens=1024)
+
+    async def raw_call() -> object:
+        if not stream:
+            r = await client.chat.completions.create(model="gpt-4o", messages=MESSAGES, max_tokens=1024)
+            return r.choices[0].message.content
+        parts = []
+        chunks = await client.chat.completions.create(
+            model="gpt-4o", messages=MESSAGES, max_tokens=1024, stream=True,
+            stream_options={"include_usage": True},
+        )
+        async for chunk in chunks:
+            if chunk.choices and chunk.choices[0].delta.content:
+                parts.append(chunk.choices[0].delta.content)
+        return "".join(parts)
+
+    async def our_call() -> object:
+        if not stream:
+            return await agent.run("Say something")
+        return "".join([t async for t in agent.astream("Say something")])
+
+    return raw_call, our_call, agent
+
+
+PAIRS = {"anthropic": anthropic_pair, "openai": openai_pair}
+
+
+async def bench_protocol(protocol: str, args: argparse.Namespace) -> None:
+    print(f"{protocol}:")
+    with server(protocol, 20) as url:
+        raw, ours, agent = PAIRS[protocol](url, stream=False)
+        report("(a) run vs create, 20-word reply", *await interleaved(raw, ours, args.calls))
+
+        async def raw_many() -> object:
+            return await asyncio.gather(*(raw() for _ in range(args.concurrent)))
+
+        async def our_many() -> object:
+            return await asyncio.gather(*(ours() for _ in range(args.concurrent)))
+
+        report(f"(c) {args.concurrent} concurrent runs", *await interleaved(raw_many, our_many, 10),
+               per=args.concurrent)
+        await agent.cleanup()
+    with server(protocol, args.chunks) as url:
+        raw, ours, agent = PAIRS[protocol](url, stream=True)
+        report(f"(b) astream vs stream, {args.chunks} chunks",
+               *await interleaved(raw, ours, max(10, args.calls // 10)), per=args.chunks, unit="chunk")
+        await agent.cleanup()
+
+
+def bench_import(repeat: int = 15) -> None:
+    def wall(code: str) -> float:
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], check=True)
+        return time.perf_counter() - start
+
+    base, ours = [], []
+    for _ in range(repeat):
+        base.append(wall("pass"))
+        ours.append(wall("from victor import Agent"))
+    b, o = statistics.median(base), statistics.median(ours)
+    print(f"(d) import: python -c pass {b * 1e3:.0f} ms, `from victor import Agent` {o * 1e3:.0f} ms "
+          f"wall (+{(o - b) * 1e3:.0f} ms)")
+    heavy = subprocess.run(
+        [sys.executable, "-c", "import sys, victor.agent; print(sorted(m for m in "
+         "('anthropic','openai','httpx','IPython','ipywidgets','jsonschema') if m in sys.modules))"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()
+    print(f"    heavy modules loaded by `import victor.agent`: {heavy}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=200)
+    parser.add_argument("--chunks", type=int, default=500)
+    parser.add_argument("--concurrent", type=int, default=100)
+    parser.add_argument("--protocols", default="anthropic,openai")
+    args = parser.parse_args()
+    for protocol in args.protocols.split(","):
+        asyncio.run(bench_protocol(protocol, args))
+    bench_import()
+
+
+if __name__ == "__main__":
+    main()
