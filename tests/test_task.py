@@ -8,27 +8,38 @@ import logging
 import pytest
 
 from victor import hooks as hooks_module
+from victor.agent import Agent
 from victor.errors import ConfigurationError, VictorError
 from victor.hooks import HOOK_NAMES, call_hook, logging_hooks, validate_hooks
 from victor.task import Task, TaskStatus
+from victor.testing import FunctionProvider
+from victor.tools import registry, tool
 
 
-class FakeAgent:
-    """Just enough of an Agent for Task: an async ``run`` that records its calls."""
+def FakeAgent(reply: str = "done", error: Exception | None = None, delay: float = 0.0) -> Agent:
+    """A real Agent on a FunctionProvider that answers ``"<reply>: <task>"`` (or fails)."""
 
-    def __init__(self, reply: str = "done", error: Exception | None = None, delay: float = 0.0):
-        self.reply = reply
-        self.error = error
-        self.delay = delay
-        self.calls: list[tuple[str, dict | None, list[str] | None]] = []
+    async def answer(messages, tools):
+        if delay:
+            await asyncio.sleep(delay)
+        return error if error is not None else f"{reply}: {messages[-1].content.split(chr(10))[0]}"
 
-    async def run(self, task: str, *, context=None, tools=None) -> str:
-        self.calls.append((task, context, tools))
-        if self.delay:
-            await asyncio.sleep(self.delay)
-        if self.error is not None:
-            raise self.error
-        return f"{self.reply}: {task}"
+    agent = Agent(provider=FunctionProvider(answer, max_retries=0))
+    agent.calls = agent.provider.requests  # what the model was sent, one list per request
+    return agent
+
+
+@tool
+def lookup(key: str) -> str:
+    """Look a key up (a tool the Task tests enable by name)."""
+    return ""
+
+
+@pytest.fixture(autouse=True)
+def _lookup_registered():
+    registry.register(lookup)
+    yield
+    registry.unregister("lookup")
 
 
 async def test_lifecycle_seen_from_async_hooks():
@@ -47,7 +58,7 @@ async def test_lifecycle_seen_from_async_hooks():
         agent=agent,
         hooks={"on_start": on_start, "on_complete": on_complete},
         context={"repo": "victor"},
-        tools=["read_file"],
+        tools=["lookup"],
     )
     assert task.status is TaskStatus.PENDING and str(task.status) == "pending"
     assert task.duration is None
@@ -61,7 +72,9 @@ async def test_lifecycle_seen_from_async_hooks():
         ("start", TaskStatus.RUNNING, None, True),
         ("complete", TaskStatus.COMPLETED, result, result, True),
     ]
-    assert agent.calls == [("Review the authentication module", {"repo": "victor"}, ["read_file"])]
+    [sent] = agent.calls
+    assert 'Review the authentication module\n\n<context name="repo">\nvictor' in sent[-1].content
+    assert [t.name for t in agent.provider.tools_offered[0]] == ["lookup"]
     assert task.finished_at >= task.started_at and task.duration >= 0
     assert repr(task) == "Task(name='code_review', status='completed')"
 
