@@ -17,6 +17,7 @@ from .tools.registry import ToolLike, registry
 
 if TYPE_CHECKING:
     from .config import Profile
+    from .workflows import Workflow, WorkflowResult
 
 __all__ = ["Agent"]
 
@@ -138,8 +139,18 @@ class Agent:
         task: str,
         context: Mapping[str, Any] | None = None,
         tools: Iterable[ToolLike] | None = None,
+        *,
+        display: bool = False,
     ) -> str:
-        """Do ``task`` (one-shot: no conversation memory) and return the final answer."""
+        """Do ``task`` (one-shot: no conversation memory) and return the final answer.
+
+        ``display=True`` streams the answer into the notebook cell (or the terminal) as it
+        is generated, with tool calls as cards; see ``victor.notebook.StreamView``.
+        """
+        if display:
+            from .notebook.stream import StreamView
+
+            return await StreamView().run(self, task, context, tools)
         return await self._final_answer(self._events(task, context, tools, stream=False))
 
     async def astream(
@@ -170,6 +181,13 @@ class Agent:
         async with aclosing(self._events(task, context, tools, stream=True, remember=remember)) as events:
             async for event in events:
                 yield event
+
+    async def run_workflow(self, workflow: str | Workflow, input: Mapping[str, Any] | None = None) -> WorkflowResult:
+        """Run a named workflow (built in, or ``$VICTOR_HOME/workflows/NAME.toml``) step by
+        step; returns the last step's output, with every step's in ``.steps``."""
+        from .workflows import run_workflow
+
+        return await run_workflow(self, workflow, dict(input or {}))
 
     def reset(self) -> None:
         """Forget the conversation ``chat()`` keeps."""

@@ -37,11 +37,13 @@ EVENT_TYPES: dict[str, str] = {
     "provider.request": "provider, model, iteration, messages",
     "provider.response": "provider, model, duration_ms, usage, stop_reason",
     "provider.error": "provider, model, error, status, retrying",
-    "team.start": "team, formation, task",
-    "team.complete": "team, result",
-    "team.delegate": "team, to, task",
-    "team.round": "team, round",
-    "team.vote": "team, voter, choice",
+    "workflow.step": "workflow, step, index",
+    "team.start": "team, formation, task, members",
+    "team.complete": "team, result, usage, duration_ms",
+    "team.error": "team, error, error_type",
+    "team.delegate": "team, from, to, task, subtask",
+    "team.round": "team, round, phase",
+    "team.vote": "team, round, voter, choice, reason",
 }
 
 Handler = Callable[["Event"], Any]
