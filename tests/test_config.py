@@ -209,3 +209,17 @@ def test_invalid_log_level(monkeypatch, victor_logger):
     with pytest.raises(ConfigurationError, match=r"'LOUD'.*DEBUG, INFO, WARNING, ERROR, CRITICAL"):
         configure_logging()
     assert victor_logger.handlers == []
+
+
+async def test_victor_log_level_is_applied_when_the_first_agent_is_made(monkeypatch):
+    import victor.agent
+    from victor import Agent
+    from victor.testing import ScriptedProvider
+
+    monkeypatch.setenv("VICTOR_LOG_LEVEL", "DEBUG")
+    monkeypatch.setattr(victor.agent, "_log_level_applied", False)
+    victor_logger = logging.getLogger("victor")
+    monkeypatch.setattr(victor_logger, "level", logging.NOTSET)
+    monkeypatch.setattr(victor_logger, "handlers", [])
+    Agent(provider=ScriptedProvider([]))
+    assert victor_logger.level == logging.DEBUG

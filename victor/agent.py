@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import os
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
@@ -13,7 +14,10 @@ from .errors import ConfigurationError
 from .loop import Limits, run_loop
 from .messages import Message, RunFinished, StreamEvent, TextDelta
 from .providers.base import Provider, get_provider_class
+from .tools.approval import ApprovalPolicy, check_policy
+from .tools.context import ToolContext
 from .tools.registry import ToolLike, registry
+from .tools.sandbox import Workspace
 
 if TYPE_CHECKING:
     from .config import Profile
@@ -53,8 +57,12 @@ class Agent:
         max_iterations: int = 10,
         tool_timeout: float | None = 120.0,
         bus: EventBus | None = None,
+        workspace: Workspace | str | os.PathLike[str] | None = None,
+        approval: ApprovalPolicy = None,
+        max_tool_errors: int | None = 20,
         **provider_options: Any,
     ) -> None:
+        _apply_log_level()
         if isinstance(provider, Provider):
             if model is not None or provider_options:
                 raise ConfigurationError(
@@ -63,7 +71,7 @@ class Agent:
                 )
             self.provider = provider
         else:
-            from .config import settings
+            from .config import settings  # deferred: profiles and TOML are not needed at import
 
             env = settings()
             cls = get_provider_class(provider or env.provider)
@@ -79,7 +87,15 @@ class Agent:
         self.name = name or role or self.provider.name
         self.system_prompt = system_prompt
         self.tools = registry.resolve(tools)
-        self.limits = Limits(max_iterations=max_iterations, tool_timeout=tool_timeout)
+        self.limits = Limits(
+            max_iterations=max_iterations,
+            tool_timeout=tool_timeout,
+            max_tool_errors=max_tool_errors,
+        )
+        #: The directory file tools are confined to and commands run in (default: cwd).
+        self.workspace = Workspace.coerce(workspace)
+        #: Who approves tool calls that write files or run commands (victor.tools.approval).
+        self.approval = check_policy(approval)
         self.bus = bus or EventBus.default()
         # Without an explicit provider/bus, an agent running inside a team takes the
         # team's (see victor.teams): members can be built before their team exists.
@@ -104,7 +120,11 @@ class Agent:
         """Create an agent. ``provider`` defaults to ``$VICTOR_PROVIDER``, else ``"ollama"``.
 
         Keyword arguments: ``tools``, ``role``, ``name``, ``system_prompt``,
-        ``max_iterations``, ``tool_timeout``, ``bus``; anything else (``api_key``,
+        ``max_iterations``, ``tool_timeout``, ``max_tool_errors``, ``bus``, ``workspace``
+        (a directory or ``Workspace``: where tools read, write and run; default the current
+        directory), ``approval`` (``"auto"``, ``"never"`` or a callback: who allows tool
+        calls that write files or run commands; default none, so they are refused);
+        anything else (``api_key``,
         ``base_url``, ``timeout``, ``max_retries``, API parameters such as ``top_p``) goes
         to the provider.
         """
@@ -249,7 +269,14 @@ class Agent:
         bus = parent.bus if parent.run_id is not None and not self._bus_given else self.bus
         run_scope = EventScope(bus, run_id=new_id("run"), agent=self.name, parent=parent.run_id)
         loop = run_loop(
-            messages, provider, run_tools, scope=run_scope, task=task, stream=stream, limits=self.limits
+            messages,
+            provider,
+            run_tools,
+            scope=run_scope,
+            task=task,
+            stream=stream,
+            limits=self.limits,
+            tool_context=ToolContext(agent=self, workspace=self.workspace, approval=self.approval),
         )
         with scope(run_scope):
             async with aclosing(loop):
@@ -267,6 +294,20 @@ class Agent:
         if self.system_prompt:
             parts.append(self.system_prompt)
         return Message.system("\n\n".join(parts)) if parts else None
+
+
+_log_level_applied = False
+
+
+def _apply_log_level() -> None:
+    """Honour ``VICTOR_LOG_LEVEL`` once per process, when the first agent is made."""
+    global _log_level_applied
+    if not _log_level_applied:
+        _log_level_applied = True
+        if os.environ.get("VICTOR_LOG_LEVEL"):
+            from .config import configure_logging
+
+            configure_logging()
 
 
 def render_task(task: str, context: Mapping[str, Any] | None) -> str:

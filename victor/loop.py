@@ -8,6 +8,7 @@ every time.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -27,9 +28,13 @@ from .messages import (
     Usage,
 )
 from .providers.base import AgentResponse, Provider
+from .tools.approval import gate as approval_gate
 from .tools.base import BaseTool, ToolResult
+from .tools.context import ToolContext, using_context
 
 __all__ = ["Limits", "run_loop"]
+
+logger = logging.getLogger("victor.loop")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +46,9 @@ class Limits:
     max_iterations: int = 10
     #: Seconds one tool call may take (a tool's own ``timeout`` wins).
     tool_timeout: float | None = 120.0
+    #: Failed tool calls (errors, invalid arguments, refusals) a run may make before it
+    #: stops with ``LimitExceededError``: the model's budget of retries. ``None``: no limit.
+    max_tool_errors: int | None = 20
 
 
 async def run_loop(
@@ -52,16 +60,20 @@ async def run_loop(
     task: str,
     stream: bool = True,
     limits: Limits = Limits(),
+    tool_context: ToolContext | None = None,
 ) -> AsyncIterator[StreamEvent]:
     """Drive one run, appending to ``messages`` and yielding what happens as it happens.
 
     The last event is a ``RunFinished`` carrying the answer and the transcript. Errors are
-    reported as ``agent.error`` events and raised.
+    reported as ``agent.error`` events and raised. ``tool_context`` (agent, workspace,
+    approval policy) is what the tools see while they run.
     """
     started = perf_counter()
     by_name = {t.name: t for t in tools}
     specs = [t.spec() for t in tools] or None
     usage = Usage()
+    context = tool_context or ToolContext()
+    tool_errors = 0
     finished = False
     await scope.emit("agent.start", {"task": task})
     try:
@@ -93,6 +105,12 @@ async def run_loop(
             else:
                 response = await provider.chat(messages, specs)
             usage += response.usage
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug(
+                    "%s/%s answered in %.0f ms: %d tool call(s), %s tokens, stop=%s",
+                    provider.name, provider.model, (perf_counter() - requested) * 1000,
+                    len(response.tool_calls), response.usage.total_tokens, response.stop_reason,
+                )
             await scope.emit(
                 "provider.response",
                 {
@@ -122,8 +140,17 @@ async def run_loop(
                     provider=provider.name,
                 )
                 return
-            async for event in _run_tools(response, by_name, scope, limits, messages):
+            async for event in _run_tools(response, by_name, scope, limits, messages, context):
+                if type(event) is ToolCallFinished and not event.result.success:
+                    tool_errors += 1
                 yield event
+            if limits.max_tool_errors is not None and tool_errors > limits.max_tool_errors:
+                raise LimitExceededError(
+                    f"the run stopped after {tool_errors} failed tool calls "
+                    f"(max_tool_errors={limits.max_tool_errors}); the last: "
+                    f"{messages[-1].content[:300]}. "
+                    f"Raise the budget with Agent.create(..., max_tool_errors=N) or fix the tools"
+                )
         pending = ", ".join(call.name for call in response.tool_calls)
         raise LimitExceededError(
             f"the run stopped after max_iterations={limits.max_iterations} model calls and the "
@@ -146,12 +173,16 @@ async def _run_tools(
     scope: EventScope,
     limits: Limits,
     messages: list[Message],
+    context: ToolContext,
 ) -> AsyncIterator[StreamEvent]:
     """Run the response's tool calls concurrently; append their results in call order."""
     for call in response.tool_calls:
         yield ToolCallStarted(call)
     outcomes = await asyncio.gather(
-        *(_run_tool(call, tools, scope, limits.tool_timeout) for call in response.tool_calls)
+        *(
+            _run_tool(call, tools, scope, limits.tool_timeout, context)
+            for call in response.tool_calls
+        )
     )
     for call, (result, duration_ms) in zip(response.tool_calls, outcomes):
         messages.append(Message.tool(call, result.to_text(), is_error=not result.success))
@@ -159,7 +190,11 @@ async def _run_tools(
 
 
 async def _run_tool(
-    call: ToolCall, tools: dict[str, BaseTool], scope: EventScope, timeout: float | None
+    call: ToolCall,
+    tools: dict[str, BaseTool],
+    scope: EventScope,
+    timeout: float | None,
+    context: ToolContext,
 ) -> tuple[ToolResult, float]:
     started = perf_counter()
     tool = tools.get(call.name)
@@ -172,7 +207,12 @@ async def _run_tool(
             f"call the tool again with a JSON object matching its schema"
         )
     else:
-        result = await tool.run(call.arguments, timeout=timeout)
+        with using_context(context):
+            # Validated and approved (or refused, as a result the model reads) before it runs.
+            refusal = await approval_gate(
+                tool, call.arguments, context.approval, scope, call_id=call.id
+            )
+            result = refusal or await tool.run(call.arguments, timeout=timeout)
     duration_ms = (perf_counter() - started) * 1000
     data = {"tool_name": call.name, "arguments": call.arguments, "duration_ms": duration_ms}
     if result.success:

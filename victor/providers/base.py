@@ -12,6 +12,7 @@ import asyncio
 import difflib
 import importlib
 import ipaddress
+import logging
 import os
 import random
 import weakref
@@ -26,6 +27,8 @@ from pydantic import Field, model_validator
 from ..core.events import current_scope
 from ..errors import ConfigurationError, ProviderError
 from ..messages import Message, Model, StreamEvent, TextDelta, ToolCall, ToolSpec, Usage
+
+logger = logging.getLogger("victor.providers")
 
 __all__ = [
     "AgentResponse",
@@ -245,7 +248,9 @@ class Provider(ABC):
             },
         )
         if retrying:
-            await asyncio.sleep(retry_delay(attempt, getattr(error, "retry_after", None)))
+            delay = retry_delay(attempt, getattr(error, "retry_after", None))
+            logger.warning("%s: %s; retrying in %.1f s", self.name, error, delay)
+            await asyncio.sleep(delay)
         return retrying
 
 
@@ -296,6 +301,8 @@ _registry: dict[str, str | type[Provider]] = {
     "anthropic": "victor.providers.anthropic:AnthropicProvider",
     "openai": "victor.providers.openai:OpenAIProvider",
     "ollama": "victor.providers.ollama:OllamaProvider",
+    "local": "victor.providers.local:LocalProvider",
+    "llamacpp": "victor.providers.local:LocalProvider",
 }
 
 

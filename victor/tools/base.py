@@ -45,6 +45,9 @@ class ToolResult(BaseModel):
         except (TypeError, ValueError):
             return str(self.output)
 
+    def __str__(self) -> str:
+        return self.to_text()
+
 
 class BaseTool:
     """A tool a model can call. Subclasses set ``name``, ``description``, ``parameters``
@@ -59,6 +62,9 @@ class BaseTool:
     parameters: ClassVar[dict[str, Any]] = {}
     #: Seconds a call may take before it is cancelled and reported as an error.
     timeout: ClassVar[float | None] = None
+    #: Whether a model's call must be approved first (see ``victor.tools.approval``):
+    #: a bool, or a callable on the validated arguments.
+    requires_approval: ClassVar[bool | Callable[[dict[str, Any]], bool]] = False
 
     async def execute(self, **kwargs: Any) -> ToolResult:
         raise NotImplementedError(f"{type(self).__name__} must implement async execute(**kwargs)")
@@ -121,11 +127,21 @@ def to_json_schema(parameters: dict[str, Any]) -> dict[str, Any]:
 class FunctionTool(BaseTool):
     """A tool made from a Python function by ``@tool``; arguments validated by pydantic."""
 
-    def __init__(self, fn: Callable[..., Any], *, name: str | None = None, description: str | None = None):
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        requires_approval: bool | Callable[[dict[str, Any]], bool] = False,
+        timeout: float | None = None,
+    ):
         summary, arg_docs = _parse_docstring(inspect.getdoc(fn) or "")
         self.fn = fn
         self.name = name or fn.__name__  # type: ignore[misc]
         self.description = description or summary  # type: ignore[misc]
+        self.requires_approval = requires_approval  # type: ignore[misc]
+        self.timeout = timeout  # type: ignore[misc]
         self._model = _arguments_model(fn, arg_docs)
         self.__doc__ = fn.__doc__
 
@@ -160,7 +176,12 @@ class FunctionTool(BaseTool):
 
 
 def tool(
-    fn: Callable[..., Any] | None = None, *, name: str | None = None, description: str | None = None
+    fn: Callable[..., Any] | None = None,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    requires_approval: bool | Callable[[dict[str, Any]], bool] = False,
+    timeout: float | None = None,
 ) -> Any:
     """Make a tool from a function: the schema comes from its type hints, the description
     and argument help from its docstring (Google style ``Args:``)::
@@ -174,10 +195,19 @@ def tool(
                 b: The second number.
             '''
             return a + b
+
+    ``requires_approval`` (a bool, or a callable on the validated arguments) makes a
+    model's calls wait for the agent's approval policy; ``timeout`` bounds each call.
     """
 
     def wrap(f: Callable[..., Any]) -> FunctionTool:
-        return FunctionTool(f, name=name, description=description)
+        return FunctionTool(
+            f,
+            name=name,
+            description=description,
+            requires_approval=requires_approval,
+            timeout=timeout,
+        )
 
     return wrap(fn) if fn is not None else wrap
 

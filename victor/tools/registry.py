@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable, Iterator
 
 from ..errors import ToolError
@@ -14,11 +15,24 @@ ToolLike = str | BaseTool | type[BaseTool]
 
 
 class ToolRegistry:
-    """Tools by name, plus toolsets: names that stand for several tools."""
+    """Tools by name, plus toolsets: names that stand for several tools.
 
-    def __init__(self) -> None:
+    ``ToolRegistry(builtins=True)`` (the default ``registry``) adds victor's built-in
+    tools and toolsets on its first lookup, so ``import victor`` does not load them.
+    """
+
+    def __init__(self, *, builtins: bool = False) -> None:
         self._tools: dict[str, BaseTool] = {}
         self._toolsets: dict[str, list[str]] = {}
+        self._toolset_descriptions: dict[str, str] = {}
+        self._builtins_pending = builtins
+
+    def _load_builtins(self) -> None:
+        if self._builtins_pending:
+            self._builtins_pending = False  # first, so the registrations below do not recurse
+            from .builtin import register_builtins
+
+            register_builtins(self)
 
     def register(self, tool: BaseTool | type[BaseTool]) -> BaseTool:
         """Add a tool (an instance, or a class to instantiate); a same-named one is replaced."""
@@ -34,15 +48,20 @@ class ToolRegistry:
         self._tools[tool.name] = tool
         return tool
 
-    def register_toolset(self, name: str, tools: Iterable[str]) -> None:
-        """Make ``name`` stand for several tool names."""
+    def register_toolset(self, name: str, tools: Iterable[str], *, description: str = "") -> None:
+        """Make ``name`` stand for several tool names (checked when the toolset is used)."""
         self._toolsets[name] = list(tools)
+        self._toolset_descriptions[name] = description
 
     def unregister(self, name: str) -> None:
+        """Remove the tool or toolset called ``name`` (if there is one)."""
+        self._load_builtins()  # or a built-in of that name would come back on first lookup
         self._tools.pop(name, None)
+        self._toolsets.pop(name, None)
 
     def get(self, name: str) -> BaseTool:
         """The tool called ``name``; ``ToolError`` with close matches if there is none."""
+        self._load_builtins()
         try:
             return self._tools[name]
         except KeyError:
@@ -53,6 +72,7 @@ class ToolRegistry:
         resolved: dict[str, BaseTool] = {}
         for item in items or ():
             if isinstance(item, str):
+                self._load_builtins()
                 if item in self._toolsets:
                     tools = [self.get(n) for n in self._toolsets[item]]
                 else:
@@ -69,19 +89,45 @@ class ToolRegistry:
 
     def list(self) -> list[str]:
         """Names of all registered tools, sorted."""
+        self._load_builtins()
         return sorted(self._tools)
 
     def toolsets(self) -> dict[str, list[str]]:
         """Toolset names and the tool names each stands for."""
+        self._load_builtins()
         return {name: list(tools) for name, tools in self._toolsets.items()}
 
+    def describe_toolset(self, name: str) -> str:
+        """What the toolset ``name`` is for and the tools it holds."""
+        self._load_builtins()
+        if name not in self._toolsets:
+            raise self._unknown(name)
+        what = self._toolset_descriptions.get(name) or "Toolset."
+        return f"{what} Tools: {', '.join(self._toolsets[name])}."
+
+    def table(self) -> ToolTable:
+        """Every tool and toolset with its description; shows as a table in a notebook."""
+        self._load_builtins()
+        rows = [
+            ("tool", t.name, _first_sentence(t.description), _approval_note(t))
+            for t in sorted(self._tools.values(), key=lambda t: t.name)
+        ]
+        rows += [
+            ("toolset", name, self._toolset_descriptions.get(name, ""), ", ".join(tools))
+            for name, tools in sorted(self._toolsets.items())
+        ]
+        return ToolTable(rows)
+
     def __contains__(self, name: object) -> bool:
+        self._load_builtins()
         return name in self._tools or name in self._toolsets
 
     def __iter__(self) -> Iterator[BaseTool]:
+        self._load_builtins()
         return iter(list(self._tools.values()))
 
     def __len__(self) -> int:
+        self._load_builtins()
         return len(self._tools)
 
     def _unknown(self, name: str) -> ToolError:
@@ -95,5 +141,43 @@ class ToolRegistry:
         )
 
 
-#: The default registry that ``Agent.create(tools=[...])`` resolves names against.
-registry = ToolRegistry()
+class ToolTable:
+    """Rows of ``(kind, name, description, notes)``: plain text in a terminal, a table
+    in a notebook."""
+
+    def __init__(self, rows: list[tuple[str, str, str, str]]) -> None:
+        self.rows = rows
+
+    def __str__(self) -> str:
+        width = max((len(name) for _, name, _, _ in self.rows), default=4)
+        return "\n".join(
+            f"{kind:<8}{name:<{width + 2}}{description}" + (f"  [{notes}]" if notes else "")
+            for kind, name, description, notes in self.rows
+        )
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        from html import escape
+
+        cells = "".join(
+            "<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in self.rows
+        )
+        head = "".join(f"<th>{h}</th>" for h in ("kind", "name", "description", "approval / tools"))
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{cells}</tbody></table>"
+
+
+def _first_sentence(text: str) -> str:
+    return re.split(r"\.\s+(?=[A-Z])", (text or "").strip(), maxsplit=1)[0].rstrip(".") + "."
+
+
+def _approval_note(tool: BaseTool) -> str:
+    rule = getattr(tool, "requires_approval", False)
+    if callable(rule):
+        return "approval: depends on arguments"
+    return "approval" if rule else ""
+
+
+#: The default registry that ``Agent.create(tools=[...])`` resolves names against; the
+#: built-in tools and toolsets (``victor.tools.builtin``) join it on first lookup.
+registry = ToolRegistry(builtins=True)

@@ -1,0 +1,177 @@
+"""TeamTimeline: built from events alone, static SVG/HTML and text, deterministic mode,
+live batched updates in an IPython shell."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+from IPython.utils.capture import capture_output
+
+from victor import Agent, AgentTeam
+from victor.core.events import EventBus
+from victor.notebook.timeline import TeamTimeline
+from victor.testing import FunctionProvider, ScriptedProvider, call
+from victor.tools import tool
+
+
+def by_role(routes):
+    def reply(messages, tools):
+        role = messages[0].content.removeprefix("Your role: ").split(".")[0]
+        answer = routes[role]
+        return answer(messages[-1].content) if callable(answer) else answer
+
+    return FunctionProvider(reply)
+
+
+def consensus_team(**options):
+    def voter(answer, choice):
+        return lambda p: (
+            json.dumps({"vote": choice, "reason": "best"}) if "Vote for" in p else answer
+        )
+
+    provider = by_role({"a": voter("42", "A"), "b": voter("42", "A"), "c": voter("41", "B")})
+    return AgentTeam.consensus(["a", "b", "c"], provider=provider, **options)
+
+
+def hierarchical_team():
+    plan = {
+        "subtasks": [
+            {"id": 1, "assignee": "dev", "task": "code"},
+            {"id": 2, "assignee": "qa", "task": "tests"},
+        ]
+    }
+
+    def lead(prompt):
+        if "Plan how" in prompt:
+            return json.dumps(plan)
+        return '{"decision": "accept"}' if "Decide" in prompt else "Shipped."
+
+    provider = by_role({"lead": lead, "dev": "code done", "qa": lambda p: ValueError("qa is down")})
+    return AgentTeam.hierarchical("lead", ["dev", "qa"], provider=provider, review=False)
+
+
+@pytest.fixture
+def shell():
+    """A real in-process IPython shell, so display handles exist; removed afterwards."""
+    yield InteractiveShell.instance()
+    InteractiveShell.clear_instance()
+
+
+async def test_lanes_bars_and_markers_come_from_the_events():
+    result = await consensus_team().run("6 * 7?")
+    timeline = TeamTimeline(result.events)
+    assert timeline.lanes == ["a", "b", "c"]
+    kinds = [m.kind for m in timeline.markers]
+    assert kinds.count("round") == 2 and kinds.count("vote") == 3
+    votes = sorted((m.lane, m.label) for m in timeline.markers if m.kind == "vote")
+    assert votes == [("a", "A"), ("b", "A"), ("c", "B")]
+    models = [b for b in timeline.bars if b.kind == "model"]
+    assert len(models) == result.requests == 6
+    assert sum(b.tokens for b in models) == result.usage.total_tokens
+    assert all(b.end is not None and b.end >= b.start for b in timeline.bars)
+
+
+async def test_the_timeline_rebuilt_from_events_equals_the_transcript():
+    team = AgentTeam.pipeline(["a", "b"], provider=by_role({"a": "first", "b": "second"}))
+    result = await team.run("Go")
+    runs = result.timeline().runs
+    assert [(r.lane, r.result, r.run_id) for r in runs] == [
+        (t.agent, t.content, t.run_id) for t in result.transcript
+    ]
+    # also with a failed member: the error is on the run bar
+    team = hierarchical_team()
+    with pytest.raises(Exception, match="qa is down") as err:
+        await team.run("Ship it")
+    partial = err.value.result
+    runs = TeamTimeline(partial.events).runs
+    assert [(r.lane, r.error) for r in runs] == [
+        (t.agent, None if t.ok else str(t.error)) for t in partial.transcript
+    ]
+    assert "failed: the team could not finish" in TeamTimeline(partial.events).summary()
+
+
+async def test_static_bundle_is_inline_svg_html_and_text_without_script():
+    result = await consensus_team(name="<b>voters</b>").run("6 * 7?")
+    bundle = TeamTimeline(result)._repr_mimebundle_()
+    assert set(bundle) == {"text/plain", "text/html"}
+    page = bundle["text/html"]
+    assert "<svg" in page and "<title>" in page and "<details>" in page
+    assert "<script" not in page.lower() and "http://" not in page.replace("http://www.w3.org", "")
+    assert "&lt;b&gt;voters&lt;/b&gt;" in page and "<b>voters</b>" not in page
+    assert bundle["text/plain"].startswith(
+        "TeamTimeline: consensus team '<b>voters</b>' · completed"
+    )
+    assert re.search(r"\d+\.\d\ds", page)  # real relative times on the axis
+
+
+async def test_deterministic_mode_gives_the_same_output_every_run():
+    outputs = []
+    for _ in range(2):
+        result = await consensus_team().run("6 * 7?")
+        timeline = result.timeline(deterministic=True)
+        outputs.append((timeline.summary(), timeline.to_html()))
+    assert outputs[0] == outputs[1]
+    summary, page = outputs[0]
+    assert "run_" not in page and "team_" not in page and "evt_" not in page
+    assert " s<" not in page and "steps" in summary
+    assert summary.splitlines()[1].startswith("  a |")
+
+
+async def test_tool_calls_and_errors_are_bars():
+    @tool
+    def fetch(url: str) -> str:
+        """Fetch a URL.
+
+        Args:
+            url: The URL.
+        """
+        raise ConnectionError("host unreachable")
+
+    scout = Agent(
+        role="scout",
+        tools=[fetch],
+        provider=ScriptedProvider([call("fetch", url="http://x"), "could not fetch"]),
+    )
+    team = AgentTeam.pipeline([scout])
+    result = await team.run("Look")
+    timeline = result.timeline()
+    tools = [b for b in timeline.bars if b.kind == "tool"]
+    assert [(b.lane, b.label) for b in tools] == [("scout", "tool fetch")]
+    assert "host unreachable" in tools[0].error
+    assert "1 tool call" in timeline.summary() and "1 error" in timeline.summary()
+
+
+async def test_live_timeline_follows_a_team_with_batched_updates(shell):
+    # two stages streaming slowly: ~80 chunks over ~0.8 s
+    team = AgentTeam.pipeline(
+        [
+            Agent(name=name, provider=ScriptedProvider(["word " * 40], chunk_delay=0.01))
+            for name in ("a", "b")
+        ]
+    )
+    timeline = TeamTimeline(team)
+    with capture_output() as captured, EventBus.capture() as events:
+        timeline.show()
+        await team.run("Write")
+        timeline.close()
+    assert len(captured.outputs) == timeline.updates + 1  # the first display + updates
+    assert 1 <= timeline.updates < len(events) / 2
+    assert "completed" in captured.outputs[-1].data["text/plain"]
+    assert "<svg" in captured.outputs[-1].data["text/html"]
+
+
+async def test_run_with_display_shows_a_live_timeline(shell):
+    team = consensus_team()
+    with capture_output() as captured:
+        result = await team.run("6 * 7?", display=True)
+    assert result.answer == "42"
+    assert "completed" in captured.outputs[-1].data["text/plain"]
+
+
+async def test_run_with_display_outside_a_notebook_prints_the_summary(capsys):
+    await consensus_team().run("6 * 7?", display=True)
+    printed = capsys.readouterr().out
+    assert printed.startswith("TeamTimeline: consensus team 'consensus' · completed")

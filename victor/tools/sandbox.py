@@ -1,0 +1,324 @@
+"""The workspace sandbox: where file tools may read and write, and how commands run.
+
+A ``Workspace`` confines every path a tool touches to one root directory (``..``,
+absolute paths outside it and symlinks that lead out are refused with ``ToolError``)
+and runs commands through a pluggable ``Executor``: argv only (never a shell), the root
+as working directory, a timeout, capped output, and a scrubbed environment that passes
+no API keys or tokens to child processes.
+
+This guards against a *confused* model: a wrong path, a runaway command, a leaked key.
+It is not a security boundary against a hostile one: a command the workspace runs has
+the permissions of this process, and code it executes (tests, scripts) can do anything
+that process can. Use a container executor (``Executor`` is the seam) or a VM for
+untrusted work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from time import perf_counter
+from typing import Protocol
+
+from ..errors import ToolError
+from .base import ToolResult
+
+__all__ = ["Workspace", "Executor", "SubprocessExecutor", "CommandResult", "SAFE_ENV_VARS"]
+
+#: Environment variables a child process inherits; everything else (API keys, tokens,
+#: cloud credentials) is dropped. Add more with ``Workspace(pass_env=[...])``.
+SAFE_ENV_VARS = frozenset(
+    {
+        "PATH",
+        "HOME",
+        "USER",
+        "LOGNAME",
+        "SHELL",
+        "LANG",
+        "LANGUAGE",
+        "TERM",
+        "TZ",
+        "TMPDIR",
+        "TEMP",
+        "TMP",
+        "PYTHONPATH",
+        "VIRTUAL_ENV",
+        "CONDA_PREFIX",
+        "SYSTEMROOT",
+        "COMSPEC",
+        "PATHEXT",
+        "WINDIR",  # Windows needs these to start anything
+    }
+)
+_SAFE_ENV_PREFIXES = ("LC_",)
+
+
+@dataclass(frozen=True, slots=True)
+class CommandResult:
+    """What a command did: exit code, (capped) output, and whether it was cut short."""
+
+    argv: tuple[str, ...]
+    exit_code: int | None
+    stdout: str
+    stderr: str
+    duration_ms: float
+    timed_out: bool = False
+    truncated: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and not self.timed_out
+
+    def to_tool_result(self) -> ToolResult:
+        """Success with the text if the command exited 0, else a failure with the same text."""
+        meta = {
+            "exit_code": self.exit_code,
+            "timed_out": self.timed_out,
+            "truncated": self.truncated,
+        }
+        if self.ok:
+            return ToolResult(success=True, output=self.to_text(), metadata=meta)
+        return ToolResult.fail(self.to_text(), **meta)
+
+    def to_text(self) -> str:
+        """The result as a model reads it."""
+        status = (
+            f"timed out after {self.duration_ms / 1000:.1f} s"
+            if self.timed_out
+            else f"exit code {self.exit_code}"
+        )
+        parts = [status]
+        if self.stdout:
+            parts.append(f"--- stdout ---\n{self.stdout.rstrip()}")
+        if self.stderr:
+            parts.append(f"--- stderr ---\n{self.stderr.rstrip()}")
+        return "\n".join(parts)
+
+
+class Executor(Protocol):
+    """Runs one command. ``SubprocessExecutor`` runs it on this machine; a container
+    executor can implement the same method."""
+
+    async def run(
+        self,
+        argv: Sequence[str],
+        *,
+        cwd: Path,
+        env: Mapping[str, str],
+        timeout: float,
+        max_output: int,
+        stdin: str | None = None,
+    ) -> CommandResult: ...
+
+
+class SubprocessExecutor:
+    """Runs commands as child processes of this one (argv, no shell)."""
+
+    async def run(
+        self,
+        argv: Sequence[str],
+        *,
+        cwd: Path,
+        env: Mapping[str, str],
+        timeout: float,
+        max_output: int,
+        stdin: str | None = None,
+    ) -> CommandResult:
+        started = perf_counter()
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *argv,
+                cwd=cwd,
+                env=dict(env),
+                stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                # Its own process group, so a timeout kills the children it started too.
+                start_new_session=sys.platform != "win32",
+            )
+        except FileNotFoundError:
+            raise ToolError(
+                f"command {argv[0]!r} was not found on PATH: install it or fix the name"
+            ) from None
+        except PermissionError:
+            raise ToolError(f"command {argv[0]!r} is not executable") from None
+        if stdin is not None and process.stdin is not None:
+            process.stdin.write(stdin.encode())
+            process.stdin.close()
+        assert process.stdout is not None and process.stderr is not None
+        readers = asyncio.gather(
+            _read_capped(process.stdout, max_output), _read_capped(process.stderr, max_output)
+        )
+        timed_out = False
+        try:
+            (stdout, cut_out), (stderr, cut_err) = await asyncio.wait_for(
+                asyncio.shield(readers), timeout
+            )
+            await process.wait()
+        except (asyncio.TimeoutError, asyncio.CancelledError) as exc:
+            _kill(process)
+            await process.wait()
+            (stdout, cut_out), (stderr, cut_err) = await readers
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            timed_out = True
+        return CommandResult(
+            argv=tuple(argv),
+            exit_code=None if timed_out else process.returncode,
+            stdout=stdout,
+            stderr=stderr,
+            duration_ms=(perf_counter() - started) * 1000,
+            timed_out=timed_out,
+            truncated=cut_out or cut_err,
+        )
+
+
+def _kill(process: asyncio.subprocess.Process) -> None:
+    try:
+        if sys.platform != "win32":
+            os.killpg(process.pid, signal.SIGKILL)
+        else:  # pragma: no cover - Windows
+            process.kill()
+    except ProcessLookupError:
+        pass
+
+
+async def _read_capped(stream: asyncio.StreamReader, limit: int) -> tuple[str, bool]:
+    """Read a stream to its end, keeping the first ``limit`` characters (and a marker)."""
+    kept = bytearray()
+    dropped = 0
+    while chunk := await stream.read(65536):
+        room = limit - len(kept)
+        if room > 0:
+            kept += chunk[:room]
+        dropped += max(0, len(chunk) - max(room, 0))
+    return cap_text(kept.decode(errors="replace"), limit, dropped)
+
+
+def cap_text(text: str, limit: int, already_dropped: int = 0) -> tuple[str, bool]:
+    """``text`` cut to ``limit`` characters, with a marker saying how much was left out."""
+    dropped = already_dropped + max(0, len(text) - limit)
+    if not dropped:
+        return text, False
+    return f"{text[:limit]}\n... [output truncated: {dropped} more characters]", True
+
+
+class Workspace:
+    """The directory an agent's tools work in, and the rules for running commands there.
+
+    Args:
+        root: The directory (default: the current directory). It must exist.
+        timeout: Default seconds a command may run before it is killed.
+        max_output: Characters of stdout (and of stderr) kept per command, and of a file
+            a tool reads; the rest is replaced by a truncation marker.
+        pass_env: Extra environment variable names children may inherit.
+        env: Variables set for every child process (after scrubbing).
+        executor: How commands run (default: ``SubprocessExecutor``).
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str] | None = None,
+        *,
+        timeout: float = 120.0,
+        max_output: int = 50_000,
+        pass_env: Iterable[str] = (),
+        env: Mapping[str, str] | None = None,
+        executor: Executor | None = None,
+    ) -> None:
+        path = Path(root if root is not None else os.getcwd()).expanduser()
+        if not path.is_dir():
+            raise ToolError(
+                f"workspace {str(path)!r} is not a directory: create it or pass another root"
+            )
+        if timeout <= 0 or max_output <= 0:
+            raise ToolError(f"timeout={timeout!r} and max_output={max_output!r} must be positive")
+        self.root = Path(os.path.realpath(path))
+        self.timeout = timeout
+        self.max_output = max_output
+        self.pass_env = frozenset(pass_env)
+        self.env = dict(env or {})
+        self.executor: Executor = executor or SubprocessExecutor()
+
+    @classmethod
+    def coerce(cls, value: Workspace | str | os.PathLike[str] | None) -> Workspace:
+        """A ``Workspace`` from a workspace, a path, or ``None`` (the current directory)."""
+        return value if isinstance(value, Workspace) else cls(value)
+
+    # -- paths ----------------------------------------------------------------------
+
+    def resolve(self, path: str | os.PathLike[str] = ".") -> Path:
+        """The real path of ``path`` (relative to the root); ``ToolError`` if it leads out.
+
+        Symlinks are followed before checking, so a link inside the workspace that points
+        outside it is refused like ``../`` is.
+        """
+        raw = os.fspath(path)
+        if "\x00" in raw:
+            raise ToolError(f"path {raw!r} contains a NUL byte")
+        candidate = Path(raw).expanduser() if raw.startswith("~") else Path(raw)
+        full = candidate if candidate.is_absolute() else self.root / candidate
+        real = Path(os.path.realpath(full))
+        if real != self.root and not real.is_relative_to(self.root):
+            raise ToolError(
+                f"path {raw!r} is outside the workspace {str(self.root)!r}: tools may only "
+                f"touch files under the workspace root (use a path relative to it)"
+            )
+        return real
+
+    def contains(self, path: str | os.PathLike[str]) -> bool:
+        """Whether ``path`` resolves inside the workspace."""
+        try:
+            self.resolve(path)
+        except ToolError:
+            return False
+        return True
+
+    def relative(self, path: str | os.PathLike[str]) -> str:
+        """``path`` relative to the root, with ``/`` separators (how tools report paths).
+
+        A symlink inside the workspace is reported by its own name, not its target's."""
+        full = Path(os.path.abspath(path))
+        if not full.is_relative_to(self.root):
+            full = Path(os.path.realpath(full))
+        return full.relative_to(self.root).as_posix() or "."
+
+    # -- commands -------------------------------------------------------------------
+
+    def child_env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The environment of a child process: safe variables only, plus ``env``/``extra``."""
+        keep = SAFE_ENV_VARS | self.pass_env
+        env = {k: v for k, v in os.environ.items() if k in keep or k.startswith(_SAFE_ENV_PREFIXES)}
+        # Plain, uncoloured output is what a model reads best.
+        env.update({"NO_COLOR": "1", "PYTHONIOENCODING": "utf-8", "GIT_TERMINAL_PROMPT": "0"})
+        env.update(self.env)
+        env.update(extra or {})
+        return env
+
+    async def run(
+        self,
+        argv: Sequence[str],
+        *,
+        timeout: float | None = None,
+        stdin: str | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> CommandResult:
+        """Run ``argv`` (a list, never a shell string) in the root with this workspace's rules."""
+        if isinstance(argv, str) or not argv or not all(isinstance(a, str) for a in argv):
+            raise ToolError(f"argv must be a non-empty list of strings, got {argv!r}")
+        return await self.executor.run(
+            list(argv),
+            cwd=self.root,
+            env=self.child_env(env),
+            timeout=timeout or self.timeout,
+            max_output=self.max_output,
+            stdin=stdin,
+        )
+
+    def __repr__(self) -> str:
+        return f"Workspace({str(self.root)!r})"
