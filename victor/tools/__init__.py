@@ -4,10 +4,28 @@ workspace sandbox and approval."""
 
 from .approval import ApprovalDecision, ApprovalRequest
 from .base import BaseTool, FunctionTool, ToolResult, tool
-from .compose import Composition, CompositionResult, branch, parallel, pipe
 from .context import ToolContext, current_context
 from .registry import ToolRegistry, registry
 from .sandbox import CommandResult, Executor, SubprocessExecutor, Workspace
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .compose import Composition, CompositionResult, branch, parallel, pipe
+
+# Composition is imported on first use: an agent that never composes tools never pays for it.
+_LAZY = {name: ".compose" for name in ("Composition", "CompositionResult", "branch", "parallel", "pipe")}
+
+
+def __getattr__(name: str) -> object:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'victor.tools' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "ApprovalDecision",
