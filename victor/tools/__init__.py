@@ -2,19 +2,21 @@
 built-in tools and toolsets), composition (``pipe``, ``parallel``, ``branch``), the
 workspace sandbox and approval."""
 
+from typing import TYPE_CHECKING
+
 from .approval import ApprovalDecision, ApprovalRequest
 from .base import BaseTool, FunctionTool, ToolResult, tool
 from .context import ToolContext, current_context
 from .registry import ToolRegistry, registry
 from .sandbox import CommandResult, Executor, SubprocessExecutor, Workspace
 
-from typing import TYPE_CHECKING
-
 if TYPE_CHECKING:
     from .compose import Composition, CompositionResult, branch, parallel, pipe
 
 # Composition is imported on first use: an agent that never composes tools never pays for it.
-_LAZY = {name: ".compose" for name in ("Composition", "CompositionResult", "branch", "parallel", "pipe")}
+_LAZY = {
+    name: ".compose" for name in ("Composition", "CompositionResult", "branch", "parallel", "pipe")
+}
 
 
 def __getattr__(name: str) -> object:
