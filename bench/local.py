@@ -1,0 +1,117 @@
+"""The local provider's cost over llama-cpp-python itself. Not a test; prints numbers.
+
+    python bench/local.py [--rounds 5] [--tokens 128]
+
+1. Streaming throughput: ``LocalProvider.stream`` vs ``Llama.create_completion(stream=True)``
+   with the same prompt and settings on the same loaded model, interleaved so drift on a
+   busy machine hits both alike. Target: ratio >= 0.95.
+2. Time to first token of a second agent in the process (the model already loaded),
+   next to the time llama.cpp itself needs to evaluate that prompt and sample one token.
+   Target: under 100 ms plus that.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import time
+from contextlib import aclosing
+
+from victor import Agent
+from victor.messages import Message, TextDelta
+from victor.providers.local import LocalProvider
+
+PROMPT = "Write a long story about a dragon who learns to read."
+
+
+async def provider_run(provider: LocalProvider, messages: list[Message]) -> tuple[float, int]:
+    started = time.perf_counter()
+    async for event in provider.stream(messages):
+        if type(event) is not TextDelta:
+            tokens = event.response.usage.output_tokens
+    return time.perf_counter() - started, tokens
+
+
+def direct_run(llama, request: dict) -> tuple[float, int]:
+    started = time.perf_counter()
+    chunks = 0
+    for _ in llama.create_completion(**request, stream=True):
+        chunks += 1
+    return time.perf_counter() - started, chunks
+
+
+async def throughput(rounds: int, tokens: int) -> None:
+    # seed: both sides start from a fresh context and sample the same tokens.
+    provider = LocalProvider(temperature=0.0, max_tokens=tokens, seed=7, stop=[])
+    messages = [Message.user(PROMPT)]
+    shared = await provider._model()
+    request = provider._request(shared, messages, [])
+    direct_rates, victor_rates = [], []
+    for _ in range(rounds):
+        with shared.lock:  # the model is the provider's too: one generation at a time
+            shared.llama.reset()  # what a seeded provider request does too
+            seconds, _ = direct_run(shared.llama, request)
+        # Token count from the provider's usage (same prompt, same greedy tokens).
+        victor_seconds, count = await provider_run(provider, messages)
+        direct_rates.append(count / seconds)
+        victor_rates.append(count / victor_seconds)
+    direct, victor = statistics.median(direct_rates), statistics.median(victor_rates)
+    print(f"streaming, {count} tokens, median of {rounds} interleaved rounds:")
+    print(f"  llama-cpp-python directly  {direct:7.1f} tokens/s")
+    print(f"  LocalProvider.stream       {victor:7.1f} tokens/s")
+    print(f"  ratio                      {victor / direct:7.3f}  (target >= 0.95)")
+    await provider.close()
+
+
+async def first_token(rounds: int) -> None:
+    first = await Agent.create(provider="local", temperature=0.0, max_tokens=8)
+    await first.run("Hello")  # loads the model
+    llama = first.provider.client().llama
+    cached, ttfts, evals = [], [], []
+    for i in range(rounds):
+        question = f"What is {i + 2} times {i + 3}?"
+        second = await Agent.create(provider="local", temperature=0.0, max_tokens=8)
+        for cold, times in ((False, cached), (True, ttfts)):
+            if cold:  # evaluate the whole prompt, as the llama.cpp-alone figure does
+                with llama_lock(first):
+                    llama.reset()
+            started = time.perf_counter()
+            async with aclosing(second.astream(question)) as tokens:
+                async for _ in tokens:
+                    times.append(time.perf_counter() - started)
+                    break
+        await second.cleanup()
+        # llama.cpp alone: evaluate the same prompt from scratch, sample one token.
+        request = second.provider._request(second.provider.client(), [Message.user(question)], [])
+        request["max_tokens"] = 1
+        with second.provider.client().lock:
+            llama.reset()
+            started = time.perf_counter()
+            llama.create_completion(**request)
+            evals.append(time.perf_counter() - started)
+        await second.provider.close()
+    ttft, prompt_eval = statistics.median(ttfts) * 1000, statistics.median(evals) * 1000
+    print(f"time to first token, second agent (model loaded), median of {rounds}:")
+    print(f"  first token, prompt prefix cached {statistics.median(cached) * 1000:7.1f} ms")
+    print(f"  first token, cold context  {ttft:7.1f} ms")
+    print(f"  llama.cpp prompt + 1 token {prompt_eval:7.1f} ms")
+    print(f"  victor's share             {ttft - prompt_eval:7.1f} ms  (target < 100 ms)")
+    await first.cleanup()
+
+
+def llama_lock(agent: Agent):
+    return agent.provider.client().lock
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--tokens", type=int, default=128)
+    args = parser.parse_args()
+    await throughput(args.rounds, args.tokens)
+    await first_token(args.rounds)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
