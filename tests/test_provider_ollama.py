@@ -269,7 +269,7 @@ async def test_tool_results_sent_in_ollama_shape(ollama_server: OllamaServer) ->
             ],
         },
         {"role": "tool", "content": "3 C, snow", "tool_name": "get_weather"},
-        {"role": "tool", "content": "no such city", "tool_name": "get_time"},
+        {"role": "tool", "content": "Error: no such city", "tool_name": "get_time"},
         {"role": "assistant", "content": "Oslo is cold."},
         {"role": "user", "content": "thanks"},
     ]

@@ -197,26 +197,26 @@ class AnthropicProvider(Provider):
             # not wrap those), wrapped in APIConnectionError for a whole response.
             return ProviderError(
                 f"stream ended early: the server closed the connection before the response "
-                f"was complete ({self._redact(exc.__cause__ or exc)}); try again",
+                f"was complete ({self.redact(exc.__cause__ or exc)}); try again",
                 provider=self.name,
                 retryable=True,
             )
         if isinstance(exc, (anthropic.APIConnectionError, httpx2.TransportError)):
             return ProviderError(
-                f"could not reach {self.base_url} ({self._redact(exc.__cause__ or exc)}): "
+                f"could not reach {self.base_url} ({self.redact(exc.__cause__ or exc)}): "
                 f"check the network and the {self.base_url_env} variable",
                 provider=self.name,
                 retryable=True,
             )
         if isinstance(exc, anthropic.APIError):
             return ProviderError(
-                f"unexpected reply from the API: {self._redact(exc)}", provider=self.name
+                f"unexpected reply from the API: {self.redact(exc)}", provider=self.name
             )
         return None
 
     def _status_error(self, exc: Any) -> ProviderError:
         status: int = exc.status_code
-        detail = self._redact(exc.api_message or exc.message)
+        detail = self.redact(exc.api_message or exc.message)
         headers = exc.response.headers
         retry_after_ms = parse_retry_after(headers.get("retry-after-ms"))
         retry_after = (
@@ -254,15 +254,6 @@ class AnthropicProvider(Provider):
             retryable=status in (408, 409, 429) or status >= 500,
             retry_after=retry_after,
         )
-
-    def _redact(self, value: object) -> str:
-        """``str(value)`` without the API key, in case a server or library echoes it."""
-        text = str(value)
-        try:
-            key = self.api_key()
-        except Exception:
-            return text
-        return text.replace(key, "***") if key else text
 
 
 # -- translation helpers (module level: no state, cheap to call) ----------------------

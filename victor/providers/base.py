@@ -125,6 +125,13 @@ class Provider(ABC):
             )
         return key
 
+    def redact(self, value: object) -> str:
+        """``str(value)`` without the API key, for messages built from what a server or a
+        library said (some echo the key back)."""
+        text = str(value)
+        key = self._api_key or (os.environ.get(self.api_key_env) if self.api_key_env else None)
+        return text.replace(key, "***") if key else text
+
     # -- the public calls ------------------------------------------------------------
 
     async def chat(self, messages: list[Message], tools: list[ToolSpec] | None = None) -> AgentResponse:
@@ -252,6 +259,29 @@ class Provider(ABC):
             logger.warning("%s: %s; retrying in %.1f s", self.name, error, delay)
             await asyncio.sleep(delay)
         return retrying
+
+
+def system_text(messages: list[Message]) -> str:
+    """Every system message joined: the APIs take one system prompt."""
+    return "\n\n".join(m.content for m in messages if m.role == "system" and m.content)
+
+
+def tool_result_text(message: Message) -> str:
+    """A tool result's content for APIs without an error flag: a failure says so in words."""
+    if message.is_error and not message.content.startswith("Error"):
+        return f"Error: {message.content}"
+    return message.content
+
+
+def function_tools(tools: list[ToolSpec]) -> list[dict[str, Any]]:
+    """Tools in the Chat Completions ``function`` shape, which Ollama speaks too."""
+    return [
+        {
+            "type": "function",
+            "function": {"name": t.name, "description": t.description, "parameters": t.parameters},
+        }
+        for t in tools
+    ]
 
 
 def retry_delay(attempt: int, retry_after: float | None = None) -> float:

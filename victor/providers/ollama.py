@@ -15,7 +15,14 @@ from urllib.parse import urlsplit
 
 from ..errors import ProviderError
 from ..messages import Message, ResponseComplete, StreamEvent, TextDelta, ToolCall, ToolSpec, Usage
-from .base import AgentResponse, Provider, parse_retry_after
+from .base import (
+    AgentResponse,
+    Provider,
+    function_tools,
+    parse_retry_after,
+    system_text,
+    tool_result_text,
+)
 
 __all__ = ["OllamaProvider"]
 
@@ -80,17 +87,7 @@ class OllamaProvider(Provider):
             "options": options,
         }
         if tools:
-            body["tools"] = [
-                {
-                    "type": "function",
-                    "function": {
-                        "name": t.name,
-                        "description": t.description,
-                        "parameters": t.parameters,
-                    },
-                }
-                for t in tools
-            ]
+            body["tools"] = function_tools(tools)
         for key, value in self.options.items():
             if key == "options" and isinstance(value, dict):
                 options.update(value)
@@ -264,13 +261,13 @@ class OllamaProvider(Provider):
 
 def _wire_messages(messages: list[Message]) -> list[dict[str, Any]]:
     """Victor messages as Ollama messages; all system text joined into one first message."""
-    system = "\n\n".join(m.content for m in messages if m.role == "system" and m.content)
+    system = system_text(messages)
     wire: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
     for m in messages:
         if m.role == "system":
             continue
         if m.role == "tool":
-            wire.append({"role": "tool", "content": m.content, "tool_name": m.name or ""})
+            wire.append({"role": "tool", "content": tool_result_text(m), "tool_name": m.name or ""})
         elif m.role == "assistant" and m.tool_calls:
             wire.append(
                 {

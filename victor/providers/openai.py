@@ -9,13 +9,20 @@ cheap for users of other providers.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import AsyncIterator
 from typing import Any
 
 from ..errors import ConfigurationError, ProviderError
 from ..messages import Message, ResponseComplete, StreamEvent, TextDelta, ToolCall, ToolSpec, Usage
-from .base import AgentResponse, Provider, _is_loopback, parse_retry_after
+from .base import (
+    AgentResponse,
+    Provider,
+    _is_loopback,
+    function_tools,
+    parse_retry_after,
+    system_text,
+    tool_result_text,
+)
 
 __all__ = ["OpenAIProvider"]
 
@@ -79,17 +86,7 @@ class OpenAIProvider(Provider):
             "max_tokens": self.max_tokens,
         }
         if tools:  # some compatible servers reject an empty list
-            request["tools"] = [
-                {
-                    "type": "function",
-                    "function": {
-                        "name": t.name,
-                        "description": t.description,
-                        "parameters": t.parameters,
-                    },
-                }
-                for t in tools
-            ]
+            request["tools"] = function_tools(tools)
         # Extra options go into the JSON body verbatim via extra_body, so server-specific
         # fields (top_k, repeat_penalty, ...) work without the SDK knowing them.
         extra = {k: v for k, v in self.options.items() if k not in _SDK_OPTIONS}
@@ -210,11 +207,11 @@ class OpenAIProvider(Provider):
 
         if isinstance(exc, openai.APIError):
             # The SDK error stays chained to ours (tracebacks print it): scrub it too.
-            exc.message = self._scrub(exc.message)
-            exc.args = tuple(self._scrub(a) if isinstance(a, str) else a for a in exc.args)
+            exc.message = self.redact(exc.message)
+            exc.args = tuple(self.redact(a) if isinstance(a, str) else a for a in exc.args)
         if isinstance(exc, openai.APIStatusError):
             status = exc.status_code
-            detail = self._scrub(_error_detail(exc))
+            detail = self.redact(_error_detail(exc))
             headers = exc.response.headers
             retry_after = parse_retry_after(headers.get("retry-after"))
             if retry_after is None:
@@ -257,16 +254,11 @@ class OpenAIProvider(Provider):
             body = exc.body if isinstance(exc.body, dict) else {}
             kind = {str(body.get("type")), str(body.get("code"))}
             return ProviderError(
-                f"the server reported an error mid-response: {self._scrub(exc.message)}",
+                f"the server reported an error mid-response: {self.redact(exc.message)}",
                 provider=self.name,
                 retryable=bool(kind & _TRANSIENT_ERRORS),
             )
         return None
-
-    def _scrub(self, text: str) -> str:
-        """Remove the API key from server-provided text (some servers echo it back)."""
-        key = self._api_key or os.environ.get(self.api_key_env or "")
-        return text.replace(key, "***") if key else text
 
 
 # -- translation helpers -----------------------------------------------------------------
@@ -274,14 +266,13 @@ class OpenAIProvider(Provider):
 
 def _wire_messages(messages: list[Message]) -> list[dict[str, Any]]:
     """victor messages -> Chat Completions ``messages`` (systems joined, first)."""
-    system = "\n\n".join(m.content for m in messages if m.role == "system" and m.content)
+    system = system_text(messages)
     wire: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
     for m in messages:
         if m.role == "system":
             continue
         if m.role == "tool":
-            # Chat Completions has no error flag on tool results: say it in the content.
-            content = f"Error: {m.content}" if m.is_error else m.content
+            content = tool_result_text(m)  # Chat Completions has no error flag on results
             wire.append({"role": "tool", "tool_call_id": m.tool_call_id, "content": content})
         elif m.role == "assistant" and m.tool_calls:
             wire.append(
