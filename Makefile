@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-EXTRAS ?= dev,notebook,local
+EXTRAS ?= dev,notebook,local,browser
 
 .PHONY: install test lint bench clean demo
 

@@ -1,0 +1,181 @@
+"""A real browser: JupyterLab on 127.0.0.1, Debian's Chromium driven by Playwright.
+
+Opens a notebook, runs a ``%%victor`` cell, watches the output grow while the answer
+streams, checks the final Markdown render, and saves screenshots in the test's temp dir.
+Needs ``chromium`` from apt (``/usr/bin/chromium``) and the ``browser`` extra.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import nbformat
+import pytest
+from playwright.sync_api import sync_playwright
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+]
+ANSWER = (
+    "## Streaming works\n\n"
+    + " ".join(f"word{i}" for i in range(60))
+    + "\n\n```python\ndef greet(name):\n    return f'Hello, {name}!'\n```"
+)
+
+pytestmark = pytest.mark.timeout(240)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def jupyterlab(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A JupyterLab server on 127.0.0.1 serving ``tmp_path``; yields (base URL with token, dir)."""
+    port, token = _free_port(), secrets.token_hex(16)
+    home = tmp_path / "jupyter"
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+        # Keep the user's Jupyter settings and workspaces out of the test.
+        "JUPYTER_CONFIG_DIR": str(home / "config"),
+        "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"),
+        "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"),
+        "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
+    }
+    env.pop("VICTOR_STREAM", None)
+    root = tmp_path / "notebooks"
+    root.mkdir()
+    log = (tmp_path / "jupyterlab.log").open("w")
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            "--no-browser",
+            "--allow-root",  # CI runs as root
+            "--ServerApp.ip=127.0.0.1",
+            f"--ServerApp.port={port}",
+            "--ServerApp.port_retries=0",
+            f"--IdentityProvider.token={token}",
+            f"--ServerApp.root_dir={root}",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+            "--LabApp.news_url=",
+            "--LabApp.extension_manager=readonly",  # no PyPI queries from the test
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert server.poll() is None, (tmp_path / "jupyterlab.log").read_text()
+            try:
+                if (
+                    httpx.get(f"{base}/api/status", params={"token": token}, timeout=2).status_code
+                    == 200
+                ):
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "JupyterLab did not start in 90 s"
+            time.sleep(0.25)
+        yield f"{base}/lab/tree/stream.ipynb?token={token}", root
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        log.close()
+
+
+def test_victor_cell_streams_in_jupyterlab(jupyterlab, tmp_path):
+    url, root = jupyterlab
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nb.cells = [
+        nbformat.v4.new_code_cell(
+            "%load_ext victor\n"
+            "from victor import Agent\n"
+            "from victor.testing import ScriptedProvider\n"
+            f"agent = Agent(provider=ScriptedProvider([{ANSWER!r}], chunk_delay=0.05))"
+        ),
+        nbformat.v4.new_code_cell("%%victor --agent agent\nShow me streaming."),
+    ]
+    nbformat.write(nb, root / "stream.ipynb")
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(url)
+            cells = page.locator(".jp-NotebookPanel .jp-Cell")
+            cells.nth(1).wait_for(timeout=60_000)
+            # Cells run before the kernel is connected would be dropped: wait for it.
+            page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=60_000)
+            # Run both cells: the first one, then the %%victor cell.
+            cells.nth(0).locator(".jp-InputArea-editor").click()
+            page.keyboard.press("Shift+Enter")
+            page.keyboard.press("Shift+Enter")
+
+            output = cells.nth(1).locator(".jp-OutputArea-output")
+            lengths: list[int] = []
+            deadline = time.monotonic() + 90
+            while True:
+                text = output.first.inner_text() if output.count() else ""
+                if "word" in text and (not lengths or len(text) != lengths[-1]):
+                    lengths.append(len(text))
+                    if len(lengths) == 3:
+                        page.screenshot(path=str(tmp_path / "victor-streaming.png"))
+                if "scripted/test-model" in text:  # the footer: the final render
+                    break
+                if time.monotonic() > deadline:
+                    page.screenshot(path=str(tmp_path / "victor-timeout.png"))
+                    raise AssertionError(f"no final render in 90 s; output so far: {text!r}")
+                time.sleep(0.05)
+
+            rendered = cells.nth(1).locator(".jp-RenderedMarkdown")
+            heading = rendered.locator("h2")
+            heading.wait_for()
+            assert heading.inner_text().strip() == "Streaming works"
+            code = rendered.locator("pre").first.inner_text()
+            assert "def greet(name):" in code
+            assert rendered.locator("sub").inner_text().startswith("scripted/test-model")
+            assert "▍" not in rendered.inner_text()  # the streaming cursor is gone
+            page.screenshot(path=str(tmp_path / "victor-final.png"))
+        finally:
+            browser.close()
+
+    # The text grew while streaming: several partial renders, each longer than the last.
+    assert len(lengths) >= 3, lengths
+    assert lengths == sorted(lengths) and len(set(lengths)) == len(lengths), lengths
+    assert (tmp_path / "victor-final.png").stat().st_size > 10_000
+    assert (tmp_path / "victor-streaming.png").exists()

@@ -1,0 +1,489 @@
+"""The ``%%victor`` cell magic and ``%victor`` line magic: a notebook cell as the prompt.
+
+Arguments are declared once, with IPython's ``magic_arguments``: the parser, ``%victor?``
+and ``%victor help`` all come from the declaration on ``VictorMagics.victor``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import keyword
+import os
+import re
+import sys
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+
+from ..agent import Agent
+from ..errors import ConfigurationError, VictorError
+from ..messages import Message
+from ..tools.registry import registry
+from .runner import run_sync
+from .stream import FORMATS, StreamView, extract_code, parse_json_answer
+
+__all__ = [
+    "VictorMagics",
+    "NotebookSession",
+    "MagicUsageError",
+    "interpolate",
+    "keep_question_marks",
+]
+
+
+class MagicUsageError(ConfigurationError):
+    """A ``%victor``/``%%victor`` line that cannot be used as written."""
+
+    def _render_traceback_(self) -> list[str]:
+        # IPython shows this instead of a traceback: the message is the whole story.
+        return [f"{type(self).__name__}: {self}"]
+
+
+#: ``%victor config`` keys and how each value is read.
+CONFIG_KEYS: dict[str, Any] = {
+    "provider": str,
+    "model": str,
+    "temperature": float,
+    "max_tokens": int,
+    "max_iterations": int,
+    "base_url": str,
+    "system_prompt": str,
+    "tools": lambda value: [t.strip() for t in value.split(",") if t.strip()],
+    "format": str,
+    "stream": lambda value: _to_bool(value),
+}
+#: Keys that shape the agent (the rest shape the display).
+_AGENT_KEYS = ("temperature", "max_tokens", "max_iterations", "base_url", "system_prompt", "tools")
+_SUBCOMMANDS = ("config", "list", "history", "reset", "help")
+
+
+@dataclass
+class NotebookSession:
+    """What ``%%victor`` cells share in one notebook: settings and one conversation."""
+
+    config: dict[str, Any] = field(default_factory=dict)
+    #: The conversation consecutive cells continue (until ``--new`` or ``%victor reset``).
+    history: list[Message] = field(default_factory=list)
+    _agents: dict[tuple[Any, ...], Agent] = field(default_factory=dict)
+
+    def agent(self, provider: str | None = None, model: str | None = None) -> Agent:
+        """The agent for these settings (``%victor config`` + per-cell overrides), reused."""
+        from ..config import settings
+
+        configured = self.config.get("provider") or settings().provider
+        same_provider = provider is None or provider == configured
+        options = {k: self.config[k] for k in _AGENT_KEYS if k in self.config}
+        if not same_provider:
+            options.pop("base_url", None)  # the configured endpoint belongs to the other provider
+        chosen_model = model or (
+            self.config.get("model") or settings().model if same_provider else None
+        )
+        key = (provider or configured, chosen_model, repr(sorted(options.items())))
+        agent = self._agents.get(key)
+        if agent is None:
+            agent = self._agents[key] = Agent(
+                provider=provider or configured, model=chosen_model, **options
+            )
+        return agent
+
+    def reset(self) -> int:
+        """Forget the conversation; return how many messages it held."""
+        count, self.history = len(self.history), []
+        return count
+
+
+@magics_class
+class VictorMagics(Magics):
+    """``%%victor`` and ``%victor``; one ``NotebookSession`` per shell."""
+
+    def __init__(self, shell: Any) -> None:
+        super().__init__(shell)
+        self.session = NotebookSession()
+
+    @magic_arguments()
+    @argument("-p", "--provider", help="provider for this cell (anthropic, openai, ollama, ...)")
+    @argument("-m", "--model", help="model for this cell")
+    @argument(
+        "--agent",
+        metavar="NAME",
+        help="use the Agent object called NAME in the notebook (its own conversation)",
+    )
+    @argument("--tools", metavar="A,B", help="extra tools for this cell, by name, comma-separated")
+    @argument("-f", "--format", choices=FORMATS, help="how to show the answer (default: markdown)")
+    @argument("--no-stream", action="store_true", help="show the answer once, when it is complete")
+    @argument("-o", "--output", metavar="VAR", help="store the answer in the notebook variable VAR")
+    @argument("--new", action="store_true", help="start a fresh conversation")
+    @argument(
+        "words",
+        nargs=argparse.REMAINDER,
+        help="line form only: config [key=value ...] | list | history | reset | help "
+        "| a one-line prompt",
+    )
+    @no_var_expand
+    @line_cell_magic
+    def victor(self, line: str, cell: str | None = None) -> None:
+        """Ask an agent: the cell (or the rest of the line) is the prompt.
+
+        The answer streams into the output and is rendered as Markdown when complete,
+        with tool calls as collapsible cards and a footer (provider/model, tokens,
+        seconds). Consecutive cells are one conversation, until --new or %victor reset.
+
+        In the prompt, {name} is replaced by the notebook variable's value ({obj.attr},
+        {In[3]}, {Out[3]}, {data['key']} too); {err} is the last error with its traceback.
+        Unknown names stay as written; {{ and }} are literal braces.
+
+        Line form:
+          %victor config [key=value ...]   show or set session settings: provider, model,
+                                           temperature, max_tokens, max_iterations, base_url,
+                                           system_prompt, tools, format, stream
+                                           (defaults: $VICTOR_PROVIDER, $VICTOR_MODEL)
+          %victor list                     providers (configured? reachable?) and tools
+          %victor history                  the conversation so far (--agent NAME: that agent's)
+          %victor reset                    forget the conversation (--agent NAME: that agent's)
+          %victor help                     this text
+          %victor what is a monad?         a one-line prompt (options go first)
+        """
+        args = self._parse(line)
+        if cell is None:
+            return self._line(line, args)
+        if args.words:
+            raise MagicUsageError(
+                f"%%victor takes options only on its first line, not {' '.join(args.words)!r}: "
+                f"write the prompt in the cell body"
+            )
+        if not cell.strip():
+            raise MagicUsageError("the cell is empty: write the prompt below %%victor")
+        self._ask(cell.strip(), args)
+
+    # -- line form ---------------------------------------------------------------------
+
+    def _line(self, line: str, args: argparse.Namespace) -> None:
+        words = args.words
+        command = words[0] if words else "help"
+        if command == "config" and all("=" in w for w in words[1:]):
+            return self._config(words[1:])
+        if command in ("history", "reset") and len(words) == 1:
+            agent = self._user_agent(args.agent) if args.agent else None
+            return self._history(agent) if command == "history" else self._reset(agent)
+        if not words or (command in _SUBCOMMANDS and len(words) == 1):
+            return getattr(self, f"_{command}")()
+        self._ask(_prompt_part(line, len(words)), args)
+
+    def _help(self) -> None:
+        print(self.victor.parser.format_help())
+
+    def _config(self, pairs: list[str]) -> None:
+        for pair in pairs:
+            key, _, raw = pair.partition("=")
+            key = key.strip().lower()
+            if key == "api_key" or key.endswith("_key"):
+                raise MagicUsageError(
+                    f"{key!r} does not belong in a notebook (it would be saved with it): set the "
+                    f"provider's environment variable instead, e.g. ANTHROPIC_API_KEY"
+                )
+            if key not in CONFIG_KEYS:
+                raise MagicUsageError(
+                    f"unknown setting {key!r}: use one of {', '.join(CONFIG_KEYS)}"
+                )
+            if not raw.strip():
+                self.session.config.pop(key, None)
+                continue
+            try:
+                value = CONFIG_KEYS[key](raw.strip())
+            except ValueError:
+                raise MagicUsageError(f"{key}={raw!r} is not a valid {key} value") from None
+            if key == "format" and value not in FORMATS:
+                raise MagicUsageError(
+                    f"format={value!r} is unknown: use one of {', '.join(FORMATS)}"
+                )
+            if key == "provider":
+                from ..providers.base import get_provider_class
+
+                get_provider_class(value)  # unknown names fail here, with suggestions
+            if key == "tools":
+                registry.resolve(value)
+            self.session.config[key] = value
+        from ..config import settings
+
+        env = settings()
+        shown = {"provider": env.provider, "model": env.model, **self.session.config}
+        print("victor session settings:")
+        for key, value in shown.items():
+            print(f"  {key} = {value!r}")
+
+    def _list(self) -> None:
+        from ..config import settings
+        from ..providers.base import available_providers, get_provider_class
+
+        default = self.session.config.get("provider") or settings().provider
+        print(f"Providers (session default: {default}):")
+        for name in available_providers():
+            try:
+                status = _provider_status(get_provider_class(name))
+            except Exception as exc:  # noqa: BLE001 - a broken provider must not hide the others
+                status = f"unavailable ({type(exc).__name__}: {exc})"
+            print(f"  {name:<10} {status}")
+        tools = registry.list()
+        print(f"Tools: {', '.join(tools) if tools else '(none registered)'}")
+        toolsets = registry.toolsets()
+        if toolsets:
+            print("Toolsets:")
+            for name, members in sorted(toolsets.items()):
+                print(f"  {name:<10} {', '.join(members)}")
+
+    def _history(self, agent: Agent | None = None) -> None:
+        history = self.session.history if agent is None else agent.history
+        if not history:
+            print("No conversation yet: a %%victor cell starts one.")
+            return
+        turn = 0
+        for message in history:
+            if message.role == "user":
+                turn += 1
+                print(f"[{turn}] you: {_shorten(message.content)}")
+            elif message.role == "assistant":
+                calls = ", ".join(
+                    f"{c.name}({_shorten(str(c.arguments), 60)})" for c in message.tool_calls
+                )
+                parts = [_shorten(message.content)] if message.content else []
+                if calls:
+                    parts.append(f"[calls {calls}]")
+                print(f"[{turn}] agent: {' '.join(parts)}")
+            elif message.role == "tool":
+                flag = "error" if message.is_error else "result"
+                print(f"[{turn}]   {message.name} {flag}: {_shorten(message.content, 100)}")
+
+    def _reset(self, agent: Agent | None = None) -> None:
+        if agent is None:
+            count = self.session.reset()
+        else:
+            count, _ = len(agent.history), agent.reset()
+        print(f"Conversation cleared ({count} messages).")
+
+    # -- asking ------------------------------------------------------------------------
+
+    def _parse(self, line: str) -> argparse.Namespace:
+        try:
+            return parse_argstring(self.victor, line)
+        except UsageError as exc:
+            raise MagicUsageError(f"{exc}. See %victor help") from None
+
+    def _ask(self, prompt: str, args: argparse.Namespace) -> None:
+        if args.output is not None and (
+            not args.output.isidentifier() or keyword.iskeyword(args.output)
+        ):
+            raise MagicUsageError(
+                f"--output {args.output!r} is not a variable name: use e.g. -o answer"
+            )
+        tools = [t.strip() for t in (args.tools or "").split(",") if t.strip()] or None
+        if tools:
+            registry.resolve(tools)  # unknown names fail now, before anything runs
+        fmt = args.format or self.session.config.get("format", "markdown")
+        live = False if args.no_stream or self.session.config.get("stream") is False else None
+        text = interpolate(prompt, self.shell.user_ns, last_error=_last_error())
+        agent, shared = self._agent_for(args)
+        if shared:
+            agent.history = list(self.session.history)
+        view = StreamView(format=fmt, live=live)
+        try:
+            finished = run_sync(view.consume(agent.events(text, tools=tools, remember=True)))
+        except VictorError as exc:
+            raise _short(exc) from None
+        finally:
+            if shared:  # only a finished turn joined agent.history, so this stays consistent
+                self.session.history = list(agent.history)
+        answer: Any = finished.content
+        if fmt == "code":
+            answer = extract_code(finished.content)[0]
+            self.shell.set_next_input(answer, replace=False)
+        elif fmt == "json":
+            try:
+                answer = parse_json_answer(finished.content)
+            except VictorError as exc:
+                raise _short(exc) from None
+        if args.output:
+            self.shell.user_ns[args.output] = answer
+
+    def _user_agent(self, name: str) -> Agent:
+        """The notebook's ``Agent`` called ``name``."""
+        agent = self.shell.user_ns.get(name)
+        if not isinstance(agent, Agent):
+            what = (
+                "no variable of that name" if agent is None else f"it is a {type(agent).__name__}"
+            )
+            raise MagicUsageError(
+                f"--agent {name!r} must name an Agent in the notebook ({what}); "
+                f"create one with `{name} = await Agent.create(...)`"
+            )
+        return agent
+
+    def _agent_for(self, args: argparse.Namespace) -> tuple[Agent, bool]:
+        """The agent for this cell, and whether it uses the session's conversation."""
+        if args.agent:
+            if args.provider or args.model:
+                raise MagicUsageError(
+                    "--agent uses that agent's own provider and model: drop --provider/--model"
+                )
+            agent = self._user_agent(args.agent)
+            if args.new:
+                agent.reset()
+            return agent, False
+        if args.new:
+            self.session.reset()
+        try:
+            return self.session.agent(args.provider, args.model), True
+        except VictorError as exc:
+            raise _short(exc) from None
+
+
+# -- input transformation ------------------------------------------------------------------
+
+_QUESTION_LINE = re.compile(r"^(?P<indent>[ \t]*)%victor[ \t]+(?P<rest>\S.*?\?)[ \t]*$")
+
+
+def keep_question_marks(lines: list[str]) -> list[str]:
+    """Input transformer: ``%victor what is a monad?`` is a prompt, not a help request.
+
+    IPython reads a line ending in ``?`` as "show help for the last name" before any magic
+    runs; rewriting such ``%victor`` lines into the magic call they stand for comes first.
+    ``%victor?`` alone still shows the magic's help.
+    """
+    if lines and lines[0].lstrip().startswith("%%"):
+        return lines  # a cell magic's body is its own business
+    out = []
+    for line in lines:
+        match = _QUESTION_LINE.match(line.rstrip("\n"))
+        if match is None:
+            out.append(line)
+        else:
+            call = f"get_ipython().run_line_magic('victor', {match.group('rest')!r})"
+            out.append(f"{match.group('indent')}{call}\n")
+    return out
+
+
+# -- prompt interpolation -------------------------------------------------------------------
+
+_PLACEHOLDER = re.compile(
+    r"\{\{|\}\}|\{([A-Za-z_]\w*(?:\.[A-Za-z_]\w*|\[\s*-?\d+\s*\]|\[\s*'[^'\]]*'\s*\]|\[\s*\"[^\"\]]*\"\s*\])*)\}"
+)
+_STEP = re.compile(
+    r"\.([A-Za-z_]\w*)|\[\s*(-?\d+)\s*\]|\[\s*'([^'\]]*)'\s*\]|\[\s*\"([^\"\]]*)\"\s*\]"
+)
+_MISSING = object()
+
+
+def interpolate(text: str, namespace: Mapping[str, Any], *, last_error: str | None = None) -> str:
+    """Replace ``{name}`` (with ``.attr``/``[index]``/``['key']`` steps) by values from
+    ``namespace``; ``{err}`` falls back to ``last_error``. Unknown names stay as written,
+    ``{{``/``}}`` become literal braces. Nothing is evaluated: only lookups happen."""
+
+    def replace(match: re.Match[str]) -> str:
+        token = match.group(0)
+        if token in ("{{", "}}"):
+            return token[0]
+        value = _lookup(match.group(1), namespace)
+        if value is _MISSING and match.group(1) == "err" and last_error is not None:
+            return last_error
+        return token if value is _MISSING else str(value)
+
+    return _PLACEHOLDER.sub(replace, text)
+
+
+def _lookup(expression: str, namespace: Mapping[str, Any]) -> Any:
+    name = re.match(r"[A-Za-z_]\w*", expression).group(0)  # type: ignore[union-attr]
+    if name not in namespace:
+        return _MISSING
+    value = namespace[name]
+    for step in _STEP.finditer(expression, len(name)):
+        attr, index, key1, key2 = step.groups()
+        try:
+            if attr is not None:
+                value = getattr(value, attr)
+            elif index is not None:
+                value = value[int(index)]
+            else:
+                value = value[key1 if key1 is not None else key2]
+        except (AttributeError, LookupError, TypeError):
+            return _MISSING
+    return value
+
+
+def _last_error() -> str | None:
+    """The last exception raised in the shell, with its traceback (for ``{err}``)."""
+    value = getattr(sys, "last_value", None)
+    if value is None:
+        return None
+    text = "".join(
+        traceback.format_exception(type(value), value, getattr(sys, "last_traceback", None))
+    )
+    return text if len(text) <= 4000 else "…" + text[-4000:]
+
+
+# -- small helpers ------------------------------------------------------------------------
+
+_TOKEN = re.compile(r"\s*(\"[^\"]*\"|'[^']*'|\S+)")
+
+
+def _prompt_part(line: str, word_count: int) -> str:
+    """The prompt as typed: ``line`` without its leading option tokens (quotes kept)."""
+    from IPython.utils._process_common import arg_split
+
+    skip = len(arg_split(line, strict=False)) - word_count
+    position = 0
+    for _ in range(skip):
+        match = _TOKEN.match(line, position)
+        if match is None:
+            break
+        position = match.end()
+    return line[position:].strip()
+
+
+def _provider_status(cls: type) -> str:
+    """Whether a provider can be used now, without sending a model request."""
+    key_env = getattr(cls, "api_key_env", None)
+    base_env = getattr(cls, "base_url_env", None)
+    base_url = (os.environ.get(base_env) if base_env else None) or getattr(
+        cls, "default_base_url", None
+    )
+    if key_env:
+        if os.environ.get(key_env):
+            return f"configured ({key_env} is set)"
+        return f"not configured: set {key_env}"
+    if base_url:
+        return _reachability(base_url)
+    return "in-process"
+
+
+def _reachability(url: str) -> str:
+    import httpx
+
+    try:
+        httpx.get(url, timeout=1.0)
+    except httpx.HTTPError as exc:
+        return f"not reachable at {url} ({type(exc).__name__})"
+    return f"reachable at {url}"
+
+
+def _shorten(text: str, limit: int = 160) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _short(exc: VictorError) -> VictorError:
+    """Make IPython show ``exc`` as one clear line instead of victor's internal frames."""
+    exc._render_traceback_ = lambda: [f"{type(exc).__name__}: {exc}"]  # type: ignore[attr-defined]
+    return exc
+
+
+def _to_bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(value)

@@ -1,0 +1,571 @@
+"""StreamView: an agent's answer streaming into a notebook cell (or a terminal), tool calls
+shown as collapsible cards in order with the text.
+
+In a notebook the view is one ``display(..., display_id=True)`` output updated in place at
+most ~10 times a second, however fast tokens arrive, and always ended by one complete
+render (Markdown, usage footer). Plain display updates need no JavaScript, so the same
+output works in JupyterLab, Notebook 7, VS Code, Colab and headless nbclient, and the saved
+notebook holds the final text. In a terminal the view prints text as it arrives.
+
+    view = StreamView()
+    answer = await view.run(agent, "Explain recursion")      # or agent.run(..., display=True)
+
+``VICTOR_STREAM=0`` (or ``live=False``) renders once, at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+import os
+import re
+import sys
+import threading
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import aclosing
+from dataclasses import dataclass, field
+from time import perf_counter
+from typing import TYPE_CHECKING, Any, Literal
+
+from ..errors import ConfigurationError, VictorError
+from ..messages import (
+    RunFinished,
+    StreamEvent,
+    TextDelta,
+    ToolCallFinished,
+    ToolCallStarted,
+    Usage,
+)
+from .runner import call_in_main
+
+if TYPE_CHECKING:
+    from ..agent import Agent
+    from ..core.events import Event
+    from ..tools.registry import ToolLike
+
+__all__ = ["StreamView", "Format", "FORMATS", "extract_code", "parse_json_answer"]
+
+Format = Literal["markdown", "text", "code", "json"]
+FORMATS: tuple[str, ...] = ("markdown", "text", "code", "json")
+
+#: Seconds between two live updates: at most ~10 display messages a second.
+UPDATE_INTERVAL = 0.1
+#: Longest tool argument/result text a card shows (the model saw all of it).
+CARD_TEXT_LIMIT = 2000
+
+_CURSOR = " ▍"
+
+
+@dataclass
+class _Card:
+    """One tool call as the view shows it."""
+
+    key: str
+    name: str
+    arguments: dict[str, Any]
+    state: Literal["running", "ok", "error"] = "running"
+    output: str = ""
+    duration_ms: float = 0.0
+
+
+@dataclass
+class _Text:
+    parts: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return "".join(self.parts)
+
+
+class StreamView:
+    """Live output of one agent run; also a static ``_repr_mimebundle_`` of its state.
+
+    ``format`` shapes the final render: ``markdown`` (default), ``text`` (plain),
+    ``code`` (the answer's code block, highlighted) or ``json`` (the answer parsed and
+    pretty-printed). ``live`` defaults to ``$VICTOR_STREAM`` (on unless ``0``); ``target``
+    is ``"display"`` (a notebook front end) or ``"print"`` (a terminal), detected if None.
+    """
+
+    def __init__(
+        self,
+        *,
+        format: Format = "markdown",
+        live: bool | None = None,
+        target: Literal["display", "print"] | None = None,
+        interval: float = UPDATE_INTERVAL,
+    ) -> None:
+        if format not in FORMATS:
+            raise ConfigurationError(
+                f"format={format!r} is unknown: use one of {', '.join(FORMATS)}"
+            )
+        if target not in (None, "display", "print"):
+            raise ConfigurationError(f"target={target!r} is unknown: use 'display' or 'print'")
+        self.format = format
+        self.live = _stream_setting() if live is None else live
+        self.target = target or _detect_target()
+        self.interval = interval
+        self.segments: list[_Text | _Card] = []
+        self.status: Literal["idle", "running", "done", "error", "interrupted"] = "idle"
+        self.error: str | None = None
+        self.finished: RunFinished | None = None
+        #: Display messages sent: the first display plus every update (for tests, benchmarks).
+        self.updates_sent = 0
+        self._started = 0.0
+        self._elapsed = 0.0
+        self._handle: Any = None
+        self._last_push = float("-inf")
+        self._timer: asyncio.TimerHandle | None = None
+        self._pending: dict[str, str] | None = None
+        self._pending_lock = threading.Lock()
+        self._printed = 0  # characters of text already printed (print target)
+
+    # -- driving the view ------------------------------------------------------------
+
+    async def run(
+        self,
+        agent: Agent,
+        task: str,
+        context: Mapping[str, Any] | None = None,
+        tools: Iterable[ToolLike] | None = None,
+        *,
+        remember: bool = False,
+    ) -> str:
+        """Run ``agent`` on ``task`` showing it live; return the final answer."""
+        finished = await self.consume(agent.events(task, context, tools, remember=remember))
+        return finished.content
+
+    async def consume(self, events: AsyncIterator[StreamEvent]) -> RunFinished:
+        """Show a run from its ``agent.events(...)`` stream; return its ``RunFinished``.
+
+        An error is rendered, then raised; a cancelled run is marked interrupted and its
+        stream closed before the cancellation propagates.
+        """
+        self._begin()
+        finished: RunFinished | None = None
+        try:
+            async with aclosing(events) as stream:
+                async for event in stream:
+                    kind = type(event)
+                    if kind is TextDelta:
+                        self._text(event.text)
+                    elif kind is ToolCallStarted:
+                        self._tool_started(event.call.id, event.call.name, event.call.arguments)
+                    elif kind is ToolCallFinished:
+                        result = event.result
+                        output = result.to_text() if result.success else (result.error or "failed")
+                        self._tool_finished(
+                            event.call.id,
+                            event.call.name,
+                            event.call.arguments,
+                            result.success,
+                            output,
+                            event.duration_ms,
+                        )
+                    elif kind is RunFinished:
+                        finished = event
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            self._fail("interrupted", interrupted=True)
+            raise
+        except BaseException as exc:
+            self._fail(f"{type(exc).__name__}: {exc}")
+            raise
+        if finished is None:
+            self._fail("the run ended without a final answer")
+            raise VictorError("the run ended without a final answer (no RunFinished event)")
+        self._finish(finished)
+        return finished
+
+    @classmethod
+    def attach(cls, agent: Agent, **options: Any) -> Attachment:
+        """Show every run of ``agent`` from now on (whatever starts it) until ``detach()``.
+
+        Fed by the agent's event bus: streamed runs (``astream``, ``events``) show text as
+        it arrives; ``run``/``chat`` show the answer when it is complete.
+        """
+        return Attachment(cls, agent, options)
+
+    # -- what a front end shows --------------------------------------------------------
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        """The view as it stands: Markdown (cards as ``<details>``) and plain text."""
+        return self._bundle(final=self.status not in ("idle", "running"))
+
+    def __repr__(self) -> str:
+        return (
+            f"StreamView(status={self.status!r}, text={len(self.text)} chars, "
+            f"tools={len(self.cards)})"
+        )
+
+    @property
+    def text(self) -> str:
+        """All answer text so far, across tool turns."""
+        return "".join(str(s) for s in self.segments if isinstance(s, _Text))
+
+    @property
+    def cards(self) -> list[_Card]:
+        return [s for s in self.segments if isinstance(s, _Card)]
+
+    # -- state changes (on the thread running the agent) ------------------------------
+
+    def _begin(self) -> None:
+        self.segments, self.status, self.error, self.finished = [], "running", None, None
+        self._handle, self._printed = None, 0  # a view used again shows its new run anew
+        self._started = perf_counter()
+        if self.live and self.target == "display":
+            # The first display comes one interval in (thinking… or the text so far), so a
+            # run shorter than that sends one message, its final render, and a run of T
+            # seconds at most T / interval + 1.
+            self._last_push = self._started
+            self._timer = asyncio.get_running_loop().call_later(self.interval, self._push)
+
+    def _text(self, delta: str) -> None:
+        last = self.segments[-1] if self.segments else None
+        if type(last) is _Text:
+            last.parts.append(delta)
+        else:
+            self.segments.append(_Text([delta]))
+        if self.live:
+            if self.target == "print":
+                self._print_new_text()
+            else:
+                self._changed()
+
+    def _tool_started(self, key: str, name: str, arguments: dict[str, Any]) -> None:
+        self.segments.append(_Card(key, name, dict(arguments)))
+        if self.live:
+            self._changed()
+
+    def _tool_finished(
+        self,
+        key: str,
+        name: str,
+        arguments: dict[str, Any],
+        ok: bool,
+        output: str,
+        duration_ms: float,
+    ) -> None:
+        card = next((c for c in self.cards if c.key == key), None)
+        if card is None:  # no start seen (events from the bus): the card appears finished
+            card = _Card(key, name, dict(arguments))
+            self.segments.append(card)
+        card.state, card.output, card.duration_ms = ("ok" if ok else "error"), output, duration_ms
+        if self.live:
+            if self.target == "print":
+                self._print_new_text()
+                line = f"\n{_card_line(card)}\n"
+                call_in_main(lambda: _write(line))
+            else:
+                self._changed()
+
+    def _finish(self, finished: RunFinished) -> None:
+        self.finished, self.status = finished, "done"
+        if finished.content and not self.text.endswith(finished.content):
+            # A run that did not stream (seen through the bus) brings its answer only here.
+            self.segments.append(_Text([finished.content]))
+        self._final()
+
+    def _fail(self, message: str, *, interrupted: bool = False) -> None:
+        self.status, self.error = ("interrupted" if interrupted else "error"), message
+        self._final()
+
+    # -- output ------------------------------------------------------------------------
+
+    def _changed(self) -> None:
+        """Coalesce: push now if the last update is old enough, else once the interval ends."""
+        if self._timer is not None or self.target == "print":
+            return  # an update is already due: it will show this change too (the hot path)
+        wait = self.interval - (perf_counter() - self._last_push)
+        if wait <= 0:
+            self._push()
+        else:
+            self._timer = asyncio.get_running_loop().call_later(wait, self._push)
+
+    def _push(self) -> None:
+        if self._timer is not None:  # pushed early: the pending timer would push twice
+            self._timer.cancel()
+            self._timer = None
+        self._last_push = perf_counter()
+        if self.target == "print":
+            return
+        self._post(self._bundle(final=False))
+
+    def _final(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._elapsed = perf_counter() - self._started
+        if self.target == "print":
+            self._print_final()
+        else:
+            self._post(self._bundle(final=True))
+
+    def _post(self, bundle: dict[str, str]) -> None:
+        """Hand the newest bundle to the main thread; bundles not shown yet are replaced."""
+        with self._pending_lock:
+            scheduled = self._pending is not None
+            self._pending = bundle
+        if not scheduled:
+            call_in_main(self._flush)
+
+    def _flush(self) -> None:
+        """On the main thread: show the newest bundle (first display, then updates)."""
+        with self._pending_lock:
+            bundle, self._pending = self._pending, None
+        if bundle is None:
+            return
+        from IPython.display import display
+
+        if self._handle is None:
+            self._handle = display(bundle, raw=True, display_id=True)
+        else:
+            self._handle.update(bundle, raw=True)
+        self.updates_sent += 1
+
+    def _print_new_text(self) -> None:
+        text = self.text
+        new, self._printed = text[self._printed :], len(text)
+        if new:
+            call_in_main(lambda: _write(new))
+
+    def _print_final(self) -> None:
+        lines = []
+        if not self.live:
+            lines.append(self._plain(final=True))
+        else:
+            self._print_new_text()
+            lines.append("")
+            if self.status == "done":
+                lines.append(self._footer())
+            else:
+                lines.append(f"[{self.status}: {self.error}]")
+        out = "\n".join(lines) + "\n"
+        call_in_main(lambda: _write(out))
+
+    # -- rendering -----------------------------------------------------------------------
+
+    def _bundle(self, *, final: bool) -> dict[str, str]:
+        plain = self._plain(final=final)
+        if self.format == "text":
+            return {"text/plain": plain}
+        return {"text/markdown": self._markdown(final=final), "text/plain": plain}
+
+    def _answer_segments(self, final: bool) -> list[_Text | _Card]:
+        """Segments to show; finished code/json answers are reshaped."""
+        segments = list(self.segments)
+        if final and self.status == "done" and self.format in ("code", "json"):
+            for index in range(len(segments) - 1, -1, -1):
+                if isinstance(segments[index], _Text):
+                    segments[index] = _Text([self._reshaped_answer(str(segments[index]))])
+                    break
+        return segments
+
+    def _reshaped_answer(self, answer: str) -> str:
+        if self.format == "code":
+            code, language = extract_code(answer)
+            return _fence(code, language or "python")
+        try:
+            value = parse_json_answer(answer)
+        except VictorError:
+            return answer  # shown as it came; the magic reports the error
+        return _fence(json.dumps(value, indent=2, ensure_ascii=False), "json")
+
+    def _markdown(self, *, final: bool) -> str:
+        blocks = []
+        for segment in self._answer_segments(final):
+            if isinstance(segment, _Card):
+                blocks.append(_card_markdown(segment))
+            elif str(segment).strip():
+                blocks.append(str(segment))
+        body = "\n\n".join(blocks)
+        if not final:
+            if self.status == "running" and not body:
+                return "*thinking…*"
+            return body + _CURSOR
+        if self.status == "done":
+            return f"{body}\n\n<sub>{html.escape(self._footer())}</sub>"
+        label = "Interrupted" if self.status == "interrupted" else "Error"
+        return f"{body}\n\n> **{label}:** {_one_paragraph(self.error or '')}".lstrip()
+
+    def _plain(self, *, final: bool) -> str:
+        lines = []
+        for segment in self._answer_segments(final):
+            lines.append(_card_line(segment) if isinstance(segment, _Card) else str(segment))
+        body = "\n".join(line for line in lines if line)
+        if not final:
+            return body + _CURSOR if body else "thinking…"
+        if self.status == "done":
+            return f"{body}\n\n{self._footer()}"
+        return f"{body}\n\n[{self.status}: {self.error}]".lstrip()
+
+    def _footer(self) -> str:
+        finished = self.finished
+        if finished is None:
+            return f"{self._elapsed:.1f} s"
+        usage: Usage = finished.usage
+        where = "/".join(x for x in (finished.provider, finished.model) if x)
+        tokens = f"{usage.total_tokens} tokens ({usage.input_tokens} in, {usage.output_tokens} out)"
+        return f"{where} · {tokens} · {self._elapsed:.1f} s"
+
+
+class Attachment:
+    """``StreamView.attach(agent)``: one view per run of the agent, fed by its event bus."""
+
+    _PATTERNS = ("agent.*", "tool.*")
+
+    def __init__(self, view_class: type[StreamView], agent: Agent, options: dict[str, Any]) -> None:
+        self.agent = agent
+        self.views: dict[str | None, StreamView] = {}
+        self._make = lambda: view_class(**options)
+        self._bus = agent.bus
+        for pattern in self._PATTERNS:
+            self._bus.subscribe(pattern, self._on_event)
+
+    def detach(self) -> None:
+        """Stop showing the agent's runs."""
+        for pattern in self._PATTERNS:
+            self._bus.unsubscribe(pattern, self._on_event)
+
+    def __enter__(self) -> Attachment:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.detach()
+
+    def _on_event(self, event: Event) -> None:
+        if event.agent != self.agent.name:
+            return
+        data = event.data
+        if event.type == "agent.start":
+            view = self.views[event.run_id] = self._make()
+            view._begin()
+            return
+        view = self.views.get(event.run_id)
+        if view is None:
+            return
+        if event.type == "agent.token":
+            view._text(data.get("text", ""))
+        elif event.type in ("tool.execution", "tool.error"):
+            ok = event.type == "tool.execution"
+            view._tool_finished(
+                event.id,
+                data.get("tool_name", "?"),
+                data.get("arguments") or {},
+                ok,
+                str(data.get("result" if ok else "error", "")),
+                data.get("duration_ms", 0.0),
+            )
+        elif event.type == "agent.complete":
+            usage = data.get("usage") or {}
+            view._finish(
+                RunFinished(
+                    content=str(data.get("result", "")),
+                    usage=Usage(**usage) if isinstance(usage, dict) else Usage(),
+                    duration_ms=data.get("duration_ms", 0.0),
+                    # agent.last_run is set after this event: the provider is what ran.
+                    model=self.agent.provider.model,
+                    provider=self.agent.provider.name,
+                )
+            )
+            del self.views[event.run_id]
+        elif event.type == "agent.error":
+            cancelled = data.get("error_type") == "CancelledError"
+            view._fail(f"{data.get('error_type')}: {data.get('error')}", interrupted=cancelled)
+            del self.views[event.run_id]
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+_FENCE = re.compile(r"```[ \t]*([\w+#.-]*)[^\n]*\n(.*?)(?:\n```|\Z)", re.DOTALL)
+
+
+def extract_code(answer: str) -> tuple[str, str | None]:
+    """The first fenced code block of ``answer`` and its language, else the whole answer."""
+    match = _FENCE.search(answer)
+    if match is None:
+        return answer.strip("\n"), None
+    return match.group(2).strip("\n"), (match.group(1) or None)
+
+
+def parse_json_answer(answer: str) -> Any:
+    """The JSON value in ``answer`` (bare, or in a fenced block); ``VictorError`` if none."""
+    text = answer.strip()
+    if text.startswith("```"):
+        text = extract_code(text)[0]
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise VictorError(
+            f"the answer is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}): "
+            f"{answer[:200]!r}. Ask for JSON only, or use --format markdown"
+        ) from None
+
+
+def _fence(text: str, language: str = "") -> str:
+    """A fenced block that survives backticks inside ``text``."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    ticks = "`" * max(3, longest + 1)
+    return f"{ticks}{language}\n{text}\n{ticks}"
+
+
+def _clip(text: str, limit: int = CARD_TEXT_LIMIT) -> str:
+    return text if len(text) <= limit else text[:limit] + f"… ({len(text) - limit} more characters)"
+
+
+def _call_signature(card: _Card, limit: int = 80) -> str:
+    args = ", ".join(f"{key}={value!r}" for key, value in card.arguments.items())
+    if len(args) > limit:
+        args = args[: limit - 1] + "…"
+    return f"{card.name}({args})"
+
+
+def _card_status(card: _Card) -> str:
+    if card.state == "running":
+        return "running…"
+    mark = "✓" if card.state == "ok" else "✗ error"
+    return f"{mark} · {card.duration_ms:.0f} ms"
+
+
+def _card_markdown(card: _Card) -> str:
+    summary = f"🔧 <code>{html.escape(_call_signature(card))}</code> · {_card_status(card)}"
+    parts = [f"<details><summary>{summary}</summary>", ""]
+    arguments = json.dumps(card.arguments, indent=2, ensure_ascii=False, default=str)
+    parts += ["**Arguments**", "", _fence(_clip(arguments), "json"), ""]
+    if card.state != "running":
+        parts += [
+            f"**{'Result' if card.state == 'ok' else 'Error'}**",
+            "",
+            _fence(_clip(card.output)),
+            "",
+        ]
+    parts.append("</details>")
+    return "\n".join(parts)
+
+
+def _card_line(card: _Card) -> str:
+    outcome = "" if card.state == "running" else f" -> {_clip(card.output, 200)!r}"
+    return f"[tool {_call_signature(card)} {_card_status(card)}{outcome}]"
+
+
+def _one_paragraph(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _write(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def _stream_setting() -> bool:
+    return os.environ.get("VICTOR_STREAM", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def _detect_target() -> Literal["display", "print"]:
+    """``display`` under an IPython shell that renders rich output (a kernel), else ``print``.
+
+    IPython is never imported here: if it is not loaded, there is no shell.
+    """
+    ipython_module = sys.modules.get("IPython")
+    shell = ipython_module.get_ipython() if ipython_module is not None else None
+    if shell is None or type(shell).__name__ == "TerminalInteractiveShell":
+        return "print"
+    return "display"
