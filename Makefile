@@ -13,12 +13,12 @@ $(BIN)/python:
 install: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
 
-# Unit, protocol and notebook tests (notebooks/ are executed by nbval).
-test: install
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
-
 lint: install
 	$(BIN)/ruff check victor tests bench
+
+# Lint, then unit, protocol, local-model, kernel, browser and notebook tests (nbval).
+test: lint
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
 
 bench: install
 	$(BIN)/python bench/overhead.py

@@ -15,10 +15,9 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 HERE = Path(__file__).resolve().parent
 
@@ -58,11 +57,15 @@ async def interleaved(
     return raw_t, our_t
 
 
-def report(label: str, raw: list[float], ours: list[float], per: int = 1, unit: str = "call") -> None:
+def report(
+    label: str, raw: list[float], ours: list[float], per: int = 1, unit: str = "call"
+) -> None:
     r, o = statistics.median(raw), statistics.median(ours)
     added_us = (o - r) / per * 1e6
-    print(f"  {label:<34} raw {r * 1e3:8.2f} ms  victor {o * 1e3:8.2f} ms  "
-          f"added {added_us:+8.1f} µs/{unit}  ratio {o / r:5.3f}")
+    print(
+        f"  {label:<34} raw {r * 1e3:8.2f} ms  victor {o * 1e3:8.2f} ms  "
+        f"added {added_us:+8.1f} µs/{unit}  ratio {o / r:5.3f}"
+    )
 
 
 def anthropic_pair(url: str, stream: bool):
@@ -75,7 +78,9 @@ def anthropic_pair(url: str, stream: bool):
 
     async def raw_call() -> object:
         if not stream:
-            msg = await client.messages.create(model="claude-sonnet-4-20250514", max_tokens=1024, messages=MESSAGES)
+            msg = await client.messages.create(
+                model="claude-sonnet-4-20250514", max_tokens=1024, messages=MESSAGES
+            )
             return msg.content[0].text
         parts = []
         events = await client.messages.create(
@@ -104,11 +109,16 @@ def openai_pair(url: str, stream: bool):
 
     async def raw_call() -> object:
         if not stream:
-            r = await client.chat.completions.create(model="gpt-4o", messages=MESSAGES, max_tokens=1024)
+            r = await client.chat.completions.create(
+                model="gpt-4o", messages=MESSAGES, max_tokens=1024
+            )
             return r.choices[0].message.content
         parts = []
         chunks = await client.chat.completions.create(
-            model="gpt-4o", messages=MESSAGES, max_tokens=1024, stream=True,
+            model="gpt-4o",
+            messages=MESSAGES,
+            max_tokens=1024,
+            stream=True,
             stream_options={"include_usage": True},
         )
         async for chunk in chunks:
@@ -139,13 +149,20 @@ async def bench_protocol(protocol: str, args: argparse.Namespace) -> None:
         async def our_many() -> object:
             return await asyncio.gather(*(ours() for _ in range(args.concurrent)))
 
-        report(f"(c) {args.concurrent} concurrent runs", *await interleaved(raw_many, our_many, 10),
-               per=args.concurrent)
+        report(
+            f"(c) {args.concurrent} concurrent runs",
+            *await interleaved(raw_many, our_many, 10),
+            per=args.concurrent,
+        )
         await agent.cleanup()
     with server(protocol, args.chunks) as url:
         raw, ours, agent = PAIRS[protocol](url, stream=True)
-        report(f"(b) astream vs stream, {args.chunks} chunks",
-               *await interleaved(raw, ours, max(10, args.calls // 10)), per=args.chunks, unit="chunk")
+        report(
+            f"(b) astream vs stream, {args.chunks} chunks",
+            *await interleaved(raw, ours, max(10, args.calls // 10)),
+            per=args.chunks,
+            unit="chunk",
+        )
         await agent.cleanup()
 
 
@@ -160,12 +177,21 @@ def bench_import(repeat: int = 15) -> None:
         base.append(wall("pass"))
         ours.append(wall("from victor import Agent"))
     b, o = statistics.median(base), statistics.median(ours)
-    print(f"(d) import: python -c pass {b * 1e3:.0f} ms, `from victor import Agent` {o * 1e3:.0f} ms "
-          f"wall (+{(o - b) * 1e3:.0f} ms)")
+    print(
+        f"(d) import: python -c pass {b * 1e3:.0f} ms, `from victor import Agent` {o * 1e3:.0f} ms "
+        f"wall (+{(o - b) * 1e3:.0f} ms)"
+    )
     heavy = subprocess.run(
-        [sys.executable, "-c", "import sys, victor.agent; print(sorted(m for m in "
-         "('anthropic','openai','httpx','IPython','ipywidgets','jsonschema') if m in sys.modules))"],
-        capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-c",
+            "import sys, victor.agent; print(sorted(m for m in "
+            "('anthropic','openai','httpx','IPython','ipywidgets','jsonschema') "
+            "if m in sys.modules))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
     print(f"    heavy modules loaded by `import victor.agent`: {heavy}")
 

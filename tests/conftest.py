@@ -25,8 +25,13 @@ def _fresh_default_bus():
 def _no_provider_env(monkeypatch):
     """Tests must not pick up a developer's real keys, hosts or defaults."""
     for name in (
-        "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "ANTHROPIC_AUTH_TOKEN",
-        "OPENAI_API_KEY", "OPENAI_BASE_URL", "OLLAMA_HOST",
-        "VICTOR_PROVIDER", "VICTOR_MODEL",
+        "ANTHROPIC_API_KEY",
+        "ANTHROPIC_BASE_URL",
+        "ANTHROPIC_AUTH_TOKEN",
+        "OPENAI_API_KEY",
+        "OPENAI_BASE_URL",
+        "OLLAMA_HOST",
+        "VICTOR_PROVIDER",
+        "VICTOR_MODEL",
     ):
         monkeypatch.delenv(name, raising=False)

@@ -8,7 +8,13 @@ import pytest
 
 from victor import Agent, ConfigurationError, LimitExceededError, ProviderError, ToolError
 from victor.core.events import EventBus
-from victor.messages import ResponseComplete, RunFinished, TextDelta, ToolCallFinished, ToolCallStarted
+from victor.messages import (
+    ResponseComplete,
+    RunFinished,
+    TextDelta,
+    ToolCallFinished,
+    ToolCallStarted,
+)
 from victor.providers.base import AgentResponse
 from victor.testing import FunctionProvider, ScriptedProvider, block_requests, call, override
 from victor.tools import BaseTool, ToolResult, registry, tool
@@ -59,7 +65,10 @@ async def test_tool_round_trip_feeds_result_back():
 
 async def test_tool_calls_in_one_turn_run_concurrently():
     provider = ScriptedProvider(
-        [[call("slow_echo", text="a"), call("slow_echo", text="b"), call("slow_echo", text="c")], "done"]
+        [
+            [call("slow_echo", text="a"), call("slow_echo", text="b"), call("slow_echo", text="c")],
+            "done",
+        ]
     )
     agent = await Agent.create(provider=provider, tools=[slow_echo])
     started = asyncio.get_running_loop().time()
@@ -76,7 +85,11 @@ async def test_invalid_arguments_become_a_result_the_model_reads():
     with EventBus.capture("tool.*") as events:
         assert await agent.run("add") == "5"
     error = provider.requests[1][-1]
-    assert error.is_error and "invalid arguments for tool 'add'" in error.content and "a:" in error.content
+    assert (
+        error.is_error
+        and "invalid arguments for tool 'add'" in error.content
+        and "a:" in error.content
+    )
     assert [e.type for e in events] == ["tool.error", "tool.execution"]
 
 
@@ -121,7 +134,10 @@ async def test_iteration_limit_is_a_clear_error():
 
 async def test_astream_yields_text_across_tool_turns():
     provider = ScriptedProvider(
-        [AgentResponse(content="Let me add.", tool_calls=[call("add", a=1, b=2)]), "The answer is 3"]
+        [
+            AgentResponse(content="Let me add.", tool_calls=[call("add", a=1, b=2)]),
+            "The answer is 3",
+        ]
     )
     agent = await Agent.create(provider=provider, tools=[add])
     tokens = [t async for t in agent.astream("1+2?")]
@@ -134,7 +150,12 @@ async def test_events_stream_is_typed_and_ordered():
     agent = await Agent.create(provider=provider, tools=[add])
     kinds = [type(e) async for e in agent.events("1+2?")]
     assert kinds == [
-        ResponseComplete, ToolCallStarted, ToolCallFinished, TextDelta, ResponseComplete, RunFinished
+        ResponseComplete,
+        ToolCallStarted,
+        ToolCallFinished,
+        TextDelta,
+        ResponseComplete,
+        RunFinished,
     ]
 
 
@@ -152,7 +173,9 @@ async def test_chat_remembers_and_run_does_not():
 
 
 async def test_a_failed_chat_turn_leaves_history_intact():
-    provider = ScriptedProvider(["first", ProviderError("boom", provider="scripted")], max_retries=0)
+    provider = ScriptedProvider(
+        ["first", ProviderError("boom", provider="scripted")], max_retries=0
+    )
     agent = await Agent.create(provider=provider)
     await agent.chat("one")
     with pytest.raises(ProviderError):
@@ -161,7 +184,9 @@ async def test_a_failed_chat_turn_leaves_history_intact():
 
 
 async def test_retryable_errors_are_retried():
-    flaky = ProviderError("overloaded", provider="scripted", status=529, retryable=True, retry_after=0)
+    flaky = ProviderError(
+        "overloaded", provider="scripted", status=529, retryable=True, retry_after=0
+    )
     provider = ScriptedProvider([flaky, "recovered"], max_retries=2)
     agent = await Agent.create(provider=provider)
     with EventBus.capture("provider.error") as errors:
@@ -176,8 +201,13 @@ async def test_events_carry_run_agent_and_data():
         await agent.run("1+2")
     types = [e.type for e in events]
     assert types == [
-        "agent.start", "provider.request", "provider.response", "tool.execution",
-        "provider.request", "provider.response", "agent.complete",
+        "agent.start",
+        "provider.request",
+        "provider.response",
+        "tool.execution",
+        "provider.request",
+        "provider.response",
+        "agent.complete",
     ]
     assert {e.agent for e in events} == {"calc"}
     assert len({e.run_id for e in events}) == 1

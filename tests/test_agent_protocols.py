@@ -41,7 +41,9 @@ def last_body(server) -> dict:
 async def test_run_with_settings_and_context(served):
     name, server, kwargs = served
     server.script(Text("def sort(xs): return sorted(xs)"))
-    agent = await Agent.create(provider=name, model="m-1", temperature=0.3, max_tokens=8192, **kwargs)
+    agent = await Agent.create(
+        provider=name, model="m-1", temperature=0.3, max_tokens=8192, **kwargs
+    )
     assert await agent.run("Write a function to sort an array") == "def sort(xs): return sorted(xs)"
     body = last_body(server)
     assert body["model"] == "m-1"
@@ -69,14 +71,20 @@ async def test_chat_remembers(served):
     await agent.chat("Create a class for User")
     await agent.chat("Add authentication")
     sent = str(last_body(server)["messages"])
-    assert "Create a class for User" in sent and "class User: pass" in sent and "Add authentication" in sent
+    assert (
+        "Create a class for User" in sent
+        and "class User: pass" in sent
+        and "Add authentication" in sent
+    )
     await agent.cleanup()
 
 
 @pytest.mark.parametrize("stream", [False, True])
 async def test_tool_round_trip(served, stream):
     name, server, kwargs = served
-    server.script(ToolCalls([("add", {"a": 2, "b": 40}), ("add", {"a": 1, "b": 1})]), Text("42 and 2"))
+    server.script(
+        ToolCalls([("add", {"a": 2, "b": 40}), ("add", {"a": 1, "b": 1})]), Text("42 and 2")
+    )
     agent = await Agent.create(provider=name, tools=[add], **kwargs)
     with EventBus.capture("tool.execution") as executed:
         if stream:

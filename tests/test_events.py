@@ -90,7 +90,13 @@ def test_emit_without_a_running_loop_runs_async_handlers():
 
 def test_seed_event_table_is_covered():
     for name in (
-        "agent.start", "agent.complete", "agent.error", "tool.execution", "tool.error",
-        "provider.request", "provider.response", "provider.error",
+        "agent.start",
+        "agent.complete",
+        "agent.error",
+        "tool.execution",
+        "tool.error",
+        "provider.request",
+        "provider.response",
+        "provider.error",
     ):
         assert name in EVENT_TYPES

@@ -17,7 +17,6 @@ from victor.messages import Message, ResponseComplete, TextDelta, ToolCall, Tool
 from victor.providers.anthropic import AnthropicProvider
 from victor.providers.base import AgentResponse
 
-
 KEY = "sk-ant-test-SECRET-0123456789"
 
 WEATHER = ToolSpec(

@@ -21,7 +21,6 @@ from victor.messages import Message, ResponseComplete, TextDelta, ToolCall, Tool
 from victor.providers import get_provider_class
 from victor.providers.ollama import OllamaProvider, normalise_host
 
-
 WEATHER = ToolSpec(
     name="get_weather",
     description="Current weather in a city",

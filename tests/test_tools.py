@@ -54,7 +54,10 @@ def test_tool_decorator_reads_hints_defaults_and_docstring():
     schema = search.spec().parameters
     assert search.name == "search" and search.description == "Search the code base."
     assert schema["required"] == ["query"]
-    assert schema["properties"]["query"] == {"type": "string", "description": "A regular expression."}
+    assert schema["properties"]["query"] == {
+        "type": "string",
+        "description": "A regular expression.",
+    }
     assert schema["properties"]["limit"]["default"] == 10
     assert schema["properties"]["mode"]["enum"] == ["fast", "full"]
 
@@ -73,6 +76,7 @@ async def test_tool_decorator_validates_and_coerces_with_pydantic():
 
 def test_tool_rejects_var_args():
     with pytest.raises(ToolError, match="args"):
+
         @tool
         def bad(*args: int) -> None: ...
 

@@ -11,7 +11,9 @@ from victor.workflows import list_workflows
 
 
 async def test_builtin_code_review_runs_each_step_with_the_input_as_context():
-    provider = ScriptedProvider(["It adds login.", "Bug: no rate limit on line 3.", "- fix rate limit\nrequest changes"])
+    provider = ScriptedProvider(
+        ["It adds login.", "Bug: no rate limit on line 3.", "- fix rate limit\nrequest changes"]
+    )
     agent = await Agent.create(provider=provider)
     with EventBus.capture("workflow.step") as steps:
         result = await agent.run_workflow(workflow="code-review", input={"pr_number": 123})
@@ -35,7 +37,9 @@ async def test_user_workflow_file(tmp_path, monkeypatch):
     provider = ScriptedProvider(["rough", "smooth"])
     agent = await Agent.create(provider=provider)
     assert await agent.run_workflow("haiku", {"topic": "tests"}) == "smooth"
-    assert provider.requests[0][-1].content.startswith("Write a haiku about tests. Keep {this: as is}")
+    assert provider.requests[0][-1].content.startswith(
+        "Write a haiku about tests. Keep {this: as is}"
+    )
     assert provider.requests[1][-1].content.startswith("Polish: rough")
 
 

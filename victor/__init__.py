@@ -43,15 +43,30 @@ _LAZY = {
 }
 
 __all__ = [
+    "Agent",
+    "AgentResponse",
+    "AgentTeam",
     "ConfigurationError",
+    "Event",
+    "EventBus",
     "LimitExceededError",
+    "Message",
+    "Profile",
     "ProviderError",
+    "State",
     "StateError",
+    "Task",
+    "TaskStatus",
+    "TeamResult",
+    "ToolCall",
     "ToolError",
+    "Usage",
     "VictorError",
+    "hooks",
     "load_ipython_extension",
+    "load_profile",
+    "run_sync",
     "unload_ipython_extension",
-    *_LAZY,
 ]
 
 

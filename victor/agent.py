@@ -128,7 +128,9 @@ class Agent:
         ``base_url``, ``timeout``, ``max_retries``, API parameters such as ``top_p``) goes
         to the provider.
         """
-        return cls(provider=provider, model=model, temperature=temperature, max_tokens=max_tokens, **kwargs)
+        return cls(
+            provider=provider, model=model, temperature=temperature, max_tokens=max_tokens, **kwargs
+        )
 
     @classmethod
     async def from_profile(cls, profile: Profile, **overrides: Any) -> Agent:
@@ -184,7 +186,9 @@ class Agent:
 
     async def chat(self, message: str) -> str:
         """Continue the conversation with ``message`` and return the reply."""
-        return await self._final_answer(self._events(message, None, None, stream=False, remember=True))
+        return await self._final_answer(
+            self._events(message, None, None, stream=False, remember=True)
+        )
 
     async def events(
         self,
@@ -198,11 +202,15 @@ class Agent:
 
         With ``remember=True`` the task continues the ``chat()`` conversation.
         """
-        async with aclosing(self._events(task, context, tools, stream=True, remember=remember)) as events:
+        async with aclosing(
+            self._events(task, context, tools, stream=True, remember=remember)
+        ) as events:
             async for event in events:
                 yield event
 
-    async def run_workflow(self, workflow: str | Workflow, input: Mapping[str, Any] | None = None) -> WorkflowResult:
+    async def run_workflow(
+        self, workflow: str | Workflow, input: Mapping[str, Any] | None = None
+    ) -> WorkflowResult:
         """Run a named workflow (built in, or ``$VICTOR_HOME/workflows/NAME.toml``) step by
         step; returns the last step's output, with every step's in ``.steps``."""
         from .workflows import run_workflow
@@ -256,9 +264,11 @@ class Agent:
     ) -> AsyncIterator[StreamEvent]:
         if not isinstance(task, str) or not task.strip():
             raise ConfigurationError(f"task={task!r} is empty: give the agent something to do")
-        provider = _provider_override.get() or (
-            None if self._provider_given else _default_provider.get()
-        ) or self.provider
+        provider = (
+            _provider_override.get()
+            or (None if self._provider_given else _default_provider.get())
+            or self.provider
+        )
         run_tools = registry.resolve([*self.tools, *tools]) if tools else self.tools
         system = self._system_message()
         prior = list(self.history) if remember else []
@@ -315,6 +325,10 @@ def render_task(task: str, context: Mapping[str, Any] | None) -> str:
     if not context:
         return task
     if not isinstance(context, Mapping):
-        raise ConfigurationError(f"context must be a dict of name -> value, got {type(context).__name__}")
-    blocks = "\n".join(f'<context name="{key}">\n{value}\n</context>' for key, value in context.items())
+        raise ConfigurationError(
+            f"context must be a dict of name -> value, got {type(context).__name__}"
+        )
+    blocks = "\n".join(
+        f'<context name="{key}">\n{value}\n</context>' for key, value in context.items()
+    )
     return f"{task}\n\n{blocks}"

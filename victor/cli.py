@@ -20,8 +20,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("task", nargs="+", help="what the agent should do")
     run.add_argument("-p", "--provider", help="provider name (default: $VICTOR_PROVIDER or ollama)")
     run.add_argument("-m", "--model", help="model name (default: the provider's)")
-    run.add_argument("-t", "--temperature", type=float, default=0.7, help="0.0 to 1.0 (default 0.7)")
-    run.add_argument("--max-tokens", type=int, default=1024, help="answer length limit (default 1024)")
+    run.add_argument(
+        "-t", "--temperature", type=float, default=0.7, help="0.0 to 1.0 (default 0.7)"
+    )
+    run.add_argument(
+        "--max-tokens", type=int, default=1024, help="answer length limit (default 1024)"
+    )
     run.add_argument("--tools", default="", help="comma-separated tool names to enable")
     run.add_argument("--no-stream", action="store_true", help="print the answer when complete")
     run.add_argument("--usage", action="store_true", help="print token usage and time at the end")

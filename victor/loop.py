@@ -101,15 +101,21 @@ async def run_loop(
                         elif type(event) is ResponseComplete:
                             response = event.response
                 if response is None:
-                    raise ProviderError("the stream ended without a final response", provider=provider.name)
+                    raise ProviderError(
+                        "the stream ended without a final response", provider=provider.name
+                    )
             else:
                 response = await provider.chat(messages, specs)
             usage += response.usage
             if logger.isEnabledFor(logging.DEBUG):
                 logger.debug(
                     "%s/%s answered in %.0f ms: %d tool call(s), %s tokens, stop=%s",
-                    provider.name, provider.model, (perf_counter() - requested) * 1000,
-                    len(response.tool_calls), response.usage.total_tokens, response.stop_reason,
+                    provider.name,
+                    provider.model,
+                    (perf_counter() - requested) * 1000,
+                    len(response.tool_calls),
+                    response.usage.total_tokens,
+                    response.stop_reason,
                 )
             await scope.emit(
                 "provider.response",
@@ -127,7 +133,11 @@ async def run_loop(
                 duration_ms = (perf_counter() - started) * 1000
                 await scope.emit(
                     "agent.complete",
-                    {"result": response.content, "usage": usage.model_dump(), "duration_ms": duration_ms},
+                    {
+                        "result": response.content,
+                        "usage": usage.model_dump(),
+                        "duration_ms": duration_ms,
+                    },
                 )
                 finished = True  # closing the generator after this is not a cancellation
                 yield RunFinished(
@@ -184,7 +194,7 @@ async def _run_tools(
             for call in response.tool_calls
         )
     )
-    for call, (result, duration_ms) in zip(response.tool_calls, outcomes):
+    for call, (result, duration_ms) in zip(response.tool_calls, outcomes, strict=True):
         messages.append(Message.tool(call, result.to_text(), is_error=not result.success))
         yield ToolCallFinished(call, result, duration_ms)
 
@@ -200,11 +210,14 @@ async def _run_tool(
     tool = tools.get(call.name)
     if tool is None:
         available = ", ".join(sorted(tools)) or "none"
-        result = ToolResult.fail(f"there is no tool named {call.name!r}; available tools: {available}")
+        result = ToolResult.fail(
+            f"there is no tool named {call.name!r}; available tools: {available}"
+        )
     elif call.invalid_arguments is not None:
         result = ToolResult.fail(
-            f"the arguments for {call.name!r} are not a valid JSON object ({call.invalid_arguments}); "
-            f"call the tool again with a JSON object matching its schema"
+            f"the arguments for {call.name!r} are not a valid JSON object "
+            f"({call.invalid_arguments}); call the tool again with a JSON object matching "
+            f"its schema"
         )
     else:
         with using_context(context):

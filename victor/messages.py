@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Union
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -71,9 +71,7 @@ class ToolSpec(Model):
 
     name: str
     description: str = ""
-    parameters: dict[str, Any] = Field(
-        default_factory=lambda: {"type": "object", "properties": {}}
-    )
+    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
 
 
 class Usage(Model):
@@ -174,4 +172,4 @@ class RunFinished:
     kind: Literal["run_finished"] = "run_finished"
 
 
-StreamEvent = Union[TextDelta, ResponseComplete, ToolCallStarted, ToolCallFinished, RunFinished]
+StreamEvent = TextDelta | ResponseComplete | ToolCallStarted | ToolCallFinished | RunFinished

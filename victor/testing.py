@@ -13,7 +13,7 @@ import asyncio
 import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any, Union
+from typing import Any
 
 from ._util import maybe_await
 from .agent import _provider_override
@@ -32,7 +32,7 @@ __all__ = [
 
 #: What a test provider may answer with: text, one tool call, several tool calls in one
 #: turn, a whole ``AgentResponse``, or an exception to raise.
-Reply = Union[str, ToolCall, list[ToolCall], AgentResponse, BaseException]
+Reply = str | ToolCall | list[ToolCall] | AgentResponse | BaseException
 
 _call_ids = itertools.count(1)
 
@@ -85,7 +85,10 @@ class _TestProvider(Provider):
             )
         calls = [reply] if isinstance(reply, ToolCall) else list(reply)
         if not all(isinstance(c, ToolCall) for c in calls):
-            raise TypeError(f"unsupported scripted reply {reply!r}: use str, call(...), a list of calls, AgentResponse or an exception")
+            raise TypeError(
+                f"unsupported scripted reply {reply!r}: use a str, call(...), a list of "
+                f"calls, an AgentResponse or an exception"
+            )
         return AgentResponse(
             tool_calls=calls,
             usage=Usage(input_tokens=prompt_tokens, output_tokens=len(calls) * 10),
@@ -96,7 +99,9 @@ class _TestProvider(Provider):
     async def _chat(self, messages: list[Message], tools: list[ToolSpec]) -> AgentResponse:
         return await self._respond(messages, tools)
 
-    async def _stream(self, messages: list[Message], tools: list[ToolSpec]) -> AsyncIterator[StreamEvent]:
+    async def _stream(
+        self, messages: list[Message], tools: list[ToolSpec]
+    ) -> AsyncIterator[StreamEvent]:
         response = await self._respond(messages, tools)
         for piece in _chunks(response.content):
             if self.chunk_delay:

