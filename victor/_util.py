@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import inspect
-import uuid
+import os
+from collections.abc import Iterable
 from typing import Any
 
 
@@ -16,4 +17,12 @@ async def maybe_await(value: Any) -> Any:
 
 def new_id(prefix: str) -> str:
     """A short unique id such as ``run_1f3a9c2b7d4e``."""
-    return f"{prefix}_{uuid.uuid4().hex[:12]}"
+    return f"{prefix}_{os.urandom(6).hex()}"
+
+
+def did_you_mean(name: str, choices: Iterable[str], n: int = 1, cutoff: float = 0.6) -> str:
+    """`` Did you mean 'x'?`` for the closest of ``choices`` to a mistyped ``name``, or ""."""
+    import difflib  # only an error message needs it
+
+    close = difflib.get_close_matches(name, list(choices), n=n, cutoff=cutoff)
+    return f" Did you mean {', '.join(map(repr, close))}?" if close else ""

@@ -19,7 +19,6 @@ API keys never belong here: providers read them from their own environment varia
 
 from __future__ import annotations
 
-import difflib
 import logging
 import os
 import sys
@@ -29,6 +28,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ._util import did_you_mean
 from .errors import ConfigurationError
 
 if sys.version_info >= (3, 11):
@@ -159,9 +159,8 @@ def _describe(profile_name: Any, exc: ValidationError) -> str:
     for error in exc.errors():
         field = ".".join(str(part) for part in error["loc"]) or "(profile)"
         if error["type"] == "extra_forbidden":
-            close = difflib.get_close_matches(field, fields, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else f"; fields: {', '.join(fields)}"
-            problems.append(f"unknown field {field!r}{hint}")
+            hint = did_you_mean(field, fields).strip() or f"Fields: {', '.join(fields)}"
+            problems.append(f"unknown field {field!r} ({hint[0].lower()}{hint[1:]})")
         else:
             problems.append(f"field {field!r}: {error['msg']} (got {error.get('input')!r})")
     return f"Invalid profile {profile_name!r}: " + "; ".join(problems)
@@ -234,8 +233,7 @@ def load_profile(name: str) -> Profile:
     profiles = list_profiles()
     if name in profiles:
         return profiles[name]
-    close = difflib.get_close_matches(name, profiles, n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
+    hint = did_you_mean(name, profiles)
     raise ConfigurationError(
         f"Unknown profile {name!r}.{hint} Available: {', '.join(sorted(profiles))}. "
         f"Add one as a [profiles.{name}] table in {profiles_path()}"

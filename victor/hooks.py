@@ -12,12 +12,11 @@ or a coroutine function::
 
 from __future__ import annotations
 
-import difflib
 import logging
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from ._util import maybe_await
+from ._util import did_you_mean, maybe_await
 from .errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -50,8 +49,7 @@ def validate_hooks(hooks: Mapping[str, Any] | None) -> dict[str, Callable[..., A
     checked: dict[str, Callable[..., Any]] = {}
     for name, hook in hooks.items():
         if name not in HOOK_NAMES:
-            close = difflib.get_close_matches(str(name), HOOK_NAMES, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(str(name), HOOK_NAMES)
             raise ConfigurationError(
                 f"Unknown hook {name!r}.{hint} Valid hooks: {', '.join(HOOK_NAMES)}"
             )

@@ -9,7 +9,6 @@ loop, retries with backoff, and the switch that blocks real requests in tests.
 from __future__ import annotations
 
 import asyncio
-import difflib
 import importlib
 import ipaddress
 import logging
@@ -24,6 +23,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, model_validator
 
+from .._util import did_you_mean
 from ..core.events import current_scope
 from ..errors import ConfigurationError, ProviderError
 from ..messages import Message, Model, StreamEvent, TextDelta, ToolCall, ToolSpec, Usage
@@ -359,8 +359,7 @@ def get_provider_class(name: str) -> type[Provider]:
     """Resolve a provider name, importing its module on first use."""
     entry = _registry.get(name.lower()) if isinstance(name, str) else None
     if entry is None:
-        close = difflib.get_close_matches(str(name).lower(), _registry, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(str(name).lower(), _registry)
         raise ConfigurationError(
             f"Unknown provider {name!r}.{hint} Available: {', '.join(available_providers())}; "
             f"register your own with victor.providers.register_provider()"

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Iterable, Iterator
 
+from .._util import did_you_mean
 from ..errors import ToolError
 from .base import BaseTool
 
@@ -132,8 +132,7 @@ class ToolRegistry:
 
     def _unknown(self, name: str) -> ToolError:
         known = [*self._tools, *self._toolsets]
-        close = difflib.get_close_matches(name, known, n=3)
-        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+        hint = did_you_mean(name, known, n=3)
         listing = ", ".join(sorted(known)) or "none registered"
         return ToolError(
             f"Unknown tool {name!r}.{hint} Available: {listing}. "

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import difflib
 import itertools
 import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
+from ..._util import did_you_mean
 from ...errors import ToolError
 from ..base import tool
 from ..context import current_context
@@ -214,12 +214,7 @@ def _existing_file(workspace: Workspace, file_path: str) -> Path:
     if path.is_dir():
         raise ToolError(f"{file_path!r} is a directory; use list_files to see what it holds")
     names = [workspace.relative(p) for p in itertools.islice(iter_files(workspace), 5000)]
-    close = difflib.get_close_matches(file_path, names, n=3, cutoff=0.5)
-    hint = (
-        f" Did you mean {', '.join(map(repr, close))}?"
-        if close
-        else " Use list_files to see what exists."
-    )
+    hint = did_you_mean(file_path, names, n=3, cutoff=0.5) or " Use list_files to see what exists."
     raise ToolError(f"there is no file {file_path!r} in the workspace.{hint}")
 
 
