@@ -21,7 +21,7 @@ from contextlib import aclosing
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from .._util import did_you_mean
 from ..core.events import current_scope
@@ -49,11 +49,10 @@ class AgentResponse(Model):
     model: str = ""
     stop_reason: str | None = None
 
-    @model_validator(mode="after")
-    def _fill_tokens_used(self) -> AgentResponse:
+    def model_post_init(self, context: Any, /) -> None:
+        # tokens_used is the total unless given (the seed's examples give only that).
         if not self.tokens_used:
             self.tokens_used = self.usage.total_tokens
-        return self
 
 
 class Provider(ABC):
