@@ -324,3 +324,16 @@ async def test_abandoning_a_stream_reports_cancellation():
         assert await stream.__anext__() == "many"
         await stream.aclose()
     assert errors[0].data["error_type"] == "CancelledError"
+
+
+def test_importing_victor_loads_no_sdk_ipython_or_asyncio():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from victor import Agent; "
+        "print(sorted(m for m in ('anthropic', 'openai', 'httpx', 'IPython', 'jsonschema', "
+        "'asyncio', 'llama_cpp') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

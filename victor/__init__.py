@@ -4,7 +4,10 @@
     agent = await Agent.create(provider="anthropic")
     print(await agent.run("Explain recursion"))
 
-Heavy modules (provider SDKs, IPython) load on first use, so importing victor is cheap.
+Heavy modules load on first use, so importing victor is cheap: provider SDKs when a
+provider first sends a request, IPython with the notebook extension, and even asyncio
+(about 40 ms) in the functions that run something — which is why victor's modules import
+it locally instead of at the top.
 """
 
 from __future__ import annotations

@@ -7,7 +7,6 @@ every time.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import aclosing
@@ -68,6 +67,8 @@ async def run_loop(
     reported as ``agent.error`` events and raised. ``tool_context`` (agent, workspace,
     approval policy) is what the tools see while they run.
     """
+    import asyncio  # imported when used: see victor/__init__.py
+
     started = perf_counter()
     by_name = {t.name: t for t in tools}
     specs = [t.spec() for t in tools] or None
@@ -186,9 +187,11 @@ async def _run_tools(
     context: ToolContext,
 ) -> AsyncIterator[StreamEvent]:
     """Run the response's tool calls concurrently; append their results in call order."""
+    from asyncio import gather  # imported when used: see victor/__init__.py
+
     for call in response.tool_calls:
         yield ToolCallStarted(call)
-    outcomes = await asyncio.gather(
+    outcomes = await gather(
         *(
             _run_tool(call, tools, scope, limits.tool_timeout, context)
             for call in response.tool_calls

@@ -9,7 +9,6 @@ logged and never breaks the run that emitted the event.
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import inspect
 import logging
@@ -18,9 +17,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .._util import new_id
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["Event", "EventBus", "EventScope", "current_scope", "EVENT_TYPES"]
 
@@ -174,6 +176,8 @@ class EventBus:
             logger.exception("event handler %r failed on %s", handler, event.type)
             return
         if inspect.isawaitable(result):
+            import asyncio  # imported when used: see victor/__init__.py
+
             try:
                 task = asyncio.get_running_loop().create_task(result)  # type: ignore[arg-type]
             except RuntimeError:  # no running loop: run the handler to completion here

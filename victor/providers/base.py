@@ -8,7 +8,6 @@ loop, retries with backoff, and the switch that blocks real requests in tests.
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import ipaddress
 import logging
@@ -18,7 +17,7 @@ import weakref
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from contextlib import aclosing
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
 from pydantic import Field
@@ -27,6 +26,9 @@ from .._util import did_you_mean
 from ..core.events import current_scope
 from ..errors import ConfigurationError, ProviderError
 from ..messages import Message, Model, StreamEvent, TextDelta, ToolCall, ToolSpec, Usage
+
+if TYPE_CHECKING:
+    import asyncio
 
 logger = logging.getLogger("victor.providers")
 
@@ -189,6 +191,8 @@ class Provider(ABC):
 
     async def close(self) -> None:
         """Close the HTTP clients this provider opened (``Agent.cleanup`` calls this)."""
+        import asyncio  # imported when used: see victor/__init__.py
+
         clients, self._clients = list(self._clients.items()), weakref.WeakKeyDictionary()
         try:
             current = asyncio.get_running_loop()
@@ -227,7 +231,9 @@ class Provider(ABC):
 
     def client(self) -> Any:
         """The client for the running loop, created on first use."""
-        loop = asyncio.get_running_loop()
+        from asyncio import get_running_loop  # imported when used: see victor/__init__.py
+
+        loop = get_running_loop()
         client = self._clients.get(loop)
         if client is None:
             client = self._clients[loop] = self._create_client()
@@ -265,7 +271,9 @@ class Provider(ABC):
         if retrying:
             delay = retry_delay(attempt, getattr(error, "retry_after", None))
             logger.warning("%s: %s; retrying in %.1f s", self.name, error, delay)
-            await asyncio.sleep(delay)
+            from asyncio import sleep  # imported when used: see victor/__init__.py
+
+            await sleep(delay)
         return retrying
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import json
 import re
@@ -100,6 +99,8 @@ class BaseTool:
             valid = self.validate(arguments)
         except ToolError as exc:
             return ToolResult.fail(str(exc))
+        import asyncio  # imported when used: see victor/__init__.py
+
         limit = self.timeout if self.timeout is not None else timeout
         try:
             result = await asyncio.wait_for(self.execute(**valid), limit)
@@ -168,7 +169,9 @@ class FunctionTool(BaseTool):
         if inspect.iscoroutinefunction(self.fn):
             output = await self.fn(**kwargs)
         else:  # a plain function may block (files, subprocesses): keep it off the event loop
-            output = await asyncio.to_thread(self.fn, **kwargs)
+            from asyncio import to_thread  # imported when used: see victor/__init__.py
+
+            output = await to_thread(self.fn, **kwargs)
         return output if isinstance(output, ToolResult) else ToolResult(success=True, output=output)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:

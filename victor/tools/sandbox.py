@@ -15,7 +15,6 @@ untrusted work.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import sys
@@ -23,10 +22,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from time import perf_counter
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ..errors import ToolError
 from .base import ToolResult
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["Workspace", "Executor", "SubprocessExecutor", "CommandResult", "SAFE_ENV_VARS"]
 
@@ -129,6 +131,8 @@ class SubprocessExecutor:
         max_output: int,
         stdin: str | None = None,
     ) -> CommandResult:
+        import asyncio  # imported when used: see victor/__init__.py
+
         started = perf_counter()
         try:
             process = await asyncio.create_subprocess_exec(
