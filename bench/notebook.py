@@ -21,14 +21,11 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from jupyter_client.manager import start_new_kernel
+from serve import serving  # bench/ is on sys.path when a script here runs
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -68,21 +65,6 @@ print(json.dumps([time.perf_counter() - t, time.process_time() - c]))
 }
 
 
-@contextmanager
-def server(tokens: int) -> Iterator[str]:
-    proc = subprocess.Popen(
-        [sys.executable, str(HERE / "serve.py"), "anthropic", str(tokens)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        yield proc.stdout.readline().strip()
-    finally:
-        proc.kill()
-        proc.wait()
-
-
 def execute(kc: Any, code: str) -> tuple[list[float], int]:
     """Run ``code``; return what it printed ([wall s, CPU s]) and the display messages sent."""
     displays = 0
@@ -116,7 +98,7 @@ def main() -> None:
     wall: dict[str, list[float]] = {name: [] for name in VARIANTS}
     cpu: dict[str, list[float]] = {name: [] for name in VARIANTS}
     sent: dict[str, list[int]] = {name: [] for name in VARIANTS}
-    with server(options.tokens) as url:
+    with serving("anthropic", options.tokens) as url:
         km, kc = start_new_kernel(kernel_name="python3", env=env, cwd=str(REPO))
         try:
             execute(kc, SETUP.format(url=url) + "\nprint(json.dumps([0, 0]))")

@@ -15,28 +15,11 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 
-HERE = Path(__file__).resolve().parent
+from serve import serving  # bench/ is on sys.path when a script here runs
 
 MESSAGES = [{"role": "user", "content": "Say something"}]
-
-
-@contextmanager
-def server(protocol: str, chunks: int) -> Iterator[str]:
-    proc = subprocess.Popen(
-        [sys.executable, str(HERE / "serve.py"), protocol, str(chunks)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        yield proc.stdout.readline().strip()
-    finally:
-        proc.kill()
-        proc.wait()
 
 
 async def interleaved(
@@ -96,7 +79,11 @@ def anthropic_pair(url: str, stream: bool):
             return await agent.run("Say something")
         return "".join([t async for t in agent.astream("Say something")])
 
-    return raw_call, our_call, agent
+    async def close() -> None:
+        await client.close()
+        await close()
+
+    return raw_call, our_call, close
 
 
 def openai_pair(url: str, stream: bool):
@@ -131,7 +118,11 @@ def openai_pair(url: str, stream: bool):
             return await agent.run("Say something")
         return "".join([t async for t in agent.astream("Say something")])
 
-    return raw_call, our_call, agent
+    async def close() -> None:
+        await client.close()
+        await close()
+
+    return raw_call, our_call, close
 
 
 PAIRS = {"anthropic": anthropic_pair, "openai": openai_pair}
@@ -139,8 +130,8 @@ PAIRS = {"anthropic": anthropic_pair, "openai": openai_pair}
 
 async def bench_protocol(protocol: str, args: argparse.Namespace) -> None:
     print(f"{protocol}:")
-    with server(protocol, 20) as url:
-        raw, ours, agent = PAIRS[protocol](url, stream=False)
+    with serving(protocol, 20) as url:
+        raw, ours, close = PAIRS[protocol](url, stream=False)
         report("(a) run vs create, 20-word reply", *await interleaved(raw, ours, args.calls))
 
         async def raw_many() -> object:
@@ -154,16 +145,16 @@ async def bench_protocol(protocol: str, args: argparse.Namespace) -> None:
             *await interleaved(raw_many, our_many, 10),
             per=args.concurrent,
         )
-        await agent.cleanup()
-    with server(protocol, args.chunks) as url:
-        raw, ours, agent = PAIRS[protocol](url, stream=True)
+        await close()
+    with serving(protocol, args.chunks) as url:
+        raw, ours, close = PAIRS[protocol](url, stream=True)
         report(
             f"(b) astream vs stream, {args.chunks} chunks",
             *await interleaved(raw, ours, max(10, args.calls // 10)),
             per=args.chunks,
             unit="chunk",
         )
-        await agent.cleanup()
+        await close()
 
 
 def bench_import(repeat: int = 15) -> None:
