@@ -81,7 +81,7 @@ def anthropic_pair(url: str, stream: bool):
 
     async def close() -> None:
         await client.close()
-        await close()
+        await agent.cleanup()
 
     return raw_call, our_call, close
 
@@ -120,7 +120,7 @@ def openai_pair(url: str, stream: bool):
 
     async def close() -> None:
         await client.close()
-        await close()
+        await agent.cleanup()
 
     return raw_call, our_call, close
 
