@@ -14,7 +14,7 @@ import asyncio
 import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
-from contextlib import aclosing, suppress
+from contextlib import aclosing, nullcontext, suppress
 from dataclasses import dataclass, field
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
@@ -314,7 +314,7 @@ class TeamRun:
         return {t.agent: t.error for t in self.transcript if t.error is not None}
 
     def _slot(self) -> Any:
-        return self._slots if self._slots is not None else _NO_LIMIT
+        return self._slots if self._slots is not None else nullcontext()
 
     async def execute(self) -> TeamResult:
         """Run the formation from ``team.start`` to ``team.complete`` (or ``team.error``)."""
@@ -380,17 +380,6 @@ class TeamRun:
             details=self.details,
             events=self.events,
         )
-
-
-class _NoLimit:
-    async def __aenter__(self) -> None:
-        return None
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None
-
-
-_NO_LIMIT = _NoLimit()
 
 
 # -- the team --------------------------------------------------------------------------
