@@ -179,3 +179,46 @@ def test_victor_cell_streams_in_jupyterlab(jupyterlab, tmp_path):
     assert lengths == sorted(lengths) and len(set(lengths)) == len(lengths), lengths
     assert (tmp_path / "victor-final.png").stat().st_size > 10_000
     assert (tmp_path / "victor-streaming.png").exists()
+
+
+def test_a_saved_team_timeline_is_still_a_picture_when_reopened(jupyterlab, tmp_path):
+    """A reopened notebook is untrusted, so JupyterLab sanitises its HTML outputs: an inline
+    <svg> would be stripped to its text. The timeline must still show as a picture."""
+    import asyncio
+
+    from victor import AgentTeam
+    from victor.testing import FunctionProvider
+
+    team = AgentTeam.pipeline(
+        ["writer", "editor"], provider=FunctionProvider(lambda messages, tools: "done")
+    )
+    result = asyncio.run(team.run("Write a haiku"))
+    bundle = result.timeline(deterministic=True)._repr_mimebundle_()
+
+    url, root = jupyterlab
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("result.timeline(deterministic=True)")
+    cell.outputs = [nbformat.v4.new_output("display_data", data=bundle)]
+    nb.cells = [cell]
+    nbformat.write(nb, root / "timeline.ipynb")
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(url.replace("stream.ipynb", "timeline.ipynb"))
+            output = page.locator(".jp-OutputArea-output").first
+            chart = output.locator("img").first
+            chart.wait_for(timeout=60_000)
+            page.wait_for_function("img => img.complete", arg=chart.element_handle())
+            width = chart.evaluate("img => img.naturalWidth")
+            text = output.inner_text()
+            page.screenshot(path=str(tmp_path / "victor-timeline.png"))
+        finally:
+            browser.close()
+
+    assert width > 300, "the chart image did not render"
+    assert "pipeline team" in text and "2 calls" in text  # the title and the table
+    assert "event order" not in text  # the chart's own labels were not dumped as text

@@ -1,10 +1,11 @@
 """TeamTimeline: a team run drawn from its events alone, live or static.
 
 One swimlane per agent; bars for member runs, model calls and tool calls; markers for
-delegations (arrows), rounds (dashed lines) and votes (dots). Every bar and marker has a
-hover title (prompt summary, tokens, duration, error) and the HTML form lists every call
-in a collapsible table. The static form is inline SVG + HTML (no JavaScript, no CDN) with
-a text summary, so saved and exported notebooks show it.
+delegations (arrows), rounds (dashed lines) and votes (dots). The HTML form is the chart
+as an SVG image above a collapsible table of every call (prompt summary, tokens,
+duration, error); ``to_svg()`` gives the chart alone, where each bar and marker carries a
+hover title. No JavaScript, no CDN, plus a text summary: saved, reopened and exported
+notebooks show it.
 
     result = await team.run(task)
     result.timeline()                          # static, real relative times
@@ -21,6 +22,7 @@ at most ``interval`` (0.1 s) apart, with one final update when the run ends.
 from __future__ import annotations
 
 import asyncio
+import base64
 import html
 import time
 from dataclasses import dataclass, field
@@ -297,13 +299,22 @@ class TeamTimeline:
         return (
             "<div class='victor-timeline' style='font-family:system-ui,sans-serif;font-size:12px'>"
             f"<div style='font-weight:600;margin-bottom:4px'>{_esc(layout.title())}</div>"
-            f"{_render_svg(layout, self.width)}"
+            f"{_svg_image(_render_svg(layout, self.width), layout.title())}"
             f"<div style='margin:4px 0'>{legend}</div>"
             f"<details><summary>{_count(len(rows), 'call')}</summary>"
             "<table style='border-collapse:collapse;font-size:11px'>"
             f"<tr>{header}</tr>{''.join(rows)}</table>"
             "</details></div>"
         )
+
+
+def _svg_image(svg: str, alt: str) -> str:
+    """The chart as an ``<img>`` of the SVG. Front ends sanitise inline ``<svg>`` out of the
+    HTML of a notebook that is reopened (untrusted) — JupyterLab leaves only its text — but
+    they show images, so the saved timeline stays a picture. The table below the chart
+    carries what the bars' hover titles say."""
+    data = base64.b64encode(svg.encode()).decode("ascii")
+    return f"<img src='data:image/svg+xml;base64,{data}' alt='{_esc(alt)}' style='max-width:100%'>"
 
 
 def _count(n: int, noun: str) -> str:
