@@ -19,6 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run a task and stream the answer")
     run.add_argument("task", nargs="+", help="what the agent should do")
     run.add_argument("-p", "--provider", help="provider name (default: $VICTOR_PROVIDER or ollama)")
+    run.add_argument("--profile", help="start from a named profile (see `victor profiles`)")
     run.add_argument("-m", "--model", help="model name (default: the provider's)")
     run.add_argument(
         "-t", "--temperature", type=float, default=0.7, help="0.0 to 1.0 (default 0.7)"
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--usage", action="store_true", help="print token usage and time at the end")
 
     commands.add_parser("providers", help="list provider names")
+    commands.add_parser("profiles", help="list profiles (built in and $VICTOR_HOME/profiles.toml)")
     return parser
 
 
@@ -38,13 +40,20 @@ async def _run(args: argparse.Namespace) -> None:
     from .agent import Agent
 
     tools = [name.strip() for name in args.tools.split(",") if name.strip()]
-    agent = await Agent.create(
-        provider=args.provider,
-        model=args.model,
-        temperature=args.temperature,
-        max_tokens=args.max_tokens,
-        tools=tools,
-    )
+    # Only what was given on the command line overrides the profile (or the defaults).
+    given = {
+        "provider": args.provider,
+        "model": args.model,
+        "temperature": args.temperature,
+        "max_tokens": args.max_tokens,
+    }
+    settings = {key: value for key, value in given.items() if value is not None}
+    if tools:
+        settings["tools"] = tools
+    if args.profile:
+        agent = await Agent.from_profile_name(args.profile, **settings)
+    else:
+        agent = await Agent.create(**{"max_tokens": 1024, **settings})
     task = " ".join(args.task)
     try:
         if args.no_stream:
@@ -70,6 +79,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .providers import available_providers
 
         print("\n".join(available_providers()))
+        return 0
+    if args.command == "profiles":
+        from .config import list_profiles
+
+        for name, profile in list_profiles().items():
+            print(f"{name:<14} {profile.provider}/{profile.model or '(default model)'}")
         return 0
     try:
         asyncio.run(_run(args))
