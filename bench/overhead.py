@@ -142,7 +142,7 @@ async def bench_protocol(protocol: str, args: argparse.Namespace) -> None:
 
         report(
             f"(c) {args.concurrent} concurrent runs",
-            *await interleaved(raw_many, our_many, 10),
+            *await interleaved(raw_many, our_many, 30),
             per=args.concurrent,
         )
         await close()
