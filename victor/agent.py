@@ -14,13 +14,12 @@ from .errors import ConfigurationError
 from .loop import Limits, run_loop
 from .messages import Message, RunFinished, StreamEvent, TextDelta
 from .providers.base import Provider, get_provider_class
-from .tools.approval import ApprovalPolicy, check_policy
-from .tools.context import ToolContext
-from .tools.registry import ToolLike, registry
-from .tools.sandbox import Workspace
 
 if TYPE_CHECKING:
     from .config import Profile
+    from .tools.approval import ApprovalPolicy
+    from .tools.registry import ToolLike
+    from .tools.sandbox import Workspace
     from .workflows import Workflow, WorkflowResult
 
 __all__ = ["Agent"]
@@ -62,6 +61,11 @@ class Agent:
         max_tool_errors: int | None = 20,
         **provider_options: Any,
     ) -> None:
+        # The tool machinery is imported by the first agent, not by `import victor`.
+        from .tools.approval import check_policy
+        from .tools.registry import registry
+        from .tools.sandbox import Workspace
+
         _apply_log_level()
         if isinstance(provider, Provider):
             if model is not None or provider_options:
@@ -269,7 +273,12 @@ class Agent:
             or (None if self._provider_given else _default_provider.get())
             or self.provider
         )
-        run_tools = registry.resolve([*self.tools, *tools]) if tools else self.tools
+        if tools:
+            from .tools.registry import registry
+
+            run_tools = registry.resolve([*self.tools, *tools])
+        else:
+            run_tools = self.tools
         system = self._system_message()
         prior = list(self.history) if remember else []
         user = Message.user(render_task(task, context))
@@ -278,6 +287,8 @@ class Agent:
         # Inside another run's scope (a team's), events go where that run's events go.
         bus = parent.bus if parent.run_id is not None and not self._bus_given else self.bus
         run_scope = EventScope(bus, run_id=new_id("run"), agent=self.name, parent=parent.run_id)
+        from .tools.context import ToolContext
+
         loop = run_loop(
             messages,
             provider,

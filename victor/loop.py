@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 from time import perf_counter
+from typing import TYPE_CHECKING
 
 from .core.events import EventScope
 from .errors import LimitExceededError, ProviderError
@@ -27,9 +28,10 @@ from .messages import (
     Usage,
 )
 from .providers.base import AgentResponse, Provider
-from .tools.approval import gate as approval_gate
-from .tools.base import BaseTool, ToolResult
-from .tools.context import ToolContext, using_context
+
+if TYPE_CHECKING:
+    from .tools.base import BaseTool, ToolResult
+    from .tools.context import ToolContext
 
 __all__ = ["Limits", "run_loop"]
 
@@ -73,7 +75,11 @@ async def run_loop(
     by_name = {t.name: t for t in tools}
     specs = [t.spec() for t in tools] or None
     usage = Usage()
-    context = tool_context or ToolContext()
+    if tool_context is None:
+        from .tools.context import ToolContext  # imported when used: see victor/__init__.py
+
+        tool_context = ToolContext()
+    context = tool_context
     tool_errors = 0
     finished = False
     await scope.emit("agent.start", {"task": task})
@@ -209,6 +215,10 @@ async def _run_tool(
     timeout: float | None,
     context: ToolContext,
 ) -> tuple[ToolResult, float]:
+    from .tools.approval import gate as approval_gate  # imported when used: see victor/__init__.py
+    from .tools.base import ToolResult
+    from .tools.context import using_context
+
     started = perf_counter()
     tool = tools.get(call.name)
     if tool is None:
