@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 EXTRAS ?= dev,notebook,local,browser
 
-.PHONY: install test lint bench clean demo
+.PHONY: install test lint chromium bench clean demo
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,8 +16,18 @@ install: $(BIN)/python
 lint: install
 	$(BIN)/ruff check victor tests bench
 
+# The real-browser notebook test drives Debian's Chromium (Playwright cannot download
+# its own browser here): install it when missing and we are root.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "chromium is missing: sudo apt-get install chromium" >&2; exit 1; \
+	  fi; }
+
 # Lint, then unit, protocol, local-model, kernel, browser and notebook tests (nbval).
-test: lint
+test: lint chromium
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
 
 bench: install
