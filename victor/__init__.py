@@ -108,6 +108,8 @@ if TYPE_CHECKING:
     from .config import Profile, load_profile
     from .core.events import Event, EventBus
     from .messages import Message, ToolCall, Usage
+    from .notebook.runner import run_sync
     from .providers.base import AgentResponse
     from .state import State
     from .task import Task, TaskStatus
+    from .teams import AgentTeam, TeamResult
