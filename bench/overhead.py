@@ -51,13 +51,11 @@ def report(
     )
 
 
-def anthropic_pair(url: str, stream: bool):
+def anthropic_raw(url: str, stream: bool):
+    """The raw SDK call, and the Agent settings that make the same request."""
     import anthropic
 
-    from victor import Agent
-
     client = anthropic.AsyncAnthropic(base_url=url, api_key="bench", max_retries=0)
-    agent = Agent(provider="anthropic", base_url=url, api_key="bench", max_tokens=1024)
 
     async def raw_call() -> object:
         if not stream:
@@ -74,25 +72,14 @@ def anthropic_pair(url: str, stream: bool):
                 parts.append(event.delta.text)
         return "".join(parts)
 
-    async def our_call() -> object:
-        if not stream:
-            return await agent.run("Say something")
-        return "".join([t async for t in agent.astream("Say something")])
-
-    async def close() -> None:
-        await client.close()
-        await agent.cleanup()
-
-    return raw_call, our_call, close
+    return client, raw_call, {"provider": "anthropic", "base_url": url}
 
 
-def openai_pair(url: str, stream: bool):
+def openai_raw(url: str, stream: bool):
+    """The raw SDK call, and the Agent settings that make the same request."""
     import openai
 
-    from victor import Agent
-
     client = openai.AsyncOpenAI(base_url=url + "/v1", api_key="bench", max_retries=0)
-    agent = Agent(provider="openai", base_url=url + "/v1", api_key="bench", max_tokens=1024)
 
     async def raw_call() -> object:
         if not stream:
@@ -113,6 +100,19 @@ def openai_pair(url: str, stream: bool):
                 parts.append(chunk.choices[0].delta.content)
         return "".join(parts)
 
+    return client, raw_call, {"provider": "openai", "base_url": url + "/v1"}
+
+
+RAW = {"anthropic": anthropic_raw, "openai": openai_raw}
+
+
+def pair(protocol: str, url: str, stream: bool):
+    """(raw call, the same call through victor, close both) for one protocol."""
+    from victor import Agent
+
+    client, raw_call, settings = RAW[protocol](url, stream)
+    agent = Agent(api_key="bench", max_tokens=1024, **settings)
+
     async def our_call() -> object:
         if not stream:
             return await agent.run("Say something")
@@ -125,13 +125,10 @@ def openai_pair(url: str, stream: bool):
     return raw_call, our_call, close
 
 
-PAIRS = {"anthropic": anthropic_pair, "openai": openai_pair}
-
-
 async def bench_protocol(protocol: str, args: argparse.Namespace) -> None:
     print(f"{protocol}:")
     with serving(protocol, 20) as url:
-        raw, ours, close = PAIRS[protocol](url, stream=False)
+        raw, ours, close = pair(protocol, url, stream=False)
         report("(a) run vs create, 20-word reply", *await interleaved(raw, ours, args.calls))
 
         async def raw_many() -> object:
@@ -147,7 +144,7 @@ async def bench_protocol(protocol: str, args: argparse.Namespace) -> None:
         )
         await close()
     with serving(protocol, args.chunks) as url:
-        raw, ours, close = PAIRS[protocol](url, stream=True)
+        raw, ours, close = pair(protocol, url, stream=True)
         report(
             f"(b) astream vs stream, {args.chunks} chunks",
             *await interleaved(raw, ours, max(10, args.calls // 10)),

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextvars
 import inspect
 import os
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 async def maybe_await(value: Any) -> Any:
@@ -26,3 +30,16 @@ def did_you_mean(name: str, choices: Iterable[str], n: int = 1, cutoff: float = 
 
     close = difflib.get_close_matches(name, list(choices), n=n, cutoff=cutoff)
     return f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+
+
+@contextmanager
+def bound(var: contextvars.ContextVar[T], value: T) -> Iterator[T]:
+    """Set ``var`` to ``value`` for the code inside the block, then restore it."""
+    token = var.set(value)
+    try:
+        yield value
+    finally:
+        try:
+            var.reset(token)
+        except ValueError:  # an async generator closed from another context (e.g. by GC)
+            pass

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterat
 from contextlib import contextmanager
 from typing import Any
 
-from ._util import maybe_await
+from ._util import bound, maybe_await
 from .agent import _provider_override
 from .errors import ProviderError
 from .messages import Message, ResponseComplete, StreamEvent, TextDelta, ToolCall, ToolSpec, Usage
@@ -157,11 +157,8 @@ class FunctionProvider(_TestProvider):
 @contextmanager
 def override(provider: Provider) -> Iterator[Provider]:
     """Make every agent run inside the block use ``provider`` instead of its own."""
-    token = _provider_override.set(provider)
-    try:
+    with bound(_provider_override, provider):
         yield provider
-    finally:
-        _provider_override.reset(token)
 
 
 class block_requests:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from .._util import new_id
+from .._util import bound, new_id
 
 if TYPE_CHECKING:
     import asyncio
@@ -221,11 +221,5 @@ def current_scope() -> EventScope:
 @contextmanager
 def scope(s: EventScope) -> Iterator[EventScope]:
     """Make ``s`` the current scope for code (providers, tools) running inside the block."""
-    token = _current_scope.set(s)
-    try:
+    with bound(_current_scope, s):
         yield s
-    finally:
-        try:
-            _current_scope.reset(token)
-        except ValueError:  # an async generator closed from another context (e.g. by GC)
-            pass

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from .._util import new_id
+from .._util import bound, new_id
 from ..agent import Agent, _default_provider
 from ..core.events import Event, EventBus, EventScope, current_scope, scope
 from ..errors import ConfigurationError, LimitExceededError, VictorError
@@ -235,20 +235,17 @@ class TeamRun:
         started = perf_counter()
         try:
             async with self._slot():
-                token = _default_provider.set(self.team.provider) if self.team.provider else None
-                try:
-                    with scope(member_scope):
-                        async with aclosing(member.events(prompt, context, tools)) as events:
-                            async for event in events:
-                                if type(event) is TextDelta:
-                                    if final and self.tokens is not None:
-                                        self.tokens.put_nowait(event.text)
-                                        self.streamed = True
-                                elif type(event) is RunFinished:
-                                    turn.content = event.content
-                finally:
-                    if token is not None:
-                        _default_provider.reset(token)
+                lend = self.team.provider
+                lent = bound(_default_provider, lend) if lend else nullcontext()
+                with lent, scope(member_scope):
+                    async with aclosing(member.events(prompt, context, tools)) as events:
+                        async for event in events:
+                            if type(event) is TextDelta:
+                                if final and self.tokens is not None:
+                                    self.tokens.put_nowait(event.text)
+                                    self.streamed = True
+                            elif type(event) is RunFinished:
+                                turn.content = event.content
         except asyncio.CancelledError as exc:
             turn.error = exc
             raise

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .._util import bound
 from ..errors import ToolError
 from .sandbox import Workspace
 
@@ -76,8 +77,5 @@ def current_context() -> ToolContext:
 @contextmanager
 def using_context(context: ToolContext) -> Iterator[ToolContext]:
     """Make ``context`` current for tools run inside the block."""
-    token = _current.set(context)
-    try:
+    with bound(_current, context):
         yield context
-    finally:
-        _current.reset(token)
