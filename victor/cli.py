@@ -31,6 +31,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-stream", action="store_true", help="print the answer when complete")
     run.add_argument("--usage", action="store_true", help="print token usage and time at the end")
 
+    doctor = commands.add_parser(
+        "doctor", help="what this machine can do: local model, providers, what to fix"
+    )
+    doctor.add_argument(
+        "--offline", action="store_true", help="do not try to reach the providers' servers"
+    )
     commands.add_parser("providers", help="list provider names")
     commands.add_parser("profiles", help="list profiles (built in and $VICTOR_HOME/profiles.toml)")
     return parser
@@ -80,6 +86,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print("\n".join(available_providers()))
         return 0
+    if args.command == "doctor":
+        from .doctor import main as doctor
+
+        return doctor(network=not args.offline)
     if args.command == "profiles":
         from .config import list_profiles
 

@@ -59,7 +59,7 @@ CONFIG_KEYS: dict[str, Any] = {
 }
 #: Keys that shape the agent (the rest shape the display).
 _AGENT_KEYS = ("temperature", "max_tokens", "max_iterations", "base_url", "system_prompt", "tools")
-_SUBCOMMANDS = ("config", "list", "history", "reset", "help")
+_SUBCOMMANDS = ("config", "list", "history", "reset", "doctor", "help")
 
 
 @dataclass
@@ -121,7 +121,7 @@ class VictorMagics(Magics):
     @argument(
         "words",
         nargs=argparse.REMAINDER,
-        help="line form only: config [key=value ...] | list | history | reset | help "
+        help="line form only: config [key=value ...] | list | history | reset | doctor | help "
         "| a one-line prompt",
     )
     @no_var_expand
@@ -145,6 +145,7 @@ class VictorMagics(Magics):
           %victor list                     providers (configured? reachable?) and tools
           %victor history                  the conversation so far (--agent NAME: that agent's)
           %victor reset                    forget the conversation (--agent NAME: that agent's)
+          %victor doctor                   what this machine can do (local model, providers)
           %victor help                     this text
           %victor what is a monad?         a one-line prompt (options go first)
         """
@@ -176,6 +177,14 @@ class VictorMagics(Magics):
 
     def _help(self) -> None:
         print(self.victor.parser.format_help())
+
+    def _doctor(self) -> None:
+        from IPython.display import display
+
+        from ..doctor import diagnose
+        from .runner import run_sync
+
+        display(run_sync(diagnose()))
 
     def _config(self, pairs: list[str]) -> None:
         for pair in pairs:

@@ -1,0 +1,88 @@
+"""`victor doctor` and `%victor doctor`: what this machine can do, on real parts."""
+
+from __future__ import annotations
+
+import sys
+
+from IPython.core.interactiveshell import InteractiveShell
+from IPython.utils.capture import capture_output
+
+from victor.cli import main
+from victor.doctor import diagnose
+from victor.notebook.magics import VictorMagics
+
+SECRET = "sk-ant-doctor-secret-1234"
+
+
+def test_the_embedded_model_as_default_provider_passes(monkeypatch, capsys):
+    monkeypatch.setenv("VICTOR_PROVIDER", "local")
+    code = main(["doctor", "--offline"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    for section in ("System", 'Local model (provider "local")', "Providers", "Default provider"):
+        assert f"\n{section}\n" in out
+    assert "usable CPU(s), from " in out
+    assert "portable build: AVX" in out  # what make install built
+    assert "amx guard    not needed" in out
+    assert "sha256 " in out and "(verified)" in out
+    assert "first use    loads and generates" in out
+    assert "local        local can work; from VICTOR_PROVIDER" in out
+
+
+def test_unreachable_default_provider_fails_with_what_to_do(monkeypatch, capsys):
+    monkeypatch.setenv("OLLAMA_HOST", "127.0.0.1:9")  # nothing listens on the discard port
+    code = main(["doctor"])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "✗ ollama       no key needed; http://127.0.0.1:9 cannot be reached" in out
+    assert "-> start it (`ollama serve`) or set OLLAMA_HOST" in out
+    assert "ollama cannot work (see above); VICTOR_PROVIDER is unset" in out
+    assert "-> set VICTOR_PROVIDER=local to use the embedded model" in out
+
+
+def test_reachable_servers_and_keys_never_shown(
+    monkeypatch, capsys, ollama_server, anthropic_server
+):
+    monkeypatch.setenv("OLLAMA_HOST", ollama_server.url)
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", anthropic_server.url)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", SECRET)
+    monkeypatch.setenv("VICTOR_PROVIDER", "anthropic")
+    code = main(["doctor"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert f"✓ ollama       no key needed; {ollama_server.url} answers, " in out
+    assert f"✓ anthropic    ANTHROPIC_API_KEY is set; {anthropic_server.url} answers" in out
+    assert "! openai       not configured: OPENAI_API_KEY is not set" in out
+    assert SECRET not in out
+
+
+def test_missing_key_for_the_default_provider(monkeypatch, capsys):
+    monkeypatch.setenv("VICTOR_PROVIDER", "openai")
+    assert main(["doctor", "--offline"]) == 1
+    out = capsys.readouterr().out
+    assert "-> export OPENAI_API_KEY=... (or pass api_key= to Agent.create)" in out
+    assert "openai cannot work (see above); from VICTOR_PROVIDER" in out
+
+
+async def test_without_llama_cpp_it_says_how_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)  # as if not installed
+    monkeypatch.setenv("VICTOR_PROVIDER", "local")
+    report = await diagnose(network=False)
+    assert not report.ok
+    [llama] = report.sections['Local model (provider "local")']
+    assert (llama.status, llama.detail) == ("fail", "llama-cpp-python is not installed")
+    assert 'pip install --no-cache-dir "victor-ai[local]"' in llama.fix
+    assert "CMAKE_ARGS=" in llama.fix
+
+
+def test_in_a_notebook(monkeypatch):
+    monkeypatch.setenv("VICTOR_PROVIDER", "local")
+    monkeypatch.setenv("VICTOR_NESTED_LOOPS", "0")
+    shell = InteractiveShell.instance()
+    shell.register_magics(VictorMagics(shell))
+    with capture_output() as captured:
+        result = shell.run_cell("%victor doctor")
+    assert result.success
+    [shown] = [o.data for o in captured.outputs]
+    assert "first use    loads and generates" in shown["text/plain"]
+    assert "<table>" in shown["text/html"] and "Default provider" in shown["text/html"]
