@@ -8,19 +8,26 @@
 2. Time to first token of a second agent in the process (the model already loaded),
    next to the time llama.cpp itself needs to evaluate that prompt and sample one token.
    Target: under 100 ms plus that.
+3. Threads: llama-cpp-python alone at each thread count (its own default is half of
+   ``os.cpu_count()``, the node's CPUs, not this process's), against victor's default (the
+   CPUs this process may use: affinity, cgroup quota, CPU_LIMIT). Target: victor's default
+   >= 0.95x the best raw setting.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import time
 from contextlib import aclosing
 
 from victor import Agent
+from victor._machine import available_cpus
 from victor.messages import Message, TextDelta
 from victor.providers.local import LocalProvider
+from victor.providers.local_guard import guard_active, llama_class
 
 PROMPT = "Write a long story about a dragon who learns to read."
 
@@ -100,6 +107,49 @@ async def first_token(rounds: int) -> None:
     await first.cleanup()
 
 
+async def threads(rounds: int, tokens: int) -> None:
+    budget = available_cpus()
+    nodes = os.cpu_count() or 1
+    counts = sorted({1, 2, 4, 8, budget.count, nodes, max(nodes // 2, 1)} - {0})
+    counts = [n for n in counts if n <= nodes]
+    provider = LocalProvider(temperature=0.0, max_tokens=tokens, seed=7, stop=[])
+    request = provider._request(await provider._model(), [Message.user(PROMPT)], [])
+    path = str(provider.model_file())
+    llama_type = llama_class(guard_active())
+    raw: dict[int, float] = {}
+    for n in counts:
+        llama = llama_type(
+            model_path=path, n_ctx=provider.load_settings["n_ctx"], n_threads=n,
+            n_threads_batch=n, verbose=False,
+        )  # fmt: skip
+        rates = []
+        for _ in range(rounds):
+            llama.reset()
+            seconds, chunks = direct_run(llama, request)
+            rates.append(chunks / seconds)
+        raw[n] = statistics.median(rates)
+        llama.close()
+    rates = []
+    for _ in range(rounds):
+        seconds, count = await provider_run(provider, [Message.user(PROMPT)])
+        rates.append(count / seconds)
+    ours = statistics.median(rates)
+    best = max(raw, key=raw.__getitem__)
+    print(f"threads ({nodes} CPUs in the node; {budget.count} usable, from {budget.source}):")
+    for n, rate in raw.items():
+        notes = [
+            note
+            for note, hit in (("llama-cpp-python's default", n == max(nodes // 2, 1)),
+                              ("best", n == best))
+            if hit
+        ]  # fmt: skip
+        print(f"  llama.cpp, {n:2d} thread(s)     {rate:7.1f} tokens/s  {', '.join(notes)}")
+    default = provider.load_settings["n_threads"]
+    print(f"  victor default ({default} thread(s)) {ours:7.1f} tokens/s")
+    print(f"  ratio to the best           {ours / raw[best]:7.3f}  (target >= 0.95)")
+    await provider.close()
+
+
 def llama_lock(agent: Agent):
     return agent.provider.client().lock
 
@@ -111,6 +161,7 @@ async def main() -> None:
     args = parser.parse_args()
     await throughput(args.rounds, args.tokens)
     await first_token(args.rounds)
+    await threads(args.rounds, args.tokens)
 
 
 if __name__ == "__main__":
