@@ -10,6 +10,7 @@ import logging
 import pytest
 
 from tests.servers import Hang, Status, Text, ToolCalls, Truncate
+from tests.timing import PROMPTLY, STALL
 from victor import Agent, ProviderError
 from victor.core.events import EventBus
 from victor.tools import tool
@@ -152,19 +153,20 @@ async def test_truncated_stream_after_text_is_not_retried(served):
 
 async def test_cancelling_a_stream_closes_the_connection(served):
     name, server, kwargs = served
-    server.script(Hang(10, text="thinking"))
+    server.script(Hang(STALL, text="thinking"))
     agent = await Agent.create(provider=name, **kwargs)
+    streaming = asyncio.Event()
 
     async def consume():
         async for _ in agent.astream("x"):
-            pass
+            streaming.set()
 
     task = asyncio.create_task(consume())
-    await asyncio.sleep(0.3)
+    await asyncio.wait_for(streaming.wait(), PROMPTLY)  # the reply has started, then stalls
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert await asyncio.to_thread(server.wait_disconnects, 1, 3.0)
+    assert await asyncio.to_thread(server.wait_disconnects, 1, PROMPTLY)
     await agent.cleanup()
 
 

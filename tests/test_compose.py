@@ -7,6 +7,7 @@ import asyncio
 
 import pytest
 
+from tests.timing import Rendezvous
 from victor import Agent, ToolError
 from victor.core.events import EventBus
 from victor.testing import ScriptedProvider, call
@@ -114,10 +115,12 @@ async def test_a_failing_step_stops_the_pipe_and_is_named(project):
 
 
 async def test_parallel_runs_concurrently_and_reports_every_failure():
+    together = Rendezvous(3)
+
     @tool
-    async def nap(seconds: float = 0.3) -> str:
-        """Sleep a while."""
-        await asyncio.sleep(seconds)
+    async def nap() -> str:
+        """Rest once all three naps are running."""
+        await together.meet()
         return "rested"
 
     @tool
@@ -125,10 +128,7 @@ async def test_parallel_runs_concurrently_and_reports_every_failure():
         """Always fails."""
         raise RuntimeError("kaboom")
 
-    started = asyncio.get_running_loop().time()
-    result = await parallel(nap, nap, nap, explode)
-    elapsed = asyncio.get_running_loop().time() - started
-    assert elapsed < 0.8, f"three 0.3 s steps took {elapsed:.2f} s: not concurrent"
+    result = await parallel(nap, nap, nap, explode)  # the naps meet: they run concurrently
     assert not result.success and result.error.startswith("1 of 4 parallel steps failed: explode:")
     assert "kaboom" in result.error and result.metadata["failed_steps"] == ["explode"]
     assert result.output == {"nap": "rested", "nap#2": "rested", "nap#3": "rested"}

@@ -20,6 +20,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
 from tests.servers import Hang, Text
+from tests.timing import PROMPTLY, STALL
 
 REPO = Path(__file__).resolve().parents[1]
 LONG_ANSWER = "## Streaming\n\n" + " ".join(f"word{i}" for i in range(300))
@@ -98,7 +99,8 @@ def test_streaming_cell_in_a_real_kernel():
     updates = client.of_type(1, "update_display_data")
     assert len(first) == 1
     assert len(updates) >= 3, "the text should grow visibly while it streams"
-    assert len(updates) < 300 / 4, "updates must be coalesced, not one per token"
+    # Coalesced, not one per token (~300): a rate measured against the stream's own span,
+    # so a slow machine that stretches the stream does not break it.
     span = _sent_at(updates[-1]) - _sent_at(first[0])
     assert len(updates) <= 10 * span + 3, f"{len(updates)} updates in {span:.2f} s"
     display_id = first[0]["content"]["transient"]["display_id"]
@@ -128,7 +130,7 @@ async def test_interrupt_cancels_the_request_on_the_server(anthropic_server, mon
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-kernel-test")
     anthropic_server.script(
         Text("First answer."),
-        Hang(seconds=30, text="I am thinking about this for a very long time"),
+        Hang(seconds=STALL, text="I am thinking about this for a very long time"),
         Text("Third answer."),
     )
     nb = notebook(
@@ -164,9 +166,9 @@ async def test_interrupt_cancels_the_request_on_the_server(anthropic_server, mon
         await client.km.interrupt_kernel()
         with pytest.raises(CellExecutionError) as failure:
             await running
-        assert time.monotonic() - started < 10  # not the 30 s the server would have hung
+        assert time.monotonic() - started < PROMPTLY  # not the STALL of the server
         assert "KeyboardInterrupt" in str(failure.value)
-        assert await asyncio.to_thread(anthropic_server.wait_disconnects, 1, 5.0)
+        assert await asyncio.to_thread(anthropic_server.wait_disconnects, 1, PROMPTLY)
 
         final = nb.cells[2].outputs[0].data["text/markdown"]
         assert "I am thinking" in final and "**Interrupted:**" in final

@@ -16,6 +16,7 @@ import pytest
 from tests.servers import Call, Hang, Slow, Status, Text, ToolCalls, Truncate
 from tests.servers.base import Frames, Request
 from tests.servers.ollama import OllamaServer, ndjson
+from tests.timing import PROMPTLY, STALL
 from victor.errors import ProviderError
 from victor.messages import Message, ResponseComplete, TextDelta, ToolCall, ToolSpec
 from victor.providers import get_provider_class
@@ -408,30 +409,30 @@ async def test_stream_without_done_line_raises(error: str | None) -> None:
 
 
 async def test_slow_server_times_out_quickly(ollama_server: OllamaServer) -> None:
-    ollama_server.script(Slow(3.0, then=Text("late")), Hang(3.0))
+    ollama_server.script(Slow(STALL, then=Text("late")), Hang(STALL))
     p = provider(ollama_server, timeout=0.5)
     started = time.monotonic()
     with pytest.raises(ProviderError) as info:
         await p.chat([Message.user("hi")])
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < PROMPTLY  # the 0.5 s timeout, not the server's stall
     assert "did not answer within 0.5 s" in str(info.value) and info.value.retryable
     # A stream that stalls after its first deltas times out too, instead of hanging.
     started = time.monotonic()
     with pytest.raises(ProviderError):
         await collect(p, [Message.user("hi")])
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < PROMPTLY
     await p.close()
 
 
 async def test_abandoned_stream_closes_connection(ollama_server: OllamaServer) -> None:
-    ollama_server.script(Hang(5.0, text="a long story"))
+    ollama_server.script(Hang(STALL, text="a long story"))
     p = provider(ollama_server)
     agen = p.stream([Message.user("hi")])
     async for event in agen:
         assert isinstance(event, TextDelta)
         break
     await agen.aclose()
-    assert await asyncio.to_thread(ollama_server.wait_disconnects, 1, 2.0)
+    assert await asyncio.to_thread(ollama_server.wait_disconnects, 1, PROMPTLY)
     await p.close()
 
 

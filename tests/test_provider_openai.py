@@ -13,6 +13,7 @@ import time
 import pytest
 
 from tests.servers import Call, Hang, Slow, Status, Text, ToolCalls, Truncate
+from tests.timing import PROMPTLY, STALL
 from victor.errors import ConfigurationError, ProviderError
 from victor.messages import Message, ResponseComplete, TextDelta, ToolCall, ToolSpec
 from victor.providers.openai import OpenAIProvider
@@ -43,7 +44,7 @@ async def collect(provider: OpenAIProvider, messages, tools=None):
     return deltas, completes[0]
 
 
-async def wait_for(condition, timeout: float = 2.0) -> bool:
+async def wait_for(condition, timeout: float = PROMPTLY) -> bool:
     # Poll without blocking the loop: closing may need the loop to run.
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -345,19 +346,19 @@ async def test_stream_closed_cleanly_without_finish_reason_raises() -> None:
 
 
 async def test_slow_server_times_out_quickly(openai_server) -> None:
-    openai_server.script(Slow(5, then=Text("late")), Hang(5, text="thinking about it"))
+    openai_server.script(Slow(STALL, then=Text("late")), Hang(STALL, text="thinking about it"))
     p = make(openai_server, timeout=0.5)
     started = time.monotonic()
     with pytest.raises(ProviderError) as info:
         await p.chat([Message.user("x")])
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < PROMPTLY  # the 0.5 s timeout, not the server's stall
     assert info.value.retryable and "timeout" in str(info.value)
     # A stream that stalls mid-answer also fails instead of hanging.
     started = time.monotonic()
     with pytest.raises(ProviderError):
         async for _ in p.stream([Message.user("x")]):
             pass
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < PROMPTLY
     await p.close()
 
 
@@ -373,7 +374,7 @@ async def test_connection_refused_is_retryable() -> None:
 
 
 async def test_abandoned_stream_closes_connection(openai_server) -> None:
-    openai_server.script(Hang(5, text="one two three"))
+    openai_server.script(Hang(STALL, text="one two three"))
     p = make(openai_server)
     agen = p.stream([Message.user("x")])
     async for event in agen:
@@ -385,7 +386,7 @@ async def test_abandoned_stream_closes_connection(openai_server) -> None:
 
 
 async def test_cancelled_stream_closes_connection(openai_server) -> None:
-    openai_server.script(Hang(5, text="one two three"))
+    openai_server.script(Hang(STALL, text="one two three"))
     p = make(openai_server)
     first = asyncio.Event()
 
@@ -394,7 +395,7 @@ async def test_cancelled_stream_closes_connection(openai_server) -> None:
             first.set()
 
     task = asyncio.create_task(consume())
-    await asyncio.wait_for(first.wait(), 2)
+    await asyncio.wait_for(first.wait(), PROMPTLY)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

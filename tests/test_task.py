@@ -7,6 +7,7 @@ import logging
 
 import pytest
 
+from tests.timing import PROMPTLY, STALL
 from victor import hooks as hooks_module
 from victor.agent import Agent
 from victor.errors import ConfigurationError, VictorError
@@ -150,11 +151,11 @@ async def test_cancellation_marks_cancelled_without_on_error():
     task = Task(
         "slow",
         "wait",
-        FakeAgent(delay=10),
+        FakeAgent(delay=STALL),
         hooks={"on_start": lambda t: started.set(), "on_error": lambda t, e: seen.append(e)},
     )
     runner = asyncio.create_task(task.execute())
-    await asyncio.wait_for(started.wait(), 1)
+    await asyncio.wait_for(started.wait(), PROMPTLY)
     assert task.status is TaskStatus.RUNNING
     runner.cancel()
     with pytest.raises(asyncio.CancelledError):
