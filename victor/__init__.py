@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import (
     ConfigurationError,
     LimitExceededError,
+    OutputValidationError,
     ProviderError,
     StateError,
     ToolError,
@@ -54,6 +55,7 @@ __all__ = [
     "EventBus",
     "LimitExceededError",
     "Message",
+    "OutputValidationError",
     "Profile",
     "ProviderError",
     "State",

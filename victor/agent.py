@@ -12,11 +12,12 @@ from ._util import new_id
 from .core.events import EventBus, EventScope, current_scope, scope
 from .errors import ConfigurationError
 from .loop import Limits, run_loop
-from .messages import Message, RunFinished, StreamEvent, TextDelta
+from .messages import Message, ResponseComplete, RunFinished, StreamEvent, TextDelta
 from .providers.base import Provider, get_provider_class
 
 if TYPE_CHECKING:
     from .config import Profile
+    from .output import OutputType
     from .tools.approval import ApprovalPolicy
     from .tools.registry import ToolLike
     from .tools.sandbox import Workspace
@@ -59,6 +60,8 @@ class Agent:
         workspace: Workspace | str | os.PathLike[str] | None = None,
         approval: ApprovalPolicy = None,
         max_tool_errors: int | None = 20,
+        output_type: Any = None,
+        output_retries: int = 2,
         **provider_options: Any,
     ) -> None:
         # The tool machinery is imported by the first agent, not by `import victor`.
@@ -100,6 +103,13 @@ class Agent:
         self.workspace = Workspace.coerce(workspace)
         #: Who approves tool calls that write files or run commands (victor.tools.approval).
         self.approval = check_policy(approval)
+        #: What ``run``/``chat`` return unless a call says otherwise: None (or ``str``) for
+        #: text, else a type the answer is validated as (see ``victor.output``).
+        self.output_type = output_type
+        #: How many times an invalid typed answer is sent back to the model with the errors.
+        self.output_retries = output_retries
+        if output_type is not None or output_retries != 2:
+            self._output(None, None)  # a bad type fails here, not mid-run
         self.bus = bus or EventBus.default()
         # Without an explicit provider/bus, an agent running inside a team takes the
         # team's (see victor.teams): members can be built before their team exists.
@@ -127,7 +137,9 @@ class Agent:
         ``max_iterations``, ``tool_timeout``, ``max_tool_errors``, ``bus``, ``workspace``
         (a directory or ``Workspace``: where tools read, write and run; default the current
         directory), ``approval`` (``"auto"``, ``"never"`` or a callback: who allows tool
-        calls that write files or run commands; default none, so they are refused);
+        calls that write files or run commands; default none, so they are refused),
+        ``output_type`` (what ``run`` and ``chat`` return by default: a pydantic model, a
+        dataclass, ``int``, ``list[str]``, ...; see ``run``) and ``output_retries``;
         anything else (``api_key``,
         ``base_url``, ``timeout``, ``max_retries``, API parameters such as ``top_p``) goes
         to the provider.
@@ -167,8 +179,17 @@ class Agent:
         tools: Iterable[ToolLike] | None = None,
         *,
         display: bool = False,
-    ) -> str:
+        output_type: Any = None,
+        output_retries: int | None = None,
+    ) -> Any:
         """Do ``task`` (one-shot: no conversation memory) and return the final answer.
+
+        The answer is text, or with ``output_type`` (default: the agent's) an object of
+        that type: a pydantic model, a dataclass, ``int``, ``list[str]``,
+        ``Literal["yes", "no"]``... The provider is asked for it in its own way (a JSON
+        schema response format, a tool, a grammar) and tools still work before the
+        answer. An invalid answer is sent back with the errors ``output_retries`` times
+        (default 2), then ``OutputValidationError``. ``output_type=str`` means text.
 
         ``display=True`` streams the answer into the notebook cell (or the terminal) as it
         is generated, with tool calls as cards; see ``victor.notebook.StreamView``.
@@ -176,22 +197,63 @@ class Agent:
         if display:
             from .notebook.stream import StreamView
 
-            return await StreamView().run(self, task, context, tools)
-        return await self._final_answer(self._events(task, context, tools, stream=False))
+            typed = self._output(output_type, output_retries) is not None
+            view = StreamView(format="json" if typed else "markdown")
+            return await view.run(
+                self, task, context, tools, output_type=output_type, output_retries=output_retries
+            )
+        output = self._output(output_type, output_retries)
+        return await self._final_answer(
+            self._events(task, context, tools, stream=False, output=output), output is not None
+        )
 
     async def astream(
-        self, task: str, context: Mapping[str, Any] | None = None
-    ) -> AsyncIterator[str]:
-        """Do ``task`` and yield the answer's text as it is generated, across tool turns."""
-        async with aclosing(self._events(task, context, None, stream=True)) as events:
-            async for event in events:
-                if type(event) is TextDelta:
-                    yield event.text
+        self,
+        task: str,
+        context: Mapping[str, Any] | None = None,
+        *,
+        output_type: Any = None,
+        output_retries: int | None = None,
+    ) -> AsyncIterator[Any]:
+        """Do ``task`` and yield the answer's text as it is generated, across tool turns.
 
-    async def chat(self, message: str) -> str:
-        """Continue the conversation with ``message`` and return the reply."""
+        With an ``output_type`` (default: the agent's) it yields objects of that type
+        instead: each partial object as soon as the JSON written so far validates (an
+        unfinished string counts as what it says so far; a model once every required
+        field has begun), and last the complete, validated answer. Partial objects of an
+        answer that turns out invalid may come before the retried one's.
+        """
+        output = self._output(output_type, output_retries)
+        events = self._events(task, context, None, stream=True, output=output)
+        async with aclosing(events):
+            if output is None:
+                async for event in events:
+                    if type(event) is TextDelta:
+                        yield event.text
+                return
+            text, last = "", None
+            async for event in events:
+                kind = type(event)
+                if kind is TextDelta:
+                    text += event.text
+                    value = output.partial(text)
+                    if value is not None and value != last:
+                        last = value
+                        yield value
+                elif kind is ResponseComplete:
+                    text = ""  # the next response (after tools, or a retry) starts afresh
+                elif kind is RunFinished and (last is None or event.output != last):
+                    yield event.output
+
+    async def chat(
+        self, message: str, *, output_type: Any = None, output_retries: int | None = None
+    ) -> Any:
+        """Continue the conversation with ``message`` and return the reply (an object of
+        ``output_type`` when there is one, as in ``run``)."""
+        output = self._output(output_type, output_retries)
         return await self._final_answer(
-            self._events(message, None, None, stream=False, remember=True)
+            self._events(message, None, None, stream=False, remember=True, output=output),
+            output is not None,
         )
 
     async def events(
@@ -201,13 +263,18 @@ class Agent:
         tools: Iterable[ToolLike] | None = None,
         *,
         remember: bool = False,
+        output_type: Any = None,
+        output_retries: int | None = None,
     ) -> AsyncIterator[StreamEvent]:
         """Do ``task`` and yield typed events: text deltas, responses, tool calls, the end.
 
-        With ``remember=True`` the task continues the ``chat()`` conversation.
+        With ``remember=True`` the task continues the ``chat()`` conversation. With an
+        ``output_type`` the text deltas are the answer's JSON and ``RunFinished.output``
+        is the validated object.
         """
+        output = self._output(output_type, output_retries)
         async with aclosing(
-            self._events(task, context, tools, stream=True, remember=remember)
+            self._events(task, context, tools, stream=True, remember=remember, output=output)
         ) as events:
             async for event in events:
                 yield event
@@ -245,17 +312,25 @@ class Agent:
     # -- the one path every run takes ------------------------------------------------
 
     @staticmethod
-    async def _final_answer(events: AsyncIterator[StreamEvent]) -> str:
+    async def _final_answer(events: AsyncIterator[StreamEvent], typed: bool = False) -> Any:
         # Read to the end (RunFinished is last) so the loop finishes rather than being
         # closed early, which would look like a cancellation.
-        answer = None
+        finished = None
         async with aclosing(events):
             async for event in events:
                 if type(event) is RunFinished:
-                    answer = event.content
-        if answer is None:  # pragma: no cover - the loop always ends with RunFinished or raises
+                    finished = event
+        if finished is None:  # pragma: no cover - the loop always ends with RunFinished or raises
             raise AssertionError("the loop ended without RunFinished")
-        return answer
+        return finished.output if typed else finished.content
+
+    def _output(self, output_type: Any, output_retries: int | None) -> OutputType | None:
+        """The run's output type: the call's, else the agent's; None for text."""
+        from .output import output_type_for
+
+        chosen = self.output_type if output_type is None else output_type
+        retries = self.output_retries if output_retries is None else output_retries
+        return output_type_for(chosen, retries)
 
     async def _events(
         self,
@@ -265,6 +340,7 @@ class Agent:
         *,
         stream: bool,
         remember: bool = False,
+        output: OutputType | None = None,
     ) -> AsyncIterator[StreamEvent]:
         if not isinstance(task, str) or not task.strip():
             raise ConfigurationError(f"task={task!r} is empty: give the agent something to do")
@@ -298,6 +374,7 @@ class Agent:
             stream=stream,
             limits=self.limits,
             tool_context=ToolContext(agent=self, workspace=self.workspace, approval=self.approval),
+            output=output,
         )
         with scope(run_scope):
             async with aclosing(loop):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "VictorError",
     "ProviderError",
@@ -9,6 +11,7 @@ __all__ = [
     "ConfigurationError",
     "StateError",
     "LimitExceededError",
+    "OutputValidationError",
 ]
 
 
@@ -63,3 +66,16 @@ class StateError(VictorError):
 
 class LimitExceededError(VictorError):
     """A run hit one of its limits (iterations, tool calls, time) before finishing."""
+
+
+class OutputValidationError(VictorError):
+    """The model's answer did not match the run's ``output_type``, also after the retries.
+
+    ``raw`` is the last answer as the model wrote it; ``errors`` is pydantic's list of
+    what is wrong with it (``ValidationError.errors()``).
+    """
+
+    def __init__(self, message: str, *, raw: str, errors: list[dict[str, Any]]) -> None:
+        super().__init__(message)
+        self.raw = raw
+        self.errors = errors

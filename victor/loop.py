@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from time import perf_counter
 from typing import TYPE_CHECKING
 
+from pydantic import ValidationError
+
 from .core.events import EventScope
-from .errors import LimitExceededError, ProviderError
+from .errors import ConfigurationError, LimitExceededError, OutputValidationError, ProviderError
 from .messages import (
     Message,
     ResponseComplete,
@@ -30,6 +32,7 @@ from .messages import (
 from .providers.base import AgentResponse, Provider
 
 if TYPE_CHECKING:
+    from .output import OutputType
     from .tools.base import BaseTool, ToolResult
     from .tools.context import ToolContext
 
@@ -62,18 +65,29 @@ async def run_loop(
     stream: bool = True,
     limits: Limits = Limits(),
     tool_context: ToolContext | None = None,
+    output: OutputType | None = None,
 ) -> AsyncIterator[StreamEvent]:
     """Drive one run, appending to ``messages`` and yielding what happens as it happens.
 
     The last event is a ``RunFinished`` carrying the answer and the transcript. Errors are
     reported as ``agent.error`` events and raised. ``tool_context`` (agent, workspace,
-    approval policy) is what the tools see while they run.
+    approval policy) is what the tools see while they run. With ``output`` the answer must
+    validate as that type: an invalid one is sent back with the errors, up to
+    ``output.retries`` times, then ``OutputValidationError``; retries do not count against
+    ``max_iterations``.
     """
     import asyncio  # imported when used: see victor/__init__.py
 
     started = perf_counter()
     by_name = {t.name: t for t in tools}
     specs = [t.spec() for t in tools] or None
+    wanted = output.schema if output is not None else None
+    if wanted is not None and wanted.name in by_name:
+        # Anthropic's answer is a call to a tool of this name: it must not shadow a real one.
+        raise ConfigurationError(
+            f"the output type's name {wanted.name!r} is also the name of a tool: rename one"
+        )
+    retries = 0  # invalid answers sent back so far
     usage = Usage()
     if tool_context is None:
         from .tools.context import ToolContext  # imported when used: see victor/__init__.py
@@ -84,7 +98,9 @@ async def run_loop(
     finished = False
     await scope.emit("agent.start", {"task": task})
     try:
-        for iteration in range(1, limits.max_iterations + 1):
+        iteration = 0
+        while iteration < limits.max_iterations + retries:
+            iteration += 1
             await scope.emit(
                 "provider.request",
                 {
@@ -99,7 +115,7 @@ async def run_loop(
                 response = None
                 # Checked once per response, not per token: the token path stays cheap.
                 tokens_observed = scope.bus.has_listeners("agent.token")
-                async with aclosing(provider.stream(messages, specs)) as events:
+                async with aclosing(provider.stream(messages, specs, wanted)) as events:
                     async for event in events:
                         if type(event) is TextDelta:
                             if tokens_observed:
@@ -112,7 +128,7 @@ async def run_loop(
                         "the stream ended without a final response", provider=provider.name
                     )
             else:
-                response = await provider.chat(messages, specs)
+                response = await provider.chat(messages, specs, wanted)
             usage += response.usage
             if logger.isEnabledFor(logging.DEBUG):
                 logger.debug(
@@ -137,15 +153,26 @@ async def run_loop(
             yield ResponseComplete(response)
             messages.append(Message.assistant(response.content, response.tool_calls))
             if not response.tool_calls:
+                value = None
+                if output is not None:
+                    try:
+                        value = output.validate(response.content)
+                    except ValidationError as exc:
+                        if retries == output.retries:
+                            raise _invalid_output(output, response.content, exc) from None
+                        retries += 1
+                        logger.debug("invalid output, asking again: %s", exc)
+                        messages.append(Message.user(output.retry_message(exc)))
+                        continue
                 duration_ms = (perf_counter() - started) * 1000
-                await scope.emit(
-                    "agent.complete",
-                    {
-                        "result": response.content,
-                        "usage": usage.model_dump(),
-                        "duration_ms": duration_ms,
-                    },
-                )
+                complete = {
+                    "result": response.content,
+                    "usage": usage.model_dump(),
+                    "duration_ms": duration_ms,
+                }
+                if output is not None:
+                    complete["output"] = output.to_data(value)
+                await scope.emit("agent.complete", complete)
                 finished = True  # closing the generator after this is not a cancellation
                 yield RunFinished(
                     content=response.content,
@@ -155,6 +182,7 @@ async def run_loop(
                     duration_ms=duration_ms,
                     model=response.model or provider.model,
                     provider=provider.name,
+                    output=value,
                 )
                 return
             async for event in _run_tools(response, by_name, scope, limits, messages, context):
@@ -182,6 +210,20 @@ async def run_loop(
     except Exception as exc:
         await scope.emit("agent.error", {"error": str(exc), "error_type": type(exc).__name__})
         raise
+
+
+def _invalid_output(output: OutputType, raw: str, exc: ValidationError) -> OutputValidationError:
+    from .output import describe_errors
+
+    excerpt = raw if len(raw) <= 300 else raw[:300] + "…"
+    attempts = output.retries + 1
+    return OutputValidationError(
+        f"the model's answer is not a valid {output.schema.name} after {attempts} "
+        f"attempt(s):\n{describe_errors(exc, wrapped=output.wrapped)}\nIts last answer: "
+        f"{excerpt!r}. Raise output_retries=..., simplify the type, or use a stronger model",
+        raw=raw,
+        errors=exc.errors(include_url=False),
+    )
 
 
 async def _run_tools(

@@ -22,6 +22,7 @@ __all__ = [
     "Role",
     "ToolCall",
     "ToolSpec",
+    "OutputSchema",
     "Usage",
     "Message",
     "StreamEvent",
@@ -72,6 +73,21 @@ class ToolSpec(Model):
     name: str
     description: str = ""
     parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
+
+
+class OutputSchema(Model):
+    """What a provider asks the model to answer with: a JSON object matching ``json_schema``.
+
+    Built by ``victor.output`` from a run's ``output_type``; each provider sends it in its
+    own way (a response format, a tool the model must call, a grammar). ``strict``: the
+    schema follows the strict-mode rules (closed objects, every property required).
+    """
+
+    name: str
+    description: str = ""
+    #: The JSON schema of the answer; always an object (other types come wrapped).
+    json_schema: dict[str, Any]
+    strict: bool = True
 
 
 class Usage(Model):
@@ -169,6 +185,8 @@ class RunFinished:
     duration_ms: float = 0.0
     model: str = ""
     provider: str = ""
+    #: With an ``output_type``: the validated answer (``content`` is its raw JSON text).
+    output: Any = None
     kind: Literal["run_finished"] = "run_finished"
 
 

@@ -4,13 +4,14 @@ from .anthropic import AnthropicServer
 from .base import Frames, Request, ScriptedServer
 from .ollama import OllamaServer
 from .openai import OpenAIServer
-from .replies import Call, Hang, Reply, Slow, Status, Text, ToolCalls, Truncate
+from .replies import Call, Hang, Json, Reply, Slow, Status, Text, ToolCalls, Truncate
 
 __all__ = [
     "AnthropicServer",
     "Call",
     "Frames",
     "Hang",
+    "Json",
     "OllamaServer",
     "OpenAIServer",
     "Reply",

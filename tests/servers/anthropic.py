@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .base import Frames, Request, ScriptedServer
-from .replies import Text, ToolCalls, split_json
+from .replies import Call, Json, Text, ToolCalls, split_json
 
 _STOP = {"end": "end_turn", "length": "max_tokens"}
 
@@ -69,6 +69,37 @@ class AnthropicServer(ScriptedServer):
 
     def get_routes(self) -> dict[str, Callable[[Request], Any]]:
         return {"/v1/models": self._models}
+
+    def check_request(self, body: Any) -> str | None:
+        """The API's checks on ``tools`` and ``tool_choice`` (how typed answers are asked for)."""
+        if not isinstance(body, dict):
+            return None
+        tools = body.get("tools") or []
+        names = [t.get("name") for t in tools]
+        for tool in tools:
+            if (tool.get("input_schema") or {}).get("type") != "object":
+                return f"tools.{names.index(tool.get('name'))}.input_schema.type: Field required"
+        if len(set(names)) != len(names):
+            return "tools: Tool names must be unique."
+        choice = body.get("tool_choice")
+        if choice is None:
+            return None
+        kind = choice.get("type")
+        if kind not in ("auto", "any", "tool", "none"):
+            return "tool_choice.type: Input should be 'auto', 'any', 'tool' or 'none'"
+        if kind in ("any", "tool") and not tools:
+            return f"tool_choice.type '{kind}' requires tools"
+        if kind == "tool" and choice.get("name") not in names:
+            return f"tool_choice: Tool '{choice.get('name')}' not found in the provided tools"
+        return None
+
+    def structured(self, reply: Json, request: Request) -> ToolCalls:
+        """A typed answer is a call to the output tool: the one ``tool_choice`` forces."""
+        choice = (request.body or {}).get("tool_choice") or {}
+        name = reply.tool or choice.get("name")
+        if name is None:
+            raise ValueError("Json reply: tool_choice names no tool; script Json(..., tool=NAME)")
+        return ToolCalls([Call(name, raw_arguments=reply.text())], input_tokens=reply.input_tokens)
 
     def _models(self, _request: Request) -> dict[str, Any]:
         data = [

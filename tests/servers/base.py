@@ -20,7 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from .replies import Hang, Reply, Slow, Status, Text, ToolCalls, Truncate
+from .replies import Hang, Json, Reply, Slow, Status, Text, ToolCalls, Truncate, split_json
 
 # Errors meaning "the client is gone"; they end one exchange, never the server.
 _GONE = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError)
@@ -186,6 +186,17 @@ class ScriptedServer:
         """The API's error body for an HTTP status."""
         return {"error": message or f"HTTP {code}"}
 
+    def check_request(self, body: Any) -> str | None:
+        """Why the real API would reject this chat request (answered with a 400), or None.
+        Protocols check what they must: structured-output requests, for one."""
+        return None
+
+    def structured(self, reply: Json, request: Request) -> Text | ToolCalls:
+        """A typed answer as this API sends it; by default, the JSON as message content."""
+        pieces = split_json(reply.text())
+        chunks = reply.chunks if reply.chunks is not None else len(pieces)
+        return Text(reply.text(), chunks=chunks, input_tokens=reply.input_tokens)
+
     def response_headers(self) -> dict[str, str]:
         """Extra headers on every response (request ids)."""
         return {}
@@ -320,12 +331,17 @@ class ScriptedServer:
             h.abort()
 
     def _serve_chat(self, h: _Handler, request: Request, headers: dict[str, str]) -> None:
+        problem = self.check_request(request.body)
+        if problem is not None:  # rejected before the model runs: no scripted reply is used
+            return self._send_json(h, 400, self.error_body(400, problem), headers)
         reply = self._next_reply()
         while isinstance(reply, Slow):
             if self._stop.wait(reply.delay_s):
                 return h.abort()
             reply = reply.then
         stream = self.wants_stream(request.body)
+        if isinstance(reply, Json):
+            reply = self.structured(reply, request)
 
         if isinstance(reply, Status):
             body = reply.body if reply.body is not None else self.error_body(reply.code)

@@ -44,6 +44,13 @@ class OllamaServer(ScriptedServer):
     def get_routes(self) -> dict[str, Callable[[Request], Any]]:
         return {"/api/tags": self._tags, "/api/version": lambda _r: {"version": self.version}}
 
+    def check_request(self, body: Any) -> str | None:
+        """Ollama's check on ``format``: "json" or a JSON schema object."""
+        fmt = body.get("format") if isinstance(body, dict) else None
+        if fmt is None or fmt == "" or fmt == "json" or isinstance(fmt, dict):
+            return None
+        return f'invalid format: "{fmt}"; expected "json" or a valid JSON Schema'
+
     def _tags(self, _request: Request) -> dict[str, Any]:
         return {
             "models": [

@@ -6,6 +6,7 @@ Point ``openai.AsyncOpenAI(base_url=server.url + "/v1")`` at it.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -31,6 +32,50 @@ def sse_data(payload: dict[str, Any] | str) -> bytes:
     """One SSE event with only a ``data:`` line (OpenAI sends no ``event:`` names)."""
     text = payload if isinstance(payload, str) else json.dumps(payload)
     return f"data: {text}\n\n".encode()
+
+
+def strict_schema_problem(schema: dict[str, Any]) -> str | None:
+    """Why strict Structured Outputs would refuse ``schema`` (the documented rules: an
+    object root, every object closed and listing every property as required, nothing
+    beside a ``$ref``), or None."""
+    if schema.get("type") != "object":
+        got = json.dumps(schema.get("type"))
+        return f"schema must be a JSON Schema of 'type: \"object\"', got 'type: {got}'."
+
+    def visit(node: Any, where: str) -> str | None:
+        if not isinstance(node, dict):
+            return None
+        if "$ref" in node and len(node) > 1:
+            return (
+                f"In context=({where}), $ref cannot have keywords {sorted(set(node) - {'$ref'})}."
+            )
+        if node.get("type") == "object" or "properties" in node:
+            if node.get("additionalProperties") is not False:
+                return (
+                    f"In context=({where}), 'additionalProperties' is required to be supplied "
+                    f"and to be false."
+                )
+            properties = node.get("properties") or {}
+            missing = [key for key in properties if key not in (node.get("required") or [])]
+            if missing:
+                return (
+                    f"In context=({where}), 'required' is required to be supplied and to be an "
+                    f"array including every key in properties. Missing '{missing[0]}'."
+                )
+        children: list[tuple[Any, str]] = []
+        for key in ("properties", "$defs"):
+            children += [(v, f"{where}, '{key}', '{k}'") for k, v in (node.get(key) or {}).items()]
+        for key in ("anyOf", "allOf", "oneOf", "prefixItems"):
+            children += [(v, f"{where}, '{key}', '{i}'") for i, v in enumerate(node.get(key) or [])]
+        if isinstance(node.get("items"), dict):
+            children.append((node["items"], f"{where}, 'items'"))
+        for child, place in children:
+            problem = visit(child, place.lstrip(", "))
+            if problem is not None:
+                return problem
+        return None
+
+    return visit(schema, "")
 
 
 def _usage(prompt: int, completion: int) -> dict[str, Any]:
@@ -71,6 +116,35 @@ class OpenAIServer(ScriptedServer):
 
     def get_routes(self) -> dict[str, Callable[[Request], Any]]:
         return {"/v1/models": self._models}
+
+    def check_request(self, body: Any) -> str | None:
+        """The API's checks on ``response_format`` (Structured Outputs)."""
+        fmt = body.get("response_format") if isinstance(body, dict) else None
+        if fmt is None:
+            return None
+        kind = fmt.get("type")
+        if kind in ("text", "json_object"):
+            return None
+        if kind != "json_schema":
+            return (
+                f"Invalid value: '{kind}'. Supported values are: 'json_object', 'json_schema', "
+                f"and 'text'."
+            )
+        spec = fmt.get("json_schema") or {}
+        name = spec.get("name")
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", name):
+            return (
+                "Invalid 'response_format.json_schema.name': string does not match pattern. "
+                "Expected a string that matches the pattern '^[a-zA-Z0-9_-]+$'."
+            )
+        schema = spec.get("schema")
+        if not isinstance(schema, dict):
+            return "Missing required parameter: 'response_format.json_schema.schema'."
+        if spec.get("strict"):
+            problem = strict_schema_problem(schema)
+            if problem is not None:
+                return f"Invalid schema for response_format '{name}': {problem}"
+        return None
 
     def _models(self, _request: Request) -> dict[str, Any]:
         return {

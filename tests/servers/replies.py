@@ -88,6 +88,23 @@ class ToolCalls:
 
 
 @dataclass(frozen=True)
+class Json:
+    """A typed answer: ``value`` as JSON (or ``raw``, literal and possibly malformed text),
+    put on the wire the way each API returns structured output: message content (OpenAI,
+    Ollama) or a call to the output tool (Anthropic: the tool ``tool_choice`` names, else
+    ``tool``). ``chunks``: stream deltas (default: JSON token-like fragments)."""
+
+    value: Any = None
+    raw: str | None = None
+    tool: str | None = None
+    chunks: int | None = None
+    input_tokens: int = 10
+
+    def text(self) -> str:
+        return self.raw if self.raw is not None else json.dumps(self.value)
+
+
+@dataclass(frozen=True)
 class Status:
     """Reply with an HTTP error. ``body`` replaces the API's default error body verbatim."""
 
@@ -122,7 +139,7 @@ class Hang:
     text: str = "thinking"
 
 
-Reply = Text | ToolCalls | Status | Truncate | Slow | Hang
+Reply = Text | ToolCalls | Json | Status | Truncate | Slow | Hang
 
 
 def split_text(text: str, chunks: int | None = None) -> list[str]:

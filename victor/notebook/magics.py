@@ -115,6 +115,13 @@ class VictorMagics(Magics):
     )
     @argument("--tools", metavar="A,B", help="extra tools for this cell, by name, comma-separated")
     @argument("-f", "--format", choices=FORMATS, help="how to show the answer (default: markdown)")
+    @argument(
+        "--schema",
+        metavar="NAME",
+        help="the answer is an object of the notebook's type NAME (a pydantic model, a "
+        "dataclass, ...): it grows in the cell as JSON, and -o stores the validated object "
+        "(implies --format json)",
+    )
     @argument("--no-stream", action="store_true", help="show the answer once, when it is complete")
     @argument("-o", "--output", metavar="VAR", help="store the answer in the notebook variable VAR")
     @argument("--new", action="store_true", help="start a fresh conversation")
@@ -292,22 +299,33 @@ class VictorMagics(Magics):
         tools = [t.strip() for t in (args.tools or "").split(",") if t.strip()] or None
         if tools:
             registry.resolve(tools)  # unknown names fail now, before anything runs
-        fmt = args.format or self.session.config.get("format", "markdown")
+        output_type = self._schema(args.schema) if args.schema else None
+        if output_type is not None and args.format not in (None, "json"):
+            raise MagicUsageError(
+                f"--schema shows the answer as a JSON object: drop --format {args.format} "
+                f"(or use --format json)"
+            )
         live = False if args.no_stream or self.session.config.get("stream") is False else None
         text = interpolate(prompt, self.shell.user_ns, last_error=_last_error())
         agent, shared = self._agent_for(args)
+        # Typed: this cell's --schema, else the output_type of an --agent that has one.
+        typed = (output_type or agent.output_type) not in (None, str)
+        fmt = args.format or ("json" if typed else self.session.config.get("format", "markdown"))
         if shared:
             agent.history = list(self.session.history)
         view = StreamView(format=fmt, live=live)
+        events = agent.events(text, tools=tools, remember=True, output_type=output_type)
         try:
-            finished = run_sync(view.consume(agent.events(text, tools=tools, remember=True)))
+            finished = run_sync(view.consume(events))
         except VictorError as exc:
             raise _short(exc) from None
         finally:
             if shared:  # only a finished turn joined agent.history, so this stays consistent
                 self.session.history = list(agent.history)
         answer: Any = finished.content
-        if fmt == "code":
+        if typed:
+            answer = finished.output
+        elif fmt == "code":
             answer = extract_code(finished.content)[0]
             self.shell.set_next_input(answer, replace=False)
         elif fmt == "json":
@@ -317,6 +335,23 @@ class VictorMagics(Magics):
                 raise _short(exc) from None
         if args.output:
             self.shell.user_ns[args.output] = answer
+
+    def _schema(self, name: str) -> Any:
+        """The notebook's type called ``name`` (``mod.Type`` too), checked for use as an
+        output type."""
+        from ..output import output_type_for
+
+        value = _lookup(name, self.shell.user_ns) if _NAME_PATH.fullmatch(name) else _MISSING
+        if value is _MISSING:
+            raise MagicUsageError(
+                f"--schema {name!r} is not defined in the notebook: define the type first, "
+                f"e.g. `class {name.rpartition('.')[2]}(BaseModel): ...`"
+            )
+        try:
+            output_type_for(value)
+        except VictorError as exc:
+            raise MagicUsageError(f"--schema {name}: {exc}") from None
+        return value
 
     def _user_agent(self, name: str) -> Agent:
         """The notebook's ``Agent`` called ``name``."""
@@ -384,6 +419,7 @@ _STEP = re.compile(
     r"\.([A-Za-z_]\w*)|\[\s*(-?\d+)\s*\]|\[\s*'([^'\]]*)'\s*\]|\[\s*\"([^\"\]]*)\"\s*\]"
 )
 _MISSING = object()
+_NAME_PATH = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
 
 
 def interpolate(text: str, namespace: Mapping[str, Any], *, last_error: str | None = None) -> str:

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import ConfigurationError, VictorError
 from ..messages import (
+    ResponseComplete,
     RunFinished,
     StreamEvent,
     TextDelta,
@@ -82,8 +83,10 @@ class StreamView:
 
     ``format`` shapes the final render: ``markdown`` (default), ``text`` (plain),
     ``code`` (the answer's code block, highlighted) or ``json`` (the answer parsed and
-    pretty-printed). ``live`` defaults to ``$VICTOR_STREAM`` (on unless ``0``); ``target``
-    is ``"display"`` (a notebook front end) or ``"print"`` (a terminal), detected if None.
+    pretty-printed; while it streams, the JSON written so far, completed and indented, so
+    the object grows in place; a typed run's final render is its validated object).
+    ``live`` defaults to ``$VICTOR_STREAM`` (on unless ``0``); ``target`` is
+    ``"display"`` (a notebook front end) or ``"print"`` (a terminal), detected if None.
     """
 
     def __init__(
@@ -118,6 +121,7 @@ class StreamView:
         self._pending: dict[str, str] | None = None
         self._pending_lock = threading.Lock()
         self._printed = 0  # characters of text already printed (print target)
+        self._response_ended = False  # the next text starts a new segment (a new response)
 
     # -- driving the view ------------------------------------------------------------
 
@@ -129,10 +133,22 @@ class StreamView:
         tools: Iterable[ToolLike] | None = None,
         *,
         remember: bool = False,
-    ) -> str:
-        """Run ``agent`` on ``task`` showing it live; return the final answer."""
-        finished = await self.consume(agent.events(task, context, tools, remember=remember))
-        return finished.content
+        output_type: Any = None,
+        output_retries: int | None = None,
+    ) -> Any:
+        """Run ``agent`` on ``task`` showing it live; return the final answer (the validated
+        object with an ``output_type``, as ``agent.run`` does)."""
+        events = agent.events(
+            task,
+            context,
+            tools,
+            remember=remember,
+            output_type=output_type,
+            output_retries=output_retries,
+        )
+        finished = await self.consume(events)
+        chosen = agent.output_type if output_type is None else output_type
+        return finished.content if chosen in (None, str) else finished.output
 
     async def consume(self, events: AsyncIterator[StreamEvent]) -> RunFinished:
         """Show a run from its ``agent.events(...)`` stream; return its ``RunFinished``.
@@ -161,6 +177,8 @@ class StreamView:
                             output,
                             event.duration_ms,
                         )
+                    elif kind is ResponseComplete:
+                        self._response_ended = True
                     elif kind is RunFinished:
                         finished = event
         except (asyncio.CancelledError, KeyboardInterrupt):
@@ -220,9 +238,12 @@ class StreamView:
 
     def _text(self, delta: str) -> None:
         last = self.segments[-1] if self.segments else None
-        if type(last) is _Text:
+        if type(last) is _Text and not self._response_ended:
             last.parts.append(delta)
         else:
+            # After a response ended (tools ran, or a typed answer is retried), new text is
+            # a new segment: a retried JSON answer is not glued to the invalid one.
+            self._response_ended = False
             self.segments.append(_Text([delta]))
         if self.live:
             if self.target == "print":
@@ -260,8 +281,14 @@ class StreamView:
     def _finish(self, finished: RunFinished) -> None:
         self.finished, self.status = finished, "done"
         if finished.content and not self.text.endswith(finished.content):
-            # A run that did not stream (seen through the bus) brings its answer only here.
-            self.segments.append(_Text([finished.content]))
+            last = self.segments[-1] if self.segments else None
+            if finished.output is not None and type(last) is _Text:
+                # A typed answer may stream in a slightly different form (the local model
+                # holds back closing braces): show the answer as it was validated.
+                last.parts = [finished.content]
+            else:
+                # A run that did not stream (seen through the bus) brings its answer only here.
+                self.segments.append(_Text([finished.content]))
         self._final()
 
     def _fail(self, message: str, *, interrupted: bool = False) -> None:
@@ -350,12 +377,16 @@ class StreamView:
         return {"text/markdown": self._markdown(final=final), "text/plain": plain}
 
     def _answer_segments(self, final: bool) -> list[_Text | _Card]:
-        """Segments to show; finished code/json answers are reshaped."""
+        """Segments to show; finished code/json answers are reshaped, and a json answer
+        is shown as the value it is becoming while it streams."""
         segments = list(self.segments)
-        if final and self.status == "done" and self.format in ("code", "json"):
+        done = final and self.status == "done"
+        if (done and self.format in ("code", "json")) or (not final and self.format == "json"):
             for index in range(len(segments) - 1, -1, -1):
                 if isinstance(segments[index], _Text):
-                    segments[index] = _Text([self._reshaped_answer(str(segments[index]))])
+                    text = str(segments[index])
+                    shown = self._reshaped_answer(text) if done else _growing_json(text)
+                    segments[index] = _Text([shown])
                     break
         return segments
 
@@ -363,10 +394,15 @@ class StreamView:
         if self.format == "code":
             code, language = extract_code(answer)
             return _fence(code, language or "python")
-        try:
-            value = parse_json_answer(answer)
-        except VictorError:
-            return answer  # shown as it came; the magic reports the error
+        if self.finished is not None and self.finished.output is not None:
+            from pydantic_core import to_jsonable_python
+
+            value = to_jsonable_python(self.finished.output)  # the validated object
+        else:
+            try:
+                value = parse_json_answer(answer)
+            except VictorError:
+                return answer  # shown as it came; the magic reports the error
         return _fence(json.dumps(value, indent=2, ensure_ascii=False), "json")
 
     def _markdown(self, *, final: bool) -> str:
@@ -498,6 +534,23 @@ def parse_json_answer(answer: str) -> Any:
             f"the answer is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}): "
             f"{answer[:200]!r}. Ask for JSON only, or use --format markdown"
         ) from None
+
+
+def _growing_json(text: str) -> str:
+    """JSON being written, shown as the value so far (open strings, lists and objects
+    closed, indented); the text as it is while it is not JSON (yet)."""
+    from pydantic_core import from_json
+
+    body = text.strip()
+    if body.startswith("```"):
+        body = extract_code(body)[0]
+    if not body.startswith(("{", "[")):
+        return text
+    try:
+        value = from_json(body, allow_partial="trailing-strings")
+    except ValueError:
+        return text
+    return _fence(json.dumps(value, indent=2, ensure_ascii=False), "json")
 
 
 def _fence(text: str, language: str = "") -> str:

@@ -12,7 +12,16 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..errors import ProviderError
-from ..messages import Message, ResponseComplete, StreamEvent, TextDelta, ToolCall, ToolSpec, Usage
+from ..messages import (
+    Message,
+    OutputSchema,
+    ResponseComplete,
+    StreamEvent,
+    TextDelta,
+    ToolCall,
+    ToolSpec,
+    Usage,
+)
 from .base import AgentResponse, Provider, parse_retry_after
 
 if TYPE_CHECKING:
@@ -46,6 +55,8 @@ class AnthropicProvider(Provider):
     # Explicit (not left to the SDK) so that the base class's test guard sees the real
     # host: a None base URL counts as "no network request".
     default_base_url: ClassVar[str | None] = "https://api.anthropic.com"
+    # Typed answers come as a call to an output tool whose input schema is the type.
+    native_output: ClassVar[bool] = True
 
     # -- client ----------------------------------------------------------------------
 
@@ -66,7 +77,9 @@ class AnthropicProvider(Provider):
 
     # -- requests --------------------------------------------------------------------
 
-    def _request(self, messages: list[Message], tools: list[ToolSpec]) -> dict[str, Any]:
+    def _request(
+        self, messages: list[Message], tools: list[ToolSpec], output: OutputSchema | None = None
+    ) -> dict[str, Any]:
         """Keyword arguments of ``messages.create`` for this conversation."""
         system, wire_messages = _to_wire_messages(messages)
         # The SDK has no ``temperature`` parameter, and options must reach the API
@@ -89,30 +102,51 @@ class AnthropicProvider(Provider):
             request["system"] = system
         if tools:
             request["tools"] = [_to_wire_tool(tool) for tool in tools]
+        if output is not None:
+            # A typed answer is a call to the output tool. Alone it is forced; beside the
+            # real tools the model must call *a* tool ("any"), so it can still use them
+            # first and the answer cannot come as prose.
+            request["tools"] = [*request.get("tools", []), _output_tool(output)]
+            choice = {"type": "tool", "name": output.name} if not tools else {"type": "any"}
+            body.pop("tool_choice", None)
+            request["tool_choice"] = choice
         return request
 
-    async def _chat(self, messages: list[Message], tools: list[ToolSpec]) -> AgentResponse:
-        reply = await self.client().messages.create(**self._request(messages, tools))
+    async def _chat(
+        self, messages: list[Message], tools: list[ToolSpec], output: OutputSchema | None = None
+    ) -> AgentResponse:
+        reply = await self.client().messages.create(**self._request(messages, tools, output))
         texts: list[str] = []
         calls: list[ToolCall] = []
+        answer: str | None = None
         for block in reply.content:
             if block.type == "text":
                 texts.append(block.text)
             elif block.type == "tool_use":
-                calls.append(_tool_call(block.id, block.name, block.input, None))
+                if output is not None and block.name == output.name and answer is None:
+                    # Kept as sent when it is not an object, so validation says what is wrong.
+                    raw = block.input
+                    answer = raw if isinstance(raw, str) else json.dumps(raw)
+                else:
+                    calls.append(_tool_call(block.id, block.name, block.input, None))
             # Other blocks (thinking, server tools) have no victor equivalent yet.
-        return AgentResponse(
+        response = AgentResponse(
             content="".join(texts),
             tool_calls=calls,
             usage=_usage(reply.usage),
             model=reply.model or self.model,
             stop_reason=_stop_reason(reply.stop_reason),
         )
+        return response if answer is None else _typed_answer(response, answer)
 
     async def _stream(
-        self, messages: list[Message], tools: list[ToolSpec]
+        self, messages: list[Message], tools: list[ToolSpec], output: OutputSchema | None = None
     ) -> AsyncIterator[StreamEvent]:
-        stream = await self.client().messages.create(**self._request(messages, tools), stream=True)
+        request = self._request(messages, tools, output)
+        stream = await self.client().messages.create(**request, stream=True)
+        # With an output type the answer is the output tool's input: its JSON streams as
+        # the text deltas, and prose (if any) is kept out of them.
+        answer_index: int | None = None
         texts: list[str] = []
         # Tool-use blocks by content index: [id, name, start input, argument JSON pieces].
         blocks: dict[int, list[Any]] = {}
@@ -130,15 +164,24 @@ class AnthropicProvider(Provider):
                     if delta.type == "text_delta":
                         text = delta.text
                         texts.append(text)
-                        yield TextDelta(text)
+                        if output is None:
+                            yield TextDelta(text)
                     elif delta.type == "input_json_delta":
                         pending = blocks.get(event.index)
                         if pending is not None:
                             pending[3].append(delta.partial_json)
+                            if event.index == answer_index and delta.partial_json:
+                                yield TextDelta(delta.partial_json)
                 elif kind == "content_block_start":
                     started = event.content_block
                     if started.type == "tool_use":
                         blocks[event.index] = [started.id, started.name, started.input, []]
+                        if (
+                            output is not None
+                            and started.name == output.name
+                            and answer_index is None
+                        ):
+                            answer_index = event.index
                 elif kind == "message_start":
                     message = event.message
                     model = message.model or model
@@ -161,19 +204,22 @@ class AnthropicProvider(Provider):
                 provider=self.name,
                 retryable=True,
             )
+        answer = None
+        if answer_index is not None:
+            _, _, start_input, pieces = blocks.pop(answer_index)
+            answer = "".join(pieces) or json.dumps(start_input or {})
         calls = [
             _tool_call(call_id, name, start_input, "".join(pieces))
             for _, (call_id, name, start_input, pieces) in sorted(blocks.items())
         ]
-        yield ResponseComplete(
-            AgentResponse(
-                content="".join(texts),
-                tool_calls=calls,
-                usage=usage,
-                model=model,
-                stop_reason=_stop_reason(stop_reason),
-            )
+        response = AgentResponse(
+            content="".join(texts),
+            tool_calls=calls,
+            usage=usage,
+            model=model,
+            stop_reason=_stop_reason(stop_reason),
         )
+        yield ResponseComplete(response if answer is None else _typed_answer(response, answer))
 
     # -- errors ----------------------------------------------------------------------
 
@@ -310,6 +356,22 @@ def _to_wire_tool(tool: ToolSpec) -> dict[str, Any]:
     if tool.description:
         spec["description"] = tool.description
     return spec
+
+
+def _output_tool(output: OutputSchema) -> dict[str, Any]:
+    """The tool a typed answer is given through: its input schema is the output type."""
+    what = f": {output.description.rstrip('.')}" if output.description else ""
+    return {
+        "name": output.name,
+        "description": f"Give your final answer{what}. Call this once, when you have it.",
+        "input_schema": output.json_schema,
+    }
+
+
+def _typed_answer(response: AgentResponse, answer: str) -> AgentResponse:
+    """The response as the run's answer: the output tool's input (JSON text) is the
+    content. Calls made alongside it are not run: the answer ends the run."""
+    return response.model_copy(update={"content": answer, "tool_calls": [], "stop_reason": "end"})
 
 
 def _tool_call(call_id: str, name: str, start_input: Any, raw: str | None) -> ToolCall:

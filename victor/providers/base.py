@@ -25,7 +25,16 @@ from pydantic import Field
 from .._util import did_you_mean
 from ..core.events import current_scope
 from ..errors import ConfigurationError, ProviderError
-from ..messages import Message, Model, StreamEvent, TextDelta, ToolCall, ToolSpec, Usage
+from ..messages import (
+    Message,
+    Model,
+    OutputSchema,
+    StreamEvent,
+    TextDelta,
+    ToolCall,
+    ToolSpec,
+    Usage,
+)
 
 if TYPE_CHECKING:
     import asyncio
@@ -66,6 +75,9 @@ class Provider(ABC):
     api_key_env: ClassVar[str | None] = None
     base_url_env: ClassVar[str | None] = None
     default_base_url: ClassVar[str | None] = None
+    #: Whether ``_chat``/``_stream`` take an ``output`` schema and ask the model for it in
+    #: the API's own way. Providers without it get the schema as words in the prompt.
+    native_output: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -142,14 +154,22 @@ class Provider(ABC):
     # -- the public calls ------------------------------------------------------------
 
     async def chat(
-        self, messages: list[Message], tools: list[ToolSpec] | None = None
+        self,
+        messages: list[Message],
+        tools: list[ToolSpec] | None = None,
+        output: OutputSchema | None = None,
     ) -> AgentResponse:
-        """Send the conversation and return the whole response."""
+        """Send the conversation and return the whole response.
+
+        ``output``: the answer must be a JSON object matching this schema (tool calls may
+        come first); the response's ``content`` is then that JSON text.
+        """
+        arguments = self._arguments(messages, tools, output)
         attempt = 0
         while True:
             try:
                 self._guard()
-                return await self._chat(messages, tools or [])
+                return await self._chat(*arguments)
             except Exception as exc:
                 error = self._to_provider_error(exc)
                 if await self._should_retry(error, attempt):
@@ -160,13 +180,18 @@ class Provider(ABC):
                 raise error from exc
 
     async def stream(
-        self, messages: list[Message], tools: list[ToolSpec] | None = None
+        self,
+        messages: list[Message],
+        tools: list[ToolSpec] | None = None,
+        output: OutputSchema | None = None,
     ) -> AsyncIterator[StreamEvent]:
         """Yield ``TextDelta``s as they arrive, then one ``ResponseComplete``.
 
         Failures before any text reached the caller are retried; after that they are
-        raised, since the caller has already shown part of an answer.
+        raised, since the caller has already shown part of an answer. With ``output`` the
+        deltas are the answer's JSON text as it is written.
         """
+        arguments = self._arguments(messages, tools, output)
         attempt = 0
         while True:
             delivered = False
@@ -174,7 +199,7 @@ class Provider(ABC):
                 self._guard()
                 # aclosing: an abandoned or cancelled stream closes its HTTP response now,
                 # not whenever the inner generator happens to be finalised.
-                async with aclosing(self._stream(messages, tools or [])) as events:
+                async with aclosing(self._stream(*arguments)) as events:
                     async for event in events:
                         if type(event) is TextDelta:
                             delivered = True
@@ -206,6 +231,18 @@ class Provider(ABC):
                 await asyncio.wrap_future(future)
             # A client of a closed loop has nothing left to close.
 
+    def _arguments(
+        self, messages: list[Message], tools: list[ToolSpec] | None, output: OutputSchema | None
+    ) -> tuple[Any, ...]:
+        """What ``_chat``/``_stream`` are called with; ``output`` only if they take it."""
+        if output is None:
+            return messages, tools or []
+        if self.native_output:
+            return messages, tools or [], output
+        from ..output import prompted  # imported when used: a typed run needs it
+
+        return prompted(messages, output), tools or []
+
     # -- what subclasses implement ---------------------------------------------------
 
     @abstractmethod
@@ -215,6 +252,7 @@ class Provider(ABC):
     async def _close_client(self, client: Any) -> None:
         await client.close()
 
+    # A provider with ``native_output`` takes a third argument, ``output: OutputSchema``.
     @abstractmethod
     async def _chat(self, messages: list[Message], tools: list[ToolSpec]) -> AgentResponse: ...
 

@@ -10,7 +10,9 @@ Prompting: a GGUF with a chat template is prompted through it (``create_chat_com
 one without (base models such as the bundled one) gets a completion-style transcript
 ("Question: ... / Answer: ...") with stop sequences. When tools are offered, a grammar built
 from a JSON schema makes every reply either ``{"tool": ..., "arguments": {...}}`` or
-``{"answer": "..."}``, so a small model cannot produce a malformed call.
+``{"answer": "..."}``, so a small model cannot produce a malformed call. A typed answer
+(``output_type``) is held to its schema the same way: the whole reply, or with tools the
+``"answer"`` branch.
 """
 
 from __future__ import annotations
@@ -33,7 +35,16 @@ from typing import Any
 from .._machine import available_cpus
 from .._util import new_id
 from ..errors import ConfigurationError, ProviderError
-from ..messages import Message, ResponseComplete, StreamEvent, TextDelta, ToolCall, ToolSpec, Usage
+from ..messages import (
+    Message,
+    OutputSchema,
+    ResponseComplete,
+    StreamEvent,
+    TextDelta,
+    ToolCall,
+    ToolSpec,
+    Usage,
+)
 from .base import AgentResponse, Provider
 from .local_build import install_command
 from .local_guard import check_first_use, guard_active, llama_class
@@ -90,6 +101,7 @@ class LocalProvider(Provider):
 
     name = "local"
     default_model = BUNDLED_MODEL
+    native_output = True  # a grammar from the output schema
 
     def __init__(self, model: str | os.PathLike[str] | None = None, **settings: Any) -> None:
         super().__init__(str(model) if model is not None else None, **settings)
@@ -183,22 +195,25 @@ class LocalProvider(Provider):
 
     # -- requests ----------------------------------------------------------------------------
 
-    async def _chat(self, messages: list[Message], tools: list[ToolSpec]) -> AgentResponse:
+    async def _chat(
+        self, messages: list[Message], tools: list[ToolSpec], output: OutputSchema | None = None
+    ) -> AgentResponse:
         response = None
-        async for event in self._stream(messages, tools):
+        async for event in self._stream(messages, tools, output):
             if type(event) is ResponseComplete:
                 response = event.response
         assert response is not None
         return response
 
     async def _stream(
-        self, messages: list[Message], tools: list[ToolSpec]
+        self, messages: list[Message], tools: list[ToolSpec], output: OutputSchema | None = None
     ) -> AsyncIterator[StreamEvent]:
         shared = await self._model()
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Any] = asyncio.Queue()
         stop = threading.Event()
-        generation = _Generation(shared, self._request(shared, messages, tools), stop)
+        offered = [] if self.tool_choice == "none" else tools
+        generation = _Generation(shared, self._request(shared, messages, offered, output), stop)
 
         def deliver(item: Any) -> None:
             if not stop.is_set():  # the reader is gone; its loop may be closed
@@ -206,6 +221,9 @@ class LocalProvider(Provider):
 
         worker = loop.run_in_executor(None, generation.run, deliver)
         structured = "grammar" in generation.request
+        # A typed answer's JSON streams as it is written: the whole reply, or (with tools)
+        # the value of its "answer".
+        typed = "whole" if output is not None and not offered else "answer" if output else None
         parts: list[str] = []
         shown = 0  # with tools: how much of the JSON reply's answer text was yielded
         try:
@@ -220,8 +238,12 @@ class LocalProvider(Provider):
                         if item:
                             yield TextDelta(item)
                         continue
+                    if typed == "whole":
+                        yield TextDelta(item)
+                        continue
                     # The reply is JSON; stream the text of an {"answer": ...} as it grows.
-                    answer = partial_answer("".join(parts))
+                    text = "".join(parts)
+                    answer = partial_typed_answer(text) if typed else partial_answer(text)
                     if answer is not None and len(answer) > shown:
                         yield TextDelta(answer[shown:])
                         shown = len(answer)
@@ -230,7 +252,7 @@ class LocalProvider(Provider):
                 else:
                     break
             await worker
-            yield ResponseComplete(self._response("".join(parts), generation, structured))
+            yield ResponseComplete(self._response("".join(parts), generation, structured, typed))
         finally:
             # Abandoned or cancelled: the worker sees the flag before its next token, and
             # waiting for it means the model is free again when the stream is closed.
@@ -240,7 +262,11 @@ class LocalProvider(Provider):
                     await asyncio.shield(worker)
 
     def _request(
-        self, shared: _SharedModel, messages: list[Message], tools: list[ToolSpec]
+        self,
+        shared: _SharedModel,
+        messages: list[Message],
+        tools: list[ToolSpec],
+        output: OutputSchema | None = None,
     ) -> dict[str, Any]:
         request: dict[str, Any] = {
             "temperature": self.temperature,
@@ -249,26 +275,33 @@ class LocalProvider(Provider):
         }
         if self.tool_choice == "none":
             tools = []
+        answer = output.json_schema if output is not None else None
         if tools:
             # "required": no answer until a tool has been used since the last question.
             needs_tool = (
                 self.tool_choice == "required" and bool(messages) and (messages[-1].role == "user")
             )
-            request["grammar"] = shared.grammar(tool_schema(tools, allow_answer=not needs_tool))
+            schema = tool_schema(tools, allow_answer=not needs_tool, answer=answer)
+            request["grammar"] = shared.grammar(schema)
+        elif answer is not None:
+            request["grammar"] = shared.grammar(answer)
+        typed = output is not None
         if shared.chat_template:
-            request["messages"] = _chat_messages(messages, tools)
+            request["messages"] = _chat_messages(messages, tools, typed=typed)
         else:
-            request["prompt"] = render_prompt(messages, tools)
-            if not tools and "stop" not in self._sampling:  # a grammar ends replies itself
+            request["prompt"] = render_prompt(messages, tools, typed=typed)
+            if "grammar" not in request and "stop" not in self._sampling:  # a grammar ends replies
                 # The end of an answer in this format; stop=[...] replaces these.
                 request["stop"] = STOP_SEQUENCES
         return request
 
-    def _response(self, text: str, generation: _Generation, structured: bool) -> AgentResponse:
+    def _response(
+        self, text: str, generation: _Generation, structured: bool, typed: str | None = None
+    ) -> AgentResponse:
         reason = _STOP_REASONS.get(generation.finish_reason, generation.finish_reason)
         content, calls = text.strip(), []
-        if structured:
-            content, calls = _parse_reply(text)
+        if structured and typed != "whole":  # a whole typed reply is the answer as it is
+            content, calls = _parse_reply(text, typed=typed is not None)
             if calls:
                 reason = "tool_calls"
         return AgentResponse(
@@ -450,9 +483,13 @@ def loaded_models() -> dict[str, int]:
 # -- prompts and replies ------------------------------------------------------------------
 
 
-def tool_schema(tools: list[ToolSpec], *, allow_answer: bool = True) -> dict[str, Any]:
+def tool_schema(
+    tools: list[ToolSpec], *, allow_answer: bool = True, answer: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The JSON schema every reply must match when ``tools`` are offered: one tool call,
-    or (with ``allow_answer``) a final answer."""
+    or (with ``allow_answer``) a final answer: text, or an object matching ``answer``."""
+    answer = dict(answer) if answer is not None else {"type": "string"}
+    definitions = answer.pop("$defs", None)  # references point at the root: move them there
     calls = [
         {
             "type": "object",
@@ -462,13 +499,16 @@ def tool_schema(tools: list[ToolSpec], *, allow_answer: bool = True) -> dict[str
         }
         for t in tools
     ]
-    answer = {
+    final = {
         "type": "object",
-        "properties": {"answer": {"type": "string"}},
+        "properties": {"answer": answer},
         "required": ["answer"],
         "additionalProperties": False,
     }
-    return {"oneOf": [*calls, answer] if allow_answer else calls}
+    schema: dict[str, Any] = {"oneOf": [*calls, final] if allow_answer else calls}
+    if definitions:
+        schema["$defs"] = definitions
+    return schema
 
 
 def _arguments_schema(tool: ToolSpec) -> dict[str, Any]:
@@ -479,7 +519,9 @@ def _arguments_schema(tool: ToolSpec) -> dict[str, Any]:
     return schema
 
 
-def render_prompt(messages: list[Message], tools: list[ToolSpec] | None = None) -> str:
+def render_prompt(
+    messages: list[Message], tools: list[ToolSpec] | None = None, *, typed: bool = False
+) -> str:
     """A conversation as a completion-style transcript for a model without a chat template.
 
     One worked example shows a base model the format (it answers far more sensibly with
@@ -498,24 +540,31 @@ def render_prompt(messages: list[Message], tools: list[ToolSpec] | None = None) 
         if m.role == "user":
             lines += ["", f"{QUESTION} {m.content.strip()}"]
         elif m.role == "assistant":
-            lines.append(f"{ANSWER} {_assistant_text(m, tools)}")
+            lines.append(f"{ANSWER} {_assistant_text(m, tools, typed)}")
         elif m.role == "tool":
             lines.append(f"{RESULT} {m.content.strip()}")
     return "\n".join(lines) + f"\n{ANSWER}"
 
 
-def _assistant_text(message: Message, tools: list[ToolSpec] | None) -> str:
-    """An earlier assistant turn, in the JSON form the grammar asks for when tools are on."""
+def _assistant_text(message: Message, tools: list[ToolSpec] | None, typed: bool = False) -> str:
+    """An earlier assistant turn, in the JSON form the grammar asks for when tools are on
+    (``typed``: the answer is JSON text, shown as the object it is)."""
     if message.tool_calls:
         return "\n".join(
             json.dumps({"tool": c.name, "arguments": c.arguments}) for c in message.tool_calls
         )
     if tools:
-        return json.dumps({"answer": message.content})
+        answer: Any = message.content
+        if typed:
+            with contextlib.suppress(json.JSONDecodeError):
+                answer = json.loads(message.content)
+        return json.dumps({"answer": answer})
     return message.content.strip()
 
 
-def _chat_messages(messages: list[Message], tools: list[ToolSpec]) -> list[dict[str, Any]]:
+def _chat_messages(
+    messages: list[Message], tools: list[ToolSpec], *, typed: bool = False
+) -> list[dict[str, Any]]:
     """Messages for a model's own chat template; tool turns become plain text turns,
     since templates differ in (or lack) tool support."""
     wire: list[dict[str, Any]] = []
@@ -526,7 +575,7 @@ def _chat_messages(messages: list[Message], tools: list[ToolSpec]) -> list[dict[
         if m.role == "tool":
             wire.append({"role": "user", "content": f"{RESULT} {m.content}"})
         elif m.role == "assistant":
-            wire.append({"role": "assistant", "content": _assistant_text(m, tools)})
+            wire.append({"role": "assistant", "content": _assistant_text(m, tools, typed)})
         else:
             wire.append({"role": m.role, "content": m.content})
     return wire
@@ -567,18 +616,35 @@ def partial_answer(text: str) -> str | None:
     return None
 
 
+_TYPED_ANSWER_START = re.compile(r'\s*\{\s*"answer"\s*:\s*')
+_CLOSING = re.compile(r"[\s}]+\Z")
+
+
+def partial_typed_answer(text: str) -> str | None:
+    """The answer's JSON so far of a reply ``{"answer": {...}}`` that may be incomplete;
+    None while it is not (yet) recognisably an answer. Closing braces at the end are held
+    back: until the reply is complete, one may be the wrapper's."""
+    start = _TYPED_ANSWER_START.match(text)
+    if start is None:
+        return None
+    return _CLOSING.sub("", text[start.end() :])
+
+
 #: The closing quote of a JSON string: one preceded by an even number of backslashes.
 _STRING_END = re.compile(r'(?<!\\)(?:\\\\)*"')
 
 
-def _parse_reply(text: str) -> tuple[str, list[ToolCall]]:
-    """A grammar-constrained reply as (answer, tool calls)."""
+def _parse_reply(text: str, *, typed: bool = False) -> tuple[str, list[ToolCall]]:
+    """A grammar-constrained reply as (answer, tool calls); ``typed``: the answer is an
+    object, returned as JSON text."""
     try:
         data = json.loads(text)
     except json.JSONDecodeError:
         # Only a reply cut off by max_tokens can be incomplete: keep the answer so far.
-        answer = partial_answer(text)
+        answer = partial_typed_answer(text) if typed else partial_answer(text)
         return (answer if answer is not None else text).strip(), []
     if "tool" in data:
         return "", [ToolCall(id=new_id("call"), name=data["tool"], arguments=data["arguments"])]
+    if typed:
+        return json.dumps(data.get("answer")), []
     return str(data.get("answer", "")).strip(), []

@@ -14,7 +14,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..errors import ProviderError
-from ..messages import Message, ResponseComplete, StreamEvent, TextDelta, ToolCall, ToolSpec, Usage
+from ..messages import (
+    Message,
+    OutputSchema,
+    ResponseComplete,
+    StreamEvent,
+    TextDelta,
+    ToolCall,
+    ToolSpec,
+    Usage,
+)
 from .base import (
     AgentResponse,
     Provider,
@@ -56,6 +65,7 @@ class OllamaProvider(Provider):
     api_key_env = None
     base_url_env = "OLLAMA_HOST"
     default_base_url = f"http://127.0.0.1:{DEFAULT_PORT}"
+    native_output = True  # "format" with a JSON schema
 
     @property
     def base_url(self) -> str:
@@ -78,7 +88,13 @@ class OllamaProvider(Provider):
 
     # -- requests ----------------------------------------------------------------------
 
-    def _body(self, messages: list[Message], tools: list[ToolSpec], stream: bool) -> dict[str, Any]:
+    def _body(
+        self,
+        messages: list[Message],
+        tools: list[ToolSpec],
+        stream: bool,
+        output: OutputSchema | None = None,
+    ) -> dict[str, Any]:
         options: dict[str, Any] = {"temperature": self.temperature, "num_predict": self.max_tokens}
         body: dict[str, Any] = {
             "model": self.model,
@@ -95,10 +111,17 @@ class OllamaProvider(Provider):
                 options[key] = value
             else:
                 body[key] = value
+        if output is not None:
+            # Structured outputs: the reply's content is JSON matching the schema (the
+            # run's type wins over a format= option).
+            body["format"] = output.json_schema
         return body
 
-    async def _chat(self, messages: list[Message], tools: list[ToolSpec]) -> AgentResponse:
-        response = await self.client().post(CHAT_PATH, json=self._body(messages, tools, False))
+    async def _chat(
+        self, messages: list[Message], tools: list[ToolSpec], output: OutputSchema | None = None
+    ) -> AgentResponse:
+        body = self._body(messages, tools, False, output)
+        response = await self.client().post(CHAT_PATH, json=body)
         response.raise_for_status()  # _map_error reads the {"error": ...} body
         data = response.json()
         if "error" in data:
@@ -108,9 +131,9 @@ class OllamaProvider(Provider):
         return self._response(message.get("content") or "", calls, data)
 
     async def _stream(
-        self, messages: list[Message], tools: list[ToolSpec]
+        self, messages: list[Message], tools: list[ToolSpec], output: OutputSchema | None = None
     ) -> AsyncIterator[StreamEvent]:
-        body = self._body(messages, tools, True)
+        body = self._body(messages, tools, True, output)
         parts: list[str] = []
         calls: list[ToolCall] = []
         final: dict[str, Any] | None = None

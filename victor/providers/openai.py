@@ -13,7 +13,16 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from ..errors import ConfigurationError, ProviderError
-from ..messages import Message, ResponseComplete, StreamEvent, TextDelta, ToolCall, ToolSpec, Usage
+from ..messages import (
+    Message,
+    OutputSchema,
+    ResponseComplete,
+    StreamEvent,
+    TextDelta,
+    ToolCall,
+    ToolSpec,
+    Usage,
+)
 from .base import (
     AgentResponse,
     Provider,
@@ -49,6 +58,7 @@ class OpenAIProvider(Provider):
     api_key_env = "OPENAI_API_KEY"
     base_url_env = "OPENAI_BASE_URL"
     default_base_url = "https://api.openai.com/v1"
+    native_output = True  # response_format with a JSON schema
 
     # -- client ----------------------------------------------------------------------
 
@@ -76,7 +86,9 @@ class OpenAIProvider(Provider):
 
     # -- requests --------------------------------------------------------------------
 
-    def _request(self, messages: list[Message], tools: list[ToolSpec]) -> dict[str, Any]:
+    def _request(
+        self, messages: list[Message], tools: list[ToolSpec], output: OutputSchema | None = None
+    ) -> dict[str, Any]:
         """The keyword arguments of ``chat.completions.create`` (minus ``stream``)."""
         request: dict[str, Any] = {
             "model": self.model,
@@ -95,10 +107,21 @@ class OpenAIProvider(Provider):
                 request[key] = self.options[key]
         if extra:
             request["extra_body"] = {**extra, **(request.get("extra_body") or {})}
+        if output is not None:
+            # Structured Outputs: the answer's content is JSON matching the schema; tool
+            # calls may still come first. The run's type wins over a response_format option.
+            body = request.get("extra_body") or {}
+            if "response_format" in body:
+                request["extra_body"] = {k: v for k, v in body.items() if k != "response_format"}
+            request["response_format"] = _response_format(output)
         return request
 
-    async def _chat(self, messages: list[Message], tools: list[ToolSpec]) -> AgentResponse:
-        completion = await self.client().chat.completions.create(**self._request(messages, tools))
+    async def _chat(
+        self, messages: list[Message], tools: list[ToolSpec], output: OutputSchema | None = None
+    ) -> AgentResponse:
+        completion = await self.client().chat.completions.create(
+            **self._request(messages, tools, output)
+        )
         if not completion.choices:
             raise ProviderError(
                 f"the server returned no choices for model {self.model!r}", provider=self.name
@@ -119,12 +142,12 @@ class OpenAIProvider(Provider):
         )
 
     async def _stream(
-        self, messages: list[Message], tools: list[ToolSpec]
+        self, messages: list[Message], tools: list[ToolSpec], output: OutputSchema | None = None
     ) -> AsyncIterator[StreamEvent]:
         from openai import APIConnectionError, APITimeoutError
 
         stream = await self.client().chat.completions.create(
-            **self._request(messages, tools),
+            **self._request(messages, tools, output),
             stream=True,
             stream_options={"include_usage": True},
         )
@@ -292,6 +315,20 @@ def _wire_messages(messages: list[Message]) -> list[dict[str, Any]]:
         else:
             wire.append({"role": m.role, "content": m.content})
     return wire
+
+
+def _response_format(output: OutputSchema) -> dict[str, Any]:
+    """``response_format`` asking for a JSON object matching ``output``'s schema."""
+    spec: dict[str, Any] = {
+        "name": output.name,
+        "schema": output.json_schema,
+        # Strict mode guarantees the schema; a schema it cannot express (open-ended keys)
+        # is sent non-strict and checked by victor's validation instead.
+        "strict": output.strict,
+    }
+    if output.description:
+        spec["description"] = output.description
+    return {"type": "json_schema", "json_schema": spec}
 
 
 def _usage(usage: Any) -> Usage:
