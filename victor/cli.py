@@ -28,6 +28,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-tokens", type=int, default=1024, help="answer length limit (default 1024)"
     )
     run.add_argument("--tools", default="", help="comma-separated tool names to enable")
+    run.add_argument(
+        "--approval",
+        choices=("ask", "auto", "never"),
+        help="tool calls that write files or run commands: ask on the terminal (the default; "
+        "refused when stdin is not a terminal), allow all, or refuse all",
+    )
     run.add_argument("--no-stream", action="store_true", help="print the answer when complete")
     run.add_argument("--usage", action="store_true", help="print token usage and time at the end")
 
@@ -39,7 +45,49 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands.add_parser("providers", help="list provider names")
     commands.add_parser("profiles", help="list profiles (built in and $VICTOR_HOME/profiles.toml)")
+    _add_serving(commands)
     return parser
+
+
+def _add_serving(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """``victor serve`` and ``victor mcp serve`` (extras serve and mcp)."""
+
+    def common(p: argparse.ArgumentParser, port: int) -> None:
+        p.add_argument(
+            "app",
+            nargs="?",
+            help="a Python file (or module) whose Agents/AgentTeams to "
+            "serve, optionally :name (default: every profile)",
+        )
+        p.add_argument(
+            "--host",
+            default="127.0.0.1",
+            help="address (default 127.0.0.1; another needs $VICTOR_API_TOKEN)",
+        )
+        p.add_argument("--port", type=int, default=port, help=f"port (default {port})")
+        p.add_argument("--profile", action="append", help="serve this profile (repeatable)")
+        p.add_argument(
+            "--approval",
+            choices=["never", "auto"],
+            default="never",
+            help="tools that need approval: refuse (default) or allow",
+        )
+
+    serve = commands.add_parser("serve", help="serve agents over HTTP (SSE, AG-UI, MCP at /mcp)")
+    common(serve, 8000)
+    serve.add_argument("--max-runs", type=int, default=32, help="runs at once (429 above)")
+    serve.add_argument("--max-body", type=int, default=1_000_000, help="request bytes (413 above)")
+    serve.add_argument("--cors", action="append", help="allow browser calls from this origin")
+    serve.add_argument("--no-mcp", action="store_true", help="do not serve MCP at /mcp")
+    serve.add_argument("--log-level", default="info", help="uvicorn's log level (default info)")
+    mcp = commands.add_parser("mcp", help="MCP: serve victor's tools and agents").add_subparsers(
+        dest="mcp_command", required=True
+    )
+    mcp_serve = mcp.add_parser("serve", help="tools and ask_<agent> tools for MCP clients")
+    common(mcp_serve, 8000)
+    mcp_serve.add_argument("--transport", choices=["stdio", "http"], default="stdio")
+    mcp_serve.add_argument("--tools", help="comma-separated tools or toolsets (default: all)")
+    mcp_serve.add_argument("--workspace", help="where file tools work (default: the cwd)")
 
 
 async def _run(args: argparse.Namespace) -> None:
@@ -52,6 +100,7 @@ async def _run(args: argparse.Namespace) -> None:
         "model": args.model,
         "temperature": args.temperature,
         "max_tokens": args.max_tokens,
+        "approval": args.approval,
     }
     settings = {key: value for key, value in given.items() if value is not None}
     if tools:
@@ -97,6 +146,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{name:<14} {profile.provider}/{profile.model or '(default model)'}")
         return 0
     try:
+        if args.command == "serve":
+            from .serve.command import main as serve
+
+            return serve(args)
+        if args.command == "mcp":
+            from .mcp.command import main as mcp
+
+            return mcp(args)
         asyncio.run(_run(args))
     except VictorError as exc:
         print(f"victor: {exc}", file=sys.stderr)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
+from typing import Protocol
 
 from .._util import did_you_mean
 from ..errors import ToolError
@@ -11,7 +12,15 @@ from .base import BaseTool
 
 __all__ = ["ToolRegistry", "registry"]
 
-ToolLike = str | BaseTool | type[BaseTool]
+
+class ToolSource(Protocol):
+    """Something that gives several tools at once, e.g. an MCP server's
+    (``tools=[victor.mcp.server(...)]``)."""
+
+    def __victor_tools__(self) -> Iterable[BaseTool]: ...
+
+
+ToolLike = str | BaseTool | type[BaseTool] | ToolSource
 
 
 class ToolRegistry:
@@ -68,8 +77,10 @@ class ToolRegistry:
             raise self._unknown(name) from None
 
     def resolve(self, items: Iterable[ToolLike] | None) -> list[BaseTool]:
-        """Tools for names, toolset names, tool instances or classes; duplicates dropped."""
+        """Tools for names, toolset names, tool instances or classes and tool sources;
+        duplicates dropped, but a tool source's name clash is an error."""
         resolved: dict[str, BaseTool] = {}
+        sourced: set[str] = set()  # names from tool sources: a clash there is an error
         for item in items or ():
             if isinstance(item, str):
                 self._load_builtins()
@@ -81,9 +92,18 @@ class ToolRegistry:
                 tools = [item()]
             elif isinstance(item, BaseTool):
                 tools = [item]
+            elif hasattr(item, "__victor_tools__"):
+                tools = list(item.__victor_tools__())
+                sourced.update(tool.name for tool in tools)
             else:
                 raise ToolError(f"{item!r} is not a tool: pass a tool name or a BaseTool")
             for tool in tools:
+                other = resolved.get(tool.name)
+                if other is not None and other is not tool and tool.name in sourced:
+                    raise ToolError(
+                        f"two tools are named {tool.name!r} ({other!r} and {tool!r}); rename "
+                        f"one (an MCP server takes prefix=...)"
+                    )
                 resolved[tool.name] = tool
         return list(resolved.values())
 

@@ -1,0 +1,644 @@
+"""An MCP server's tools as victor tools: ``tools=[victor.mcp.server("npx -y some-server")]``.
+
+Each connection lives in one task on a private event loop thread ("victor-mcp"): that task
+enters the SDK's ``Client`` and, when the connection closes, exits it. The SDK's anyio cancel
+scopes must be entered and exited by the same task, and an agent may run on several loops
+(the kernel's, a background one); talking to the owner task through
+``run_coroutine_threadsafe`` keeps both true. A call cancelled by its caller (a timeout,
+Ctrl-C) cancels the request on the MCP loop too.
+
+A stdio server's stderr goes where ``sys.stderr`` points at the time: the terminal, or in
+Jupyter the cell that is running; what a server writes before answering a call is shown
+before the call returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import concurrent.futures
+import json
+import os
+import re
+import select
+import shlex
+import sys
+import threading
+from collections.abc import Collection, Coroutine, Mapping, Sequence
+from contextlib import AsyncExitStack
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from .._util import did_you_mean
+from ..errors import ConfigurationError, ToolError
+from ..tools.base import BaseTool, ToolResult
+
+if TYPE_CHECKING:
+    import mcp
+
+__all__ = ["MCPToolset", "MCPTool", "server"]
+
+T = TypeVar("T")
+
+#: A tool name every provider accepts (Anthropic and OpenAI: 64 of these characters).
+_VALID_NAME = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def server(
+    target: Any,
+    *,
+    name: str | None = None,
+    prefix: str | None = None,
+    timeout: float | None = 60.0,
+    connect_timeout: float = 60.0,
+    requires_approval: bool | Collection[str] = True,
+    env: Mapping[str, str] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> MCPToolset:
+    """An MCP server whose tools an agent can use: ``Agent(tools=[victor.mcp.server(...)])``.
+
+    ``target`` is a command line (``"npx -y @modelcontextprotocol/server-everything"``, or a
+    list of arguments) started as a stdio server, an ``http(s)://`` URL (streamable HTTP),
+    or an in-process server (``mcp.server.MCPServer`` or a low-level ``Server``).
+
+    - ``name``: how the server is called in tool names and messages (default: derived from
+      the target, then the server's own name); ``prefix``: put before each tool's name
+      (default ``"<name>_"``; ``""`` keeps the server's names).
+    - ``timeout``: seconds one call may take; ``connect_timeout``: for starting and listing.
+    - ``requires_approval``: MCP tools can do anything, so by default every call needs the
+      agent's approval policy (``approval="auto"`` or a callback). ``False`` trusts the
+      server; a collection of the server's tool names asks only for those.
+    - ``env``, ``cwd``: for a stdio server's process (it inherits only a safe minimum of
+      the environment: pass API keys it needs in ``env``). ``headers``: for a URL.
+
+    The connection opens on first use (or ``await toolset.connect()``, which does not block
+    the event loop) and closes with ``await toolset.aclose()``, ``async with``, or at exit.
+    """
+    return MCPToolset(
+        target,
+        name=name,
+        prefix=prefix,
+        timeout=timeout,
+        connect_timeout=connect_timeout,
+        requires_approval=requires_approval,
+        env=env,
+        cwd=cwd,
+        headers=headers,
+    )
+
+
+class MCPTool(BaseTool):
+    """One tool of an MCP server, called through its ``MCPToolset``'s connection."""
+
+    def __init__(
+        self,
+        toolset: MCPToolset,
+        remote: mcp.types.Tool,
+        name: str,
+        requires_approval: bool,
+    ) -> None:
+        self.toolset = toolset
+        #: The tool's name on the server (``name`` is what the model sees).
+        self.remote_name = remote.name
+        self.name = name  # type: ignore[misc]
+        self.description = remote.description or remote.title or ""  # type: ignore[misc]
+        self.parameters = dict(remote.input_schema or {"type": "object"})  # type: ignore[misc]
+        self.parameters.setdefault("type", "object")
+        self.timeout = toolset.timeout  # type: ignore[misc]
+        self.requires_approval = requires_approval  # type: ignore[misc]
+
+    async def execute(self, **kwargs: Any) -> ToolResult:
+        return await self.toolset.call(self.remote_name, kwargs)
+
+
+class MCPToolset:
+    """A connection to one MCP server and its tools (make one with ``victor.mcp.server``)."""
+
+    def __init__(
+        self,
+        target: Any,
+        *,
+        name: str | None = None,
+        prefix: str | None = None,
+        timeout: float | None = 60.0,
+        connect_timeout: float = 60.0,
+        requires_approval: bool | Collection[str] = True,
+        env: Mapping[str, str] | None = None,
+        cwd: str | os.PathLike[str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self._kind, self._target, label = _parse_target(target)
+        if self._kind != "stdio" and (env or cwd):
+            raise ConfigurationError(
+                f"env= and cwd= are for a server started as a command, not for {label!r}"
+            )
+        if self._kind != "url" and headers:
+            raise ConfigurationError(f"headers= are for a server at a URL, not for {label!r}")
+        if timeout is not None and timeout <= 0:
+            raise ConfigurationError(f"timeout={timeout!r} is invalid: use seconds > 0 or None")
+        if isinstance(requires_approval, str):
+            raise ConfigurationError(
+                f"requires_approval={requires_approval!r} is invalid: use True, False, or a "
+                f"collection of the server's tool names, e.g. {{{requires_approval!r}}}"
+            )
+        self._given_name = name
+        self.name = _safe_name(name or label)
+        self._prefix = prefix
+        self.timeout = timeout
+        self.connect_timeout = connect_timeout
+        self.requires_approval = requires_approval
+        self._env = dict(env or {})
+        self._cwd = cwd
+        self._headers = dict(headers or {})
+        self._lock = threading.Lock()
+        self._opening: concurrent.futures.Future[list[MCPTool]] | None = None
+        self._tools: list[MCPTool] | None = None
+        self._client: mcp.Client | None = None
+        self._owner: asyncio.Task[None] | None = None
+        self._stop: asyncio.Event | None = None
+        self._stderr: _StderrRelay | None = None
+
+    # -- the public face -------------------------------------------------------------
+
+    @property
+    def prefix(self) -> str:
+        """What goes before each tool's name (``"<name>_"`` unless given)."""
+        return f"{self.name}_" if self._prefix is None else self._prefix
+
+    @property
+    def tools(self) -> list[MCPTool]:
+        """The server's tools as victor tools (connects first, blocking, if needed)."""
+        if self._tools is None:
+            self._connect_sync()
+        assert self._tools is not None
+        return list(self._tools)
+
+    def __victor_tools__(self) -> list[MCPTool]:
+        """What ``tools=[toolset]`` resolves to (see ``victor.tools.registry``)."""
+        return self.tools
+
+    @property
+    def connected(self) -> bool:
+        return self._client is not None
+
+    async def connect(self) -> MCPToolset:
+        """Start (or reach) the server and list its tools, without blocking the event loop."""
+        if self._tools is None:
+            self._check_not_on_mcp_loop()
+            await asyncio.wrap_future(self._start_opening())
+        return self
+
+    async def call(self, tool: str, arguments: Mapping[str, Any] | None = None) -> ToolResult:
+        """Call the server's tool ``tool`` (its own name, no prefix) and return the result;
+        errors are results the model can read, as with every victor tool."""
+        await self.connect()
+        client = self._client
+        if client is None:
+            return ToolResult.fail(
+                f"the MCP server {self.name!r} is not connected (it was closed or exited)"
+            )
+        future = _mcp_loop().submit(client.call_tool(tool, dict(arguments or {})))
+        try:
+            result = await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            return ToolResult.fail(f"the MCP server {self.name!r} failed: {_describe(exc)}")
+        finally:
+            if self._stderr is not None:
+                self._stderr.drain()  # what the server logged while working, before its answer
+        return _to_result(result)
+
+    async def aclose(self) -> None:
+        """Close the connection (and stop a stdio server). It reopens on next use."""
+        if self._owner is not None or self._opening is not None:
+            self._check_not_on_mcp_loop()
+            await asyncio.wrap_future(_mcp_loop().submit(self._close()))
+
+    def close(self) -> None:
+        """``aclose`` for synchronous code."""
+        if self._owner is not None or self._opening is not None:
+            self._check_not_on_mcp_loop()
+            _mcp_loop().submit(self._close()).result()
+
+    async def __aenter__(self) -> MCPToolset:
+        return await self.connect()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        # Never the env, the headers or a URL's credentials: they may hold secrets.
+        state = f"{len(self._tools)} tools" if self._tools is not None else "not connected"
+        return f"<MCP server {self.name!r} ({self._kind}): {state}>"
+
+    # -- opening and closing, on the MCP loop ------------------------------------------
+
+    def _start_opening(self) -> concurrent.futures.Future[list[MCPTool]]:
+        with self._lock:  # concurrent first users share one opening
+            if self._opening is None or (self._opening.done() and self._tools is None):
+                self._opening = _mcp_loop().submit(self._open())
+            return self._opening
+
+    def _connect_sync(self) -> None:
+        self._check_not_on_mcp_loop()
+        self._start_opening().result()
+
+    async def _open(self) -> list[MCPTool]:
+        ready: asyncio.Future[list[MCPTool]] = asyncio.get_running_loop().create_future()
+        self._stop = asyncio.Event()
+        self._owner = asyncio.create_task(self._own(ready, self._stop))
+        try:
+            return await asyncio.wait_for(asyncio.shield(ready), self.connect_timeout)
+        except asyncio.TimeoutError:
+            await self._close()
+            raise ToolError(
+                f"the MCP server {self.name!r} did not answer within {self.connect_timeout} s "
+                f"(connect_timeout); check that {self._describe_target()} starts and speaks MCP"
+            ) from None
+        except BaseException:
+            await self._close()
+            raise
+
+    async def _own(self, ready: asyncio.Future[list[MCPTool]], stop: asyncio.Event) -> None:
+        """The one task that opens the connection, serves it until asked to stop, closes it."""
+        _live.add(self)
+        try:
+            async with AsyncExitStack() as stack:
+                client = await self._enter_client(stack)
+                tools = await self._list_tools(client)
+                self._client, self._tools = client, tools
+                if not ready.done():
+                    ready.set_result(tools)
+                await stop.wait()
+        except BaseException as exc:
+            if not ready.done():
+                ready.set_exception(self._connect_error(exc))
+            if not isinstance(exc, (asyncio.CancelledError, Exception)):
+                raise
+        finally:
+            self._client = None
+            self._tools = None
+            _live.discard(self)
+
+    async def _enter_client(self, stack: AsyncExitStack) -> mcp.Client:
+        try:
+            from mcp import Client, Implementation, StdioServerParameters
+        except ImportError:
+            raise ConfigurationError(
+                'victor.mcp needs the MCP SDK: pip install "victor-ai[mcp]"'
+            ) from None
+        from .. import __version__
+
+        target: Any = self._target
+        if self._kind == "stdio":
+            self._stderr = _StderrRelay(self.name)
+            stack.callback(self._stderr.close)
+            command, *args = self._target
+            target = _stdio_transport(
+                StdioServerParameters(
+                    command=command,
+                    args=args,
+                    env=self._env or None,
+                    cwd=self._cwd,
+                ),
+                self._stderr,
+            )
+        elif self._kind == "url" and self._headers:
+            from mcp.client.streamable_http import streamable_http_client
+            from mcp.shared._httpx_utils import create_mcp_http_client
+
+            http = await stack.enter_async_context(create_mcp_http_client(headers=self._headers))
+            target = streamable_http_client(self._target, http_client=http)
+        client = Client(target, client_info=Implementation(name="victor", version=__version__))
+        entered = await stack.enter_async_context(client)
+        if self._stderr is not None:
+            self._stderr.drain()  # what the server printed while starting
+        return entered
+
+    async def _list_tools(self, client: mcp.Client) -> list[MCPTool]:
+        if self._given_name is None and self._kind == "object":
+            info = client.server_info
+            if info is not None and info.name:
+                self.name = _safe_name(info.name)
+        remote: list[mcp.types.Tool] = []
+        cursor = None
+        while True:
+            page = await client.list_tools(cursor=cursor)
+            remote += page.tools
+            cursor = page.next_cursor
+            if not cursor:
+                break
+        return self._make_tools(remote)
+
+    def _make_tools(self, remote: Sequence[mcp.types.Tool]) -> list[MCPTool]:
+        rule = self.requires_approval
+        if not isinstance(rule, bool):
+            unknown = [n for n in rule if n not in {t.name for t in remote}]
+            if unknown:
+                names = [t.name for t in remote]
+                raise ConfigurationError(
+                    f"requires_approval names {unknown[0]!r}, which the MCP server {self.name!r} "
+                    f"does not have.{did_you_mean(unknown[0], names)} Its tools: {', '.join(names)}"
+                )
+        tools: dict[str, MCPTool] = {}
+        for spec in remote:
+            local = _safe_name(self.prefix + spec.name)
+            if local in tools:
+                raise ToolError(
+                    f"the MCP server {self.name!r} has tools {tools[local].remote_name!r} and "
+                    f"{spec.name!r}, which both become {local!r}; connect it with another prefix="
+                )
+            needs = rule if isinstance(rule, bool) else spec.name in rule
+            tools[local] = MCPTool(self, spec, local, needs)
+        return list(tools.values())
+
+    async def _close(self) -> None:
+        owner, stop = self._owner, self._stop
+        self._owner = self._stop = None
+        with self._lock:
+            self._opening = None
+        if owner is None:
+            return
+        if stop is not None:
+            stop.set()
+        try:
+            # The owner exits the SDK's context itself; a stdio server gets a few seconds
+            # to stop after its stdin closes, then is killed (the SDK's own sequence).
+            await asyncio.wait_for(asyncio.shield(owner), 10.0)
+        except asyncio.TimeoutError:
+            owner.cancel()
+        except BaseException:
+            pass  # its failure was reported to whoever was waiting for it
+
+    # -- helpers ---------------------------------------------------------------------
+
+    def _connect_error(self, exc: BaseException) -> BaseException:
+        if isinstance(exc, (ConfigurationError, ToolError, asyncio.CancelledError)):
+            return exc
+        hint = ""
+        if self._kind == "stdio" and "closed" in str(_describe(exc)).lower():
+            hint = " (the server exited or closed its stdout; its stderr is shown above)"
+        return ToolError(
+            f"cannot connect to the MCP server {self.name!r} ({self._describe_target()}): "
+            f"{_describe(exc)}{hint}"
+        )
+
+    def _describe_target(self) -> str:
+        if self._kind == "stdio":
+            return f"the command {shlex.join(self._target)!r}"
+        if self._kind == "url":
+            return f"the URL {_strip_credentials(self._target)!r}"
+        return f"the in-process server {type(self._target).__name__}"
+
+    def _check_not_on_mcp_loop(self) -> None:
+        if threading.current_thread() is _mcp_loop().thread:
+            raise ToolError(
+                f"the MCP server {self.name!r} was used from inside an MCP tool call; "
+                f"call it from your own code or an agent instead"
+            )
+
+
+# -- the MCP loop ----------------------------------------------------------------------
+
+
+class _Loop:
+    """A daemon thread running the event loop every MCP connection lives on."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="victor-mcp", daemon=True)
+        self.thread.start()
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+
+_loop: _Loop | None = None
+_loop_lock = threading.Lock()
+#: Open connections, closed at exit so that stdio servers stop with us.
+_live: set[MCPToolset] = set()
+
+
+def _mcp_loop() -> _Loop:
+    global _loop
+    with _loop_lock:
+        if _loop is None:
+            _loop = _Loop()
+            atexit.register(_close_all)
+        return _loop
+
+
+def _close_all() -> None:
+    """At exit: close every connection still open, so stdio servers stop with us."""
+    loop = _loop
+    if loop is None:
+        return
+
+    async def close_everything() -> None:
+        toolsets = [t for t in list(_live) if t._owner is not None]
+        await asyncio.gather(*(t._close() for t in toolsets), return_exceptions=True)
+
+    try:
+        loop.submit(close_everything()).result(timeout=15)
+    except Exception:
+        pass
+
+
+# -- stdio stderr ----------------------------------------------------------------------
+
+
+class _StderrRelay:
+    """A pipe for a stdio server's stderr, copied line by line to ``sys.stderr``.
+
+    A daemon thread copies lines as they come; ``drain()`` copies what is already in the
+    pipe from the caller's thread (in Jupyter: into the running cell) and waits for a copy
+    in progress, so output written before an answer is shown before the call returns.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._read, write = os.pipe()
+        os.set_blocking(self._read, False)
+        #: What the server process gets as its stderr.
+        self.file = os.fdopen(write, "w")
+        self._lock = threading.Lock()
+        self._partial = b""
+        self._closed = False
+        self._thread = threading.Thread(target=self._follow, name=f"mcp-stderr-{name}", daemon=True)
+        self._thread.start()
+
+    def _follow(self) -> None:
+        while not self._closed:
+            try:
+                readable, _, _ = select.select([self._read], [], [], 0.2)
+            except (OSError, ValueError):
+                return
+            if readable and not self.drain():
+                return
+
+    def drain(self) -> bool:
+        """Copy complete lines waiting in the pipe; False once the pipe is closed."""
+        with self._lock:
+            if self._closed:
+                return False
+            chunks = []
+            while True:
+                try:
+                    chunk = os.read(self._read, 65536)
+                except BlockingIOError:
+                    break
+                except OSError:
+                    return False
+                if not chunk:  # every writer is gone
+                    self._write(self._partial + b"\n" if self._partial else b"")
+                    self._partial = b""
+                    return False
+                chunks.append(chunk)
+            data = self._partial + b"".join(chunks)
+            complete, _, self._partial = data.rpartition(b"\n")
+            if complete:
+                self._write(complete + b"\n")
+            return True
+
+    def _write(self, data: bytes) -> None:
+        if data:
+            stream = sys.stderr
+            if stream is not None:
+                stream.write(data.decode("utf-8", "replace"))
+                stream.flush()
+
+    def server_started(self) -> None:
+        """Close our copy of the write end: EOF comes when the server's copies close."""
+        if not self.file.closed:
+            self.file.close()
+
+    def close(self) -> None:
+        self.server_started()
+        self.drain()
+        with self._lock:
+            self._closed = True
+            os.close(self._read)
+
+
+def _stdio_transport(params: Any, relay: _StderrRelay) -> Any:
+    """The SDK's stdio transport with the server's stderr on ``relay``."""
+    from contextlib import asynccontextmanager
+
+    from mcp.client.stdio import stdio_client
+
+    @asynccontextmanager
+    async def transport() -> Any:
+        async with stdio_client(params, errlog=relay.file) as streams:
+            relay.server_started()
+            yield streams
+
+    return transport()
+
+
+# -- translation -----------------------------------------------------------------------
+
+
+def _parse_target(target: Any) -> tuple[str, Any, str]:
+    """(kind, what the SDK gets, a label for names and messages)."""
+    if isinstance(target, str):
+        text = target.strip()
+        if not text:
+            raise ConfigurationError("victor.mcp.server('') is empty: give a command or a URL")
+        if re.match(r"^https?://", text, re.IGNORECASE):
+            from urllib.parse import urlsplit
+
+            host = urlsplit(text).hostname or "mcp"
+            return "url", text, host.split(".")[0] if not _is_ip(host) else "mcp"
+        argv = shlex.split(text)
+        return "stdio", argv, _command_label(argv)
+    if isinstance(target, (list, tuple)) and target and all(isinstance(a, str) for a in target):
+        return "stdio", [str(a) for a in target], _command_label(list(target))
+    module = type(target).__module__ or ""
+    if module.startswith("mcp.server"):
+        return "object", target, str(getattr(target, "name", "") or "mcp")
+    raise ConfigurationError(
+        f"victor.mcp.server({target!r}) is not an MCP server: give a command line "
+        f"('npx -y some-server'), a URL ('http://127.0.0.1:8000/mcp'), or an "
+        f"mcp.server.MCPServer"
+    )
+
+
+def _command_label(argv: list[str]) -> str:
+    """A short name for a command: the package or script it runs, not the runner."""
+    runners = {"npx", "uvx", "uv", "pipx", "node", "deno", "bun", "docker"}
+    words = [a for a in argv if not a.startswith("-")]
+    base = os.path.basename(words[0]) if words else "mcp"
+    if base in runners or base.startswith("python"):
+        rest = [w for w in words[1:] if w not in ("run", "exec")]
+        if rest:
+            base = rest[-1] if base == "docker" else rest[0]
+    base = base.rsplit("/", 1)[-1]
+    for suffix in (".py", ".js", ".ts", ".mjs"):
+        base = base.removesuffix(suffix)
+    base = re.sub(r"^(server-|mcp-server-|mcp-)", "", base)
+    base = re.sub(r"(-mcp|-server|_server|-mcp-server)$", "", base)
+    return base or "mcp"
+
+
+def _safe_name(name: str) -> str:
+    return _VALID_NAME.sub("_", name)[:64] or "mcp"
+
+
+def _is_ip(host: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return host == "localhost"
+    return True
+
+
+def _strip_credentials(url: str) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    netloc = parts.hostname or ""
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def _to_result(result: Any) -> ToolResult:
+    """An MCP ``CallToolResult`` as a ``ToolResult`` (``is_error`` becomes a failure)."""
+    text = "\n".join(_content_text(block) for block in result.content or ())
+    metadata: dict[str, Any] = {}
+    if result.structured_content is not None:
+        metadata["structured"] = result.structured_content
+    if result.is_error:
+        return ToolResult.fail(text or "the tool reported an error without a message", **metadata)
+    if not text and result.structured_content is not None:
+        text = json.dumps(result.structured_content, ensure_ascii=False, default=str)
+    return ToolResult(success=True, output=text, metadata=metadata)
+
+
+def _content_text(block: Any) -> str:
+    kind = getattr(block, "type", "")
+    if kind == "text":
+        return str(block.text)
+    if kind in ("image", "audio"):
+        size = len(block.data) * 3 // 4
+        return f"[{kind}: {block.mime_type}, about {size} bytes]"
+    if kind == "resource_link":
+        return f"[resource: {block.uri}]"
+    if kind == "resource":
+        resource = block.resource
+        text = getattr(resource, "text", None)
+        return text if text is not None else f"[resource: {resource.uri}]"
+    return f"[{kind or 'content'}]"
+
+
+def _describe(exc: BaseException) -> str:
+    """The innermost error of an exception (group) as one line."""
+    while getattr(exc, "exceptions", None):  # an ExceptionGroup from anyio's task groups
+        exc = exc.exceptions[0]  # type: ignore[attr-defined]
+    message = str(exc) or type(exc).__name__
+    if isinstance(exc, FileNotFoundError) and exc.filename:
+        message = f"{exc.filename!r} was not found (is it installed and on PATH?)"
+    return message if type(exc).__name__ in message else f"{type(exc).__name__}: {message}"

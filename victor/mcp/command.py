@@ -1,0 +1,44 @@
+"""``victor mcp serve [APP] [--transport stdio|http] ...``: victor's tools and agents as an
+MCP server."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+__all__ = ["main"]
+
+
+def main(args: argparse.Namespace) -> int:
+    from ..serve.catalog import Catalog
+    from ..serve.command import served
+    from ..serve.settings import _token_from_env, check_bind
+    from .server import create_server, serve_http, serve_stdio
+
+    agents = served(args)
+    tools = [name.strip() for name in (args.tools or "").split(",") if name.strip()] or None
+    # Agents from the app file and --profile only: an editor wants tools, not every profile.
+    catalog = Catalog(agents or {}, profiles=args.profile or (), approval=args.approval)  # type: ignore[arg-type]
+    server = create_server(tools, catalog, approval=args.approval, workspace=args.workspace or None)
+    if args.transport == "http":
+        token = _token_from_env()
+        check_bind(args.host, token)
+        print(
+            f"victor: MCP at http://{args.host}:{args.port}/mcp "
+            f"({'token required' if token else 'loopback only'})",
+            file=sys.stderr,
+        )
+        runner = serve_http(server, host=args.host, port=args.port, token=token)
+    else:
+        runner = serve_stdio(server)
+
+    async def serve() -> None:
+        catalog.open()
+        try:
+            await runner
+        finally:
+            await catalog.close()
+
+    asyncio.run(serve())
+    return 0

@@ -1,0 +1,46 @@
+"""``victor serve [APP] [--host H] [--port P] ...``: the command behind the HTTP server."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .settings import TOKEN_VARIABLE, ServeSettings, _token_from_env
+
+__all__ = ["main", "served"]
+
+
+def served(args: argparse.Namespace) -> dict[str, object] | None:
+    """The agents and teams of ``args.app`` (a file or module), or None to serve profiles."""
+    if not args.app:
+        return None
+    from .catalog import load_app
+
+    return load_app(args.app)  # type: ignore[return-value]
+
+
+def main(args: argparse.Namespace) -> int:
+    from . import runner
+
+    agents = served(args)
+    settings = ServeSettings(
+        agents=agents,  # type: ignore[arg-type]
+        profiles=args.profile or None,
+        host=args.host,
+        port=args.port,
+        token=_token_from_env(),
+        approval=args.approval,
+        max_body_bytes=args.max_body,
+        max_concurrent_runs=args.max_runs,
+        cors_origins=args.cors or (),
+        mcp=False if args.no_mcp else None,
+    ).check()
+    names = ", ".join(agents or ()) or "profiles: " + ", ".join(args.profile or ["all"])
+    auth = f"token from {TOKEN_VARIABLE}" if settings.token else "no token (loopback only)"
+    print(
+        f"victor: serving {names} on http://{settings.host}:{settings.port} ({auth}; "
+        f"tools needing approval: {args.approval}). API docs at /docs",
+        file=sys.stderr,
+    )
+    runner.run(settings, log_level=args.log_level)
+    return 0

@@ -1,0 +1,196 @@
+"""How runs look on the wire: stream events as SSE payloads, results and errors as JSON.
+
+Errors are RFC 9457 problem details (``application/problem+json``): a status, a title, a
+detail a person can act on; never a traceback, and never a secret (values of key and
+token variables are masked wherever they might appear).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from ..errors import (
+    ConfigurationError,
+    LimitExceededError,
+    ProviderError,
+    ToolError,
+    VictorError,
+)
+
+if TYPE_CHECKING:
+    from ..core.events import Event
+    from ..messages import RunFinished, StreamEvent, Usage
+
+__all__ = [
+    "Problem",
+    "problem_for",
+    "encode_event",
+    "encode_bus_event",
+    "finished",
+    "usage",
+    "redact",
+    "PROBLEM_TYPE",
+]
+
+logger = logging.getLogger("victor.serve")
+
+PROBLEM_TYPE = "application/problem+json"
+
+#: Environment variables whose values must never reach a client.
+_SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD)$")
+
+
+class Problem(Exception):
+    """An HTTP error answered as problem details."""
+
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.headers = dict(headers or {})
+        self.extra = extra
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "type": "about:blank",
+            "title": self.title,
+            "status": self.status,
+            "detail": redact(self.detail),
+            **self.extra,
+        }
+
+    def json(self) -> bytes:
+        return json.dumps(self.body(), ensure_ascii=False).encode()
+
+
+def redact(text: str) -> str:
+    """``text`` with the value of every key/token/secret environment variable masked."""
+    for name, value in os.environ.items():
+        if len(value) >= 8 and value in text and _SECRET_NAME.search(name):
+            text = text.replace(value, f"<{name}>")
+    return text
+
+
+def problem_for(exc: BaseException) -> Problem:
+    """The problem details for an exception raised by a run."""
+    if isinstance(exc, Problem):
+        return exc
+    if isinstance(exc, ProviderError):
+        headers = {"Retry-After": str(int(exc.retry_after))} if exc.retry_after else None
+        return Problem(502, "The model provider failed", str(exc), headers=headers)
+    if isinstance(exc, LimitExceededError):
+        return Problem(422, "The run hit a limit", str(exc))
+    if isinstance(exc, ConfigurationError):
+        return Problem(500, "The server is misconfigured", str(exc))
+    if isinstance(exc, ToolError):
+        return Problem(500, "A tool could not be used", str(exc))
+    if isinstance(exc, VictorError):
+        return Problem(500, f"The run failed ({type(exc).__name__})", str(exc))
+    # Anything else is a bug: the details go to the server log, not to the client.
+    from .._util import new_id
+
+    incident = new_id("err")
+    logger.error("unexpected error %s", incident, exc_info=exc)
+    return Problem(
+        500,
+        "Internal server error",
+        f"an unexpected error occurred; the server log has the details under {incident}",
+    )
+
+
+# -- payloads --------------------------------------------------------------------------
+
+
+def usage(value: Usage) -> dict[str, int]:
+    return {
+        "input_tokens": value.input_tokens,
+        "output_tokens": value.output_tokens,
+        "total_tokens": value.total_tokens,
+    }
+
+
+def jsonable(value: Any) -> Any:
+    """A typed answer (pydantic model, dataclass, ...) as plain JSON data."""
+    from pydantic_core import to_jsonable_python
+
+    return to_jsonable_python(value, fallback=str)
+
+
+def finished(run: RunFinished) -> dict[str, Any]:
+    """The end of an agent run: the answer and what it cost."""
+    body = {
+        "content": run.content,
+        "usage": usage(run.usage),
+        "model": run.model,
+        "provider": run.provider,
+        "iterations": run.iterations,
+        "duration_ms": round(run.duration_ms, 3),
+    }
+    output = getattr(run, "output", None)
+    if output is not None:
+        body["output"] = jsonable(output)
+    return body
+
+
+def encode_event(event: StreamEvent, extra: Mapping[str, Any] | None = None) -> tuple[str, str]:
+    """(SSE event name, JSON data) for one stream event: its ``kind`` and its fields."""
+    kind = event.kind
+    if kind == "text":
+        return "text", '{"text":' + json.dumps(event.text, ensure_ascii=False) + "}"  # type: ignore[union-attr]
+    if kind == "response":
+        response = event.response  # type: ignore[union-attr]
+        data: dict[str, Any] = {
+            "content": response.content,
+            "tool_calls": [_call(c) for c in response.tool_calls],
+            "usage": usage(response.usage),
+            "model": response.model,
+            "stop_reason": response.stop_reason,
+        }
+    elif kind == "tool_started":
+        data = _call(event.call)  # type: ignore[union-attr]
+    elif kind == "tool_finished":
+        result = event.result  # type: ignore[union-attr]
+        data = {
+            **_call(event.call),  # type: ignore[union-attr]
+            "success": result.success,
+            "output": result.to_text() if result.success else None,
+            "error": None if result.success else result.error,
+            "duration_ms": round(event.duration_ms, 3),  # type: ignore[union-attr]
+        }
+    elif kind == "run_finished":
+        data = finished(event)  # type: ignore[arg-type]
+    else:  # a kind added later: its fields as they are
+        data = {"kind": kind}
+    if extra:
+        data.update(extra)
+    return kind, json.dumps(data, ensure_ascii=False, default=str)
+
+
+def _call(call: Any) -> dict[str, Any]:
+    return {"id": call.id, "name": call.name, "arguments": call.arguments}
+
+
+def encode_bus_event(event: Event) -> tuple[str, str]:
+    """(SSE event name, JSON data) for an ``EventBus`` event (team and workflow streams)."""
+    data = {
+        "data": event.data,
+        "agent": event.agent,
+        "run_id": event.run_id,
+        "parent": event.parent,
+        "timestamp": event.timestamp,
+    }
+    return event.type, json.dumps(data, ensure_ascii=False, default=str)
