@@ -1,0 +1,62 @@
+"""Typed results from the real bundled model (Gemma 3 270M via llama-cpp-python): the
+grammar built from the output schema makes even a 270M model answer with a valid object."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from pydantic import BaseModel
+
+from victor import Agent
+from victor.providers.local import LocalProvider
+from victor.tools import tool
+
+FRANCE = "What is the capital of France?"
+
+
+class Capital(BaseModel):
+    city: str
+
+
+@tool
+def capital_of(country: str) -> str:
+    """The capital city of a country."""
+    return {"France": "Paris"}.get(country, "unknown")
+
+
+@pytest.fixture(scope="module")
+def keep_loaded():
+    """One load of the bundled model for the module (providers share a loaded model)."""
+    provider = LocalProvider()
+    yield provider.client()
+    asyncio.run(provider.close())
+
+
+async def test_the_answer_is_a_valid_object_under_the_grammar(keep_loaded):
+    agent = await Agent.create(provider="local", temperature=0.0, max_tokens=24)
+    capital = await agent.run(FRANCE, output_type=Capital)
+    assert isinstance(capital, Capital) and "Paris" in capital.city
+    assert agent.last_run.iterations == 1  # valid at the first attempt: the grammar held it
+    # It streams as partial objects, ending with the one run returned.
+    seen = [value async for value in agent.astream(FRANCE, output_type=Capital)]
+    assert all(isinstance(value, Capital) for value in seen)
+    assert seen[-1] == capital
+    await agent.cleanup()
+
+
+async def test_a_tool_first_then_the_typed_answer(keep_loaded):
+    # tool_choice="required": a tool before answering; then the grammar's answer branch
+    # is the output schema.
+    agent = await Agent.create(
+        provider="local",
+        temperature=0.0,
+        max_tokens=40,
+        tool_choice="required",
+        tools=[capital_of],
+    )
+    capital = await agent.run(FRANCE, output_type=Capital)
+    assert capital == Capital(city="Paris")
+    calls = [c for m in agent.last_run.messages for c in m.tool_calls]
+    assert [(c.name, c.arguments) for c in calls] == [("capital_of", {"country": "France"})]
+    await agent.cleanup()
