@@ -15,14 +15,14 @@ from typing import TYPE_CHECKING, Any
 from .client import MCPTool, MCPToolset, server
 
 if TYPE_CHECKING:
-    from .server import create_server, serve_http, serve_stdio
+    from .serving import create_server, serve_http, serve_stdio
 
 __all__ = ["MCPTool", "MCPToolset", "create_server", "serve_http", "serve_stdio", "server"]
 
 
 def __getattr__(name: str) -> Any:
     if name in ("create_server", "serve_http", "serve_stdio"):
-        from . import server as module
+        from . import serving as module
 
         return getattr(module, name)
     raise AttributeError(f"module 'victor.mcp' has no attribute {name!r}")

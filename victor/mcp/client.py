@@ -374,8 +374,9 @@ class MCPToolset:
     # -- helpers ---------------------------------------------------------------------
 
     def _connect_error(self, exc: BaseException) -> BaseException:
-        if isinstance(exc, (ConfigurationError, ToolError, asyncio.CancelledError)):
-            return exc
+        leaf = _innermost(exc)
+        if isinstance(leaf, (ConfigurationError, ToolError, asyncio.CancelledError)):
+            return leaf
         hint = ""
         if self._kind == "stdio" and "closed" in str(_describe(exc)).lower():
             hint = " (the server exited or closed its stdout; its stderr is shown above)"
@@ -634,10 +635,16 @@ def _content_text(block: Any) -> str:
     return f"[{kind or 'content'}]"
 
 
+def _innermost(exc: BaseException) -> BaseException:
+    """The first error inside an exception group (anyio's task groups raise those)."""
+    while getattr(exc, "exceptions", None):
+        exc = exc.exceptions[0]  # type: ignore[attr-defined]
+    return exc
+
+
 def _describe(exc: BaseException) -> str:
     """The innermost error of an exception (group) as one line."""
-    while getattr(exc, "exceptions", None):  # an ExceptionGroup from anyio's task groups
-        exc = exc.exceptions[0]  # type: ignore[attr-defined]
+    exc = _innermost(exc)
     message = str(exc) or type(exc).__name__
     if isinstance(exc, FileNotFoundError) and exc.filename:
         message = f"{exc.filename!r} was not found (is it installed and on PATH?)"

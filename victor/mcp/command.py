@@ -14,7 +14,7 @@ def main(args: argparse.Namespace) -> int:
     from ..serve.catalog import Catalog
     from ..serve.command import served
     from ..serve.settings import _token_from_env, check_bind
-    from .server import create_server, serve_http, serve_stdio
+    from .serving import create_server, serve_http, serve_stdio
 
     agents = served(args)
     tools = [name.strip() for name in (args.tools or "").split(",") if name.strip()] or None

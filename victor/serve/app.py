@@ -553,7 +553,7 @@ def _mcp(settings: ServeSettings, catalog: Catalog) -> tuple[Any, Any]:
                 'serving MCP at /mcp needs the MCP SDK: pip install "victor-ai[mcp]"'
             ) from None
         return None, None
-    from ..mcp.server import create_server, http_app
+    from ..mcp.serving import create_server, http_app
 
     server = create_server(agents=catalog, approval=settings.approval)
     return http_app(server, host=settings.host if is_loopback(settings.host) else "0.0.0.0")
