@@ -1,0 +1,159 @@
+"""Issue 10's hardening: bounded tool calls, writes that never go through a hard link,
+and the smaller bugs, each shown the way a user would meet it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from victor import Agent
+from victor.testing import ScriptedProvider, call
+from victor.tools import ToolContext, Workspace, registry
+from victor.tools.context import using_context
+
+posix_only = pytest.mark.skipif(sys.platform == "win32", reason="process groups and sessions")
+
+
+async def use(ws: Workspace, name: str, **arguments):
+    with using_context(ToolContext(workspace=ws)):
+        return await registry.get(name).run(arguments)
+
+
+# -- 1. a tool call never outlives its bound -------------------------------------------
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie waiting for its reaper does not count)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as file:
+            return file.read().rpartition(b")")[2].split()[0] != b"Z"
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc: ask the kernel
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+
+@contextlib.contextmanager
+def grandchild_pid(path: Path):
+    """Yields a function reading the detached grandchild's pid; kills it at the end
+    whatever the test did, so a failing test leaves no ``sleep 1000`` behind."""
+
+    def read() -> int:
+        for _ in range(100):
+            if path.exists() and path.read_text().strip():
+                return int(path.read_text())
+            time.sleep(0.05)
+        raise AssertionError("the command never started its grandchild")
+
+    try:
+        yield read
+    finally:
+        if path.exists() and path.read_text().strip():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(path.read_text()), signal.SIGKILL)
+
+
+def _detach(pidfile: Path, then: str = "") -> str:
+    """Python code that starts ``sleep 1000`` in a session of its own (holding our
+    pipes, as a background server would), writes its pid, then runs ``then``."""
+    return (
+        "import subprocess, sys, time\n"
+        "p = subprocess.Popen(['sleep', '1000'], start_new_session=True)\n"
+        f"open({str(pidfile)!r}, 'w').write(str(p.pid))\n"
+        "print('started', flush=True)\n" + then
+    )
+
+
+@posix_only
+@pytest.mark.timeout(30)
+async def test_tool_timeout_bounds_a_command_whose_grandchild_detached(tmp_path):
+    pidfile = tmp_path / "grandchild.pid"
+    provider = ScriptedProvider([call("run_python", code=_detach(pidfile)), "done"])
+    agent = await Agent.create(
+        provider=provider, tools=["run_python"], workspace=tmp_path, approval="auto", tool_timeout=2
+    )
+    with grandchild_pid(pidfile) as pid:
+        started = time.monotonic()
+        assert await asyncio.wait_for(agent.run("start a server"), 20) == "done"
+        assert time.monotonic() - started < 10
+        assert not _alive(pid())
+
+
+@posix_only
+@pytest.mark.timeout(30)
+async def test_timeout_kills_a_session_the_command_started(tmp_path):
+    pidfile = tmp_path / "grandchild.pid"
+    ws = Workspace(tmp_path)
+    with grandchild_pid(pidfile) as pid:
+        started = time.monotonic()
+        result = await use(
+            ws,
+            "run_shell",
+            command=["python", "-c", _detach(pidfile, "time.sleep(1000)")],
+            timeout=1,
+        )
+        assert time.monotonic() - started < 8
+        assert not result.success and result.metadata["timed_out"]
+        assert "started" in result.error  # the output read before the timeout is kept
+        assert not _alive(pid())
+
+
+@posix_only
+@pytest.mark.timeout(30)
+async def test_exited_command_whose_output_stays_open_returns_after_the_grace(tmp_path):
+    pidfile = tmp_path / "grandchild.pid"
+    ws = Workspace(tmp_path)
+    with grandchild_pid(pidfile) as pid:
+        started = time.monotonic()
+        result = await use(ws, "run_python", code=_detach(pidfile))
+        assert time.monotonic() - started < 8
+        assert result.success and result.metadata["exit_code"] == 0  # the command's own code
+        assert "started" in result.output and "kept its output open" in result.output
+        assert not _alive(pid())
+
+
+@posix_only
+@pytest.mark.timeout(30)
+async def test_background_process_that_let_go_of_the_output_is_left_running(tmp_path):
+    pidfile = tmp_path / "grandchild.pid"
+    code = (
+        "import subprocess\n"
+        "p = subprocess.Popen(['sleep', '1000'], start_new_session=True,\n"
+        "    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+        f"open({str(pidfile)!r}, 'w').write(str(p.pid))\n"
+    )
+    with grandchild_pid(pidfile) as pid:
+        started = time.monotonic()
+        result = await use(Workspace(tmp_path), "run_python", code=code)
+        assert result.success and time.monotonic() - started < 5
+        assert _alive(pid())  # deliberately detached: not the call's to stop
+
+
+@posix_only
+@pytest.mark.timeout(30)
+async def test_cancelling_a_command_stops_it_and_its_sessions(tmp_path):
+    pidfile = tmp_path / "grandchild.pid"
+    ws = Workspace(tmp_path)
+    with grandchild_pid(pidfile) as pid:
+        task = asyncio.ensure_future(
+            use(ws, "run_python", code=_detach(pidfile, "time.sleep(1000)"))
+        )
+        while not (pidfile.exists() and pidfile.read_text()):
+            await asyncio.sleep(0.05)
+        task.cancel()
+        started = time.monotonic()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(task, 10)
+        assert time.monotonic() - started < 5
+        assert not _alive(pid())
