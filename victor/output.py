@@ -202,10 +202,9 @@ def strict_schema(schema: dict[str, Any]) -> tuple[dict[str, Any], bool]:
 def output_instructions(output: OutputSchema) -> str:
     """The request in words, for a provider with no native structured output."""
     schema = json.dumps(output.json_schema, separators=(",", ":"))
-    what = f" ({output.description})" if output.description else ""
     return (
-        f"Give your final answer as a single JSON object{what} matching this JSON schema, "
-        f"and nothing else (no prose, no code fence):\n{schema}"
+        f"Give your final answer as one JSON object matching this JSON schema, and nothing "
+        f"else (no prose, no code fence):\n{schema}"
     )
 
 
