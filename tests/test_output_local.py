@@ -4,6 +4,7 @@ grammar built from the output schema makes even a 270M model answer with a valid
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 from pydantic import BaseModel
@@ -60,3 +61,23 @@ async def test_a_tool_first_then_the_typed_answer(keep_loaded):
     calls = [c for m in agent.last_run.messages for c in m.tool_calls]
     assert [(c.name, c.arguments) for c in calls] == [("capital_of", {"country": "France"})]
     await agent.cleanup()
+
+
+def test_with_tools_the_answer_branch_is_the_output_schema():
+    # Compiles as a llama.cpp grammar, nested models' $defs moved to the root (no model run).
+    import jsonschema
+    from llama_cpp import LlamaGrammar
+
+    from victor.output import output_type_for
+    from victor.providers.local import tool_schema
+
+    class Trip(BaseModel):
+        capital: Capital
+        alternative: Capital | None = None
+
+    schema = tool_schema([capital_of.spec()], answer=output_type_for(Trip).schema.json_schema)
+    LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
+    jsonschema.validate({"answer": {"capital": {"city": "Paris"}, "alternative": None}}, schema)
+    jsonschema.validate({"tool": "capital_of", "arguments": {"country": "France"}}, schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"answer": {"capital": {"town": "Paris"}}}, schema)

@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from traitlets.config import Config
 
 from victor import Agent
+from victor.notebook import StreamView
 from victor.notebook.magics import VictorMagics
 from victor.testing import ScriptedProvider, override
 
@@ -93,3 +94,12 @@ def test_schema_mistakes_are_named(ip, line, message):
 def test_schema_is_declared_beside_the_other_options():
     help_text = VictorMagics.victor.parser.format_help()
     assert "--schema NAME" in help_text and "-o stores the validated object" in help_text
+
+
+async def test_an_attached_view_shows_the_object_not_the_wrapper(capsys):
+    # StreamView.attach follows runs through the event bus; agent.complete carries the object.
+    agent = Agent(provider=ScriptedProvider(['{"result": ["the Louvre", "Montmartre"]}']))
+    with StreamView.attach(agent, format="json", target="print", live=False):
+        assert await agent.run("Two stops", output_type=list[str]) == ["the Louvre", "Montmartre"]
+    printed = capsys.readouterr().out
+    assert printed.startswith('```json\n[\n  "the Louvre",\n  "Montmartre"\n]\n```')

@@ -500,6 +500,7 @@ class Attachment:
                     # agent.last_run is set after this event: the provider is what ran.
                     model=self.agent.provider.model,
                     provider=self.agent.provider.name,
+                    output=data.get("output"),  # a typed run's object, as plain data
                 )
             )
             del self.views[event.run_id]
