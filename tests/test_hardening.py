@@ -157,3 +157,70 @@ async def test_cancelling_a_command_stops_it_and_its_sessions(tmp_path):
             await asyncio.wait_for(task, 10)
         assert time.monotonic() - started < 5
         assert not _alive(pid())
+
+
+# -- 2. writes replace the file, never write through a hard link -----------------------
+
+
+@pytest.fixture
+def linked(tmp_path):
+    """A workspace whose ``shared.py`` is a hard link to a file outside it (as uv and pnpm
+    link package files from their cache)."""
+    outside = tmp_path / "cache" / "shared.py"
+    outside.parent.mkdir()
+    outside.write_text("ORIGINAL = 1\n")
+    outside.chmod(0o754)
+    root = tmp_path / "project"
+    root.mkdir()
+    os.link(outside, root / "shared.py")
+    return Workspace(root), outside
+
+
+@pytest.mark.parametrize(
+    ("tool", "arguments"),
+    [
+        ("write_file", {"content": "CHANGED = 2\n"}),
+        ("edit_file", {"old_text": "ORIGINAL = 1", "new_text": "CHANGED = 2"}),
+        ("edit_file", {"patch": "@@ -1 +1 @@\n-ORIGINAL = 1\n+CHANGED = 2\n"}),
+    ],
+)
+async def test_writes_through_a_hard_link_leave_the_outside_file_alone(linked, tool, arguments):
+    ws, outside = linked
+    result = await use(ws, tool, file_path="shared.py", **arguments)
+    assert result.success, result.error
+    assert outside.read_text() == "ORIGINAL = 1\n"  # the shared copy is untouched
+    inside = ws.root / "shared.py"
+    assert inside.read_text() == "CHANGED = 2\n"
+    assert inside.stat().st_nlink == 1 and outside.stat().st_nlink == 1
+    assert oct(inside.stat().st_mode & 0o777) == oct(0o754)  # the mode is kept
+    assert sorted(p.name for p in ws.root.iterdir()) == ["shared.py"]  # no temp file left
+
+
+async def test_reads_through_a_hard_link_show_the_files_content(linked):
+    # The documented policy: a hard link is the file itself, so reading it is reading the
+    # workspace's file (there is no "outside" copy to tell apart); only writes are kept in.
+    ws, _ = linked
+    assert (await use(ws, "read_file", file_path="shared.py")).output == "ORIGINAL = 1\n"
+    assert "shared.py:1:" in (await use(ws, "search_code", pattern="ORIGINAL")).output
+
+
+async def test_a_failed_write_leaves_the_old_file_and_no_temp_file(tmp_path, monkeypatch):
+    ws = Workspace(tmp_path)
+    (tmp_path / "app.py").write_text("old\n")
+
+    def broken_replace(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", broken_replace)
+    result = await use(ws, "write_file", file_path="app.py", content="new\n")
+    assert not result.success and "disk full" in result.error
+    assert (tmp_path / "app.py").read_text() == "old\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["app.py"]
+
+
+async def test_new_files_get_the_usual_permissions(tmp_path):
+    ws = Workspace(tmp_path)
+    assert (await use(ws, "write_file", file_path="pkg/new.py", content="x = 1\n")).success
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "pkg" / "new.py").stat().st_mode & 0o777 == 0o666 & ~umask

@@ -1,7 +1,10 @@
 """The workspace sandbox: where file tools may read and write, and how commands run.
 
 A ``Workspace`` confines every path a tool touches to one root directory (``..``,
-absolute paths outside it and symlinks that lead out are refused with ``ToolError``)
+absolute paths outside it and symlinks that lead out are refused with ``ToolError``;
+files are written by replacing them, so a hard link inside the workspace to a file
+elsewhere is never written through, while reading one shows that file's content, which
+is also this name's: a hard link is the file itself, not a pointer that could be checked)
 and runs commands through a pluggable ``Executor``: argv only (never a shell), the root
 as working directory, a timeout that bounds the call whatever the command does (what it
 started is stopped with it, see ``SubprocessExecutor``), capped output, and a scrubbed
@@ -19,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import stat
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -403,6 +407,38 @@ class Workspace:
                 f"touch files under the workspace root (use a path relative to it)"
             )
         return real
+
+    def write_text(self, path: str | os.PathLike[str], text: str) -> Path:
+        """Write ``text`` (UTF-8) to ``path`` in the workspace, atomically; return the real path.
+
+        The file is replaced, never written through: the text goes to a temporary file in
+        the same directory, which then takes the name in one ``os.replace``. A reader sees
+        the old file or the new one, never half of it; the file's permission bits are kept;
+        and a name that is a hard link to a file elsewhere (uv and pnpm hard-link package
+        files from a shared cache) gets a file of its own, leaving the other copy as it was.
+        Parent directories are created.
+        """
+        target = self.resolve(path)
+        if target.is_dir():
+            raise ToolError(f"{os.fspath(path)!r} is a directory; give a file path")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            mode: int | None = stat.S_IMODE(os.stat(target).st_mode)
+        except FileNotFoundError:
+            mode = None  # a new file: the process's umask decides, as for any new file
+        temp = target.with_name(f".{target.name}.{os.urandom(6).hex()}.tmp")
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as file:
+                if mode is not None:
+                    os.chmod(file.fileno(), mode)
+                file.write(text)
+            os.replace(temp, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+            raise
+        return target
 
     def contains(self, path: str | os.PathLike[str]) -> bool:
         """Whether ``path`` resolves inside the workspace."""

@@ -77,12 +77,8 @@ def write_file(file_path: str, content: str) -> str:
         content: The complete new text of the file.
     """
     workspace = current_context().workspace
-    path = workspace.resolve(file_path)
-    if path.is_dir():
-        raise ToolError(f"{file_path!r} is a directory; give a file path")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    existed = path.exists()
-    path.write_text(content, encoding="utf-8")
+    existed = workspace.resolve(file_path).exists()
+    path = workspace.write_text(file_path, content)
     lines = content.count("\n") + (1 if content and not content.endswith("\n") else 0)
     verb = "Replaced" if existed else "Created"
     plural = "s" if lines != 1 else ""
@@ -123,7 +119,7 @@ def edit_file(
             raise ToolError("give old_text and new_text (or a unified diff as patch)")
         updated, count = _replace_exact(text, old_text, new_text, replace_all, file_path)
         summary = f"replaced {count} occurrence{'s' if count != 1 else ''}"
-    path.write_text(updated, encoding="utf-8")
+    workspace.write_text(path, updated)
     return f"Edited {workspace.relative(path)}: {summary}"
 
 

@@ -119,7 +119,6 @@ async def write_tests(
     content = extract_code(reply)
     if content is None:
         raise ToolError("the model's reply held no ```python block of tests; ask again")
-    path = current_context().workspace.resolve(target)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(content, encoding="utf-8")
-    return {"test_path": current_context().workspace.relative(path), "content": content}
+    workspace = current_context().workspace
+    path = workspace.write_text(target, content)
+    return {"test_path": workspace.relative(path), "content": content}
