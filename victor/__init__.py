@@ -44,6 +44,8 @@ _LAZY = {
     "Usage": "victor.messages",
     "hooks": "victor.hooks",
     "run_sync": "victor.notebook.runner",
+    "batch": "victor.batch",
+    "evaluate": "victor.batch",
 }
 
 __all__ = [
@@ -67,6 +69,8 @@ __all__ = [
     "ToolError",
     "Usage",
     "VictorError",
+    "batch",
+    "evaluate",
     "hooks",
     "load_ipython_extension",
     "load_profile",
@@ -82,7 +86,10 @@ def __getattr__(name: str) -> Any:
     import importlib
 
     module = importlib.import_module(module_name)
-    value = module if module_name.endswith("." + name) else getattr(module, name)
+    # A module exported under its own name (hooks) is the module itself, unless it holds
+    # a namesake (victor.batch holds batch()).
+    itself = module_name.endswith("." + name) and not hasattr(module, name)
+    value = module if itself else getattr(module, name)
     globals()[name] = value
     return value
 
@@ -107,6 +114,7 @@ def unload_ipython_extension(ipython: Any) -> None:
 if TYPE_CHECKING:
     from . import hooks
     from .agent import Agent
+    from .batch import batch, evaluate
     from .config import Profile, load_profile
     from .core.events import Event, EventBus
     from .messages import Message, ToolCall, Usage

@@ -46,7 +46,37 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("providers", help="list provider names")
     commands.add_parser("profiles", help="list profiles (built in and $VICTOR_HOME/profiles.toml)")
     _add_serving(commands)
+    _add_batch(commands)
     return parser
+
+
+def _add_batch(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """``victor batch`` (victor/batch/command.py runs it)."""
+    batch = commands.add_parser(
+        "batch",
+        help="run an agent over each item of a JSONL or CSV file (resumable)",
+        description="Run an agent over each item of a JSONL or CSV file. Results go to "
+        "--output as items finish (rerun the same command to resume) or to stdout at the end; "
+        "progress and the summary go to stderr; the exit status is 1 when an item failed.",
+    )
+    batch.add_argument("file", help="a .jsonl file (one JSON value a line), a .csv file, or -")
+    batch.add_argument("-o", "--output", help="results JSONL, written as items finish")
+    batch.add_argument(
+        "--prompt", help="task template over each item's fields: 'Classify: {text}' ({item}: all)"
+    )
+    batch.add_argument("-p", "--provider", help="provider name (default: $VICTOR_PROVIDER)")
+    batch.add_argument("-m", "--model", help="model name (default: the provider's)")
+    batch.add_argument("--profile", help="start from a named profile (see `victor profiles`)")
+    batch.add_argument("-t", "--temperature", type=float, help="0.0 to 1.0")
+    batch.add_argument("--max-tokens", type=int, help="answer length limit")
+    batch.add_argument("--system", help="system prompt")
+    batch.add_argument("--tools", default="", help="comma-separated tool names to enable")
+    batch.add_argument("--agent", help="module:name of an Agent, AgentTeam or function to run")
+    batch.add_argument("-c", "--concurrency", type=int, default=8, help="items at once (8)")
+    batch.add_argument("--retries", type=int, default=0, help="more attempts per item (0)")
+    batch.add_argument("--timeout", type=float, help="seconds per attempt")
+    batch.add_argument("--backend", choices=("local", "ray"), default="local")
+    batch.add_argument("--workers", type=int, help="Ray actors (cluster: set RAY_ADDRESS)")
 
 
 def _add_serving(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -154,6 +184,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .mcp.command import main as mcp
 
             return mcp(args)
+        if args.command == "batch":
+            from .batch.command import main as run_batch
+
+            return run_batch(args)
         asyncio.run(_run(args))
     except VictorError as exc:
         print(f"victor: {exc}", file=sys.stderr)

@@ -51,6 +51,10 @@ EVENT_TYPES: dict[str, str] = {
     "team.delegate": "team, from, to, task, subtask",
     "team.round": "team, round, phase",
     "team.vote": "team, round, voter, choice, reason",
+    "batch.start": "batch, items, pending, backend, concurrency",
+    "batch.item": "batch, index, key, ok, error, error_type, attempts, duration_ms, usage",
+    "batch.complete": "batch, done, failed, resumed, usage, duration_ms",
+    "batch.error": "batch, error, error_type",
 }
 
 Handler = Callable[["Event"], Any]

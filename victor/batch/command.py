@@ -1,0 +1,135 @@
+"""``victor batch``: run an agent over every line of a JSONL file (or row of a CSV file).
+
+    victor batch questions.jsonl -p anthropic --prompt "Answer briefly: {question}" -o out.jsonl
+
+Results go to ``--output`` as items finish (rerun the same command to resume after an
+interruption) or, without it, to stdout as JSONL in input order at the end; progress and
+the summary go to stderr. The exit status is 1 when any item failed. The arguments are
+declared in ``victor.cli``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import importlib
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigurationError
+
+__all__ = ["main", "read_items"]
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run the batch the arguments describe; return the exit status."""
+    import asyncio
+
+    return asyncio.run(_run(args))
+
+
+async def _run(args: argparse.Namespace) -> int:
+    from .core import batch
+
+    items = read_items(args.file)
+    agent = await _agent(args)
+    options: dict[str, Any] = {}
+    if args.workers is not None:
+        options["workers"] = args.workers
+    try:
+        results = await batch(
+            items,
+            agent,
+            prompt=args.prompt,
+            concurrency=args.concurrency,
+            retries=args.retries,
+            timeout=args.timeout,
+            checkpoint=args.output,
+            backend=args.backend,
+            **options,
+        )
+    finally:
+        cleanup = getattr(agent, "cleanup", None)
+        if cleanup is not None and args.agent is None:
+            await cleanup()
+    if args.output is None:
+        out = sys.stdout
+        for result in results:
+            out.write(json.dumps(result.to_record(), ensure_ascii=False, default=str) + "\n")
+        out.flush()
+    return 1 if results.failed else 0
+
+
+async def _agent(args: argparse.Namespace) -> Any:
+    if args.agent:
+        return load_object(args.agent)
+    from ..agent import Agent
+
+    given = {
+        "provider": args.provider,
+        "model": args.model,
+        "temperature": args.temperature,
+        "max_tokens": args.max_tokens,
+        "system_prompt": args.system,
+    }
+    settings = {key: value for key, value in given.items() if value is not None}
+    tools = [name.strip() for name in args.tools.split(",") if name.strip()]
+    if tools:
+        settings["tools"] = tools
+    if args.profile:
+        return await Agent.from_profile_name(args.profile, **settings)
+    return await Agent.create(**settings)
+
+
+def load_object(spec: str) -> Any:
+    """``module:name`` (the module found from the current directory too)."""
+    module_name, _, name = spec.partition(":")
+    if not module_name or not name:
+        raise ConfigurationError(
+            f"--agent {spec!r} is not module:name, e.g. --agent my_agents:reviewer"
+        )
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"--agent {spec!r}: cannot import {module_name!r} ({exc})"
+        ) from None
+    try:
+        return getattr(module, name)
+    except AttributeError:
+        raise ConfigurationError(f"--agent {spec!r}: {module_name!r} has no {name!r}") from None
+
+
+def read_items(path: str) -> list[Any]:
+    """The items of a JSONL file (one JSON value a line; ``-``: stdin) or a CSV file (one
+    dict a row, keyed by the header)."""
+    if path == "-":
+        return _jsonl(sys.stdin.read().splitlines(), "stdin")
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read the items file {path}: {exc.strerror}") from None
+    if file.suffix.lower() == ".csv":
+        return list(csv.DictReader(text.splitlines()))
+    return _jsonl(text.splitlines(), path)
+
+
+def _jsonl(lines: list[str], where: str) -> list[Any]:
+    items = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            items.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise ConfigurationError(
+                f"line {number} of {where} is not JSON ({exc.msg}); give one JSON value per "
+                f"line (a string, or an object with the fields your --prompt names), or a .csv file"
+            ) from None
+    return items

@@ -1,0 +1,240 @@
+"""A batch's progress where the user is: a bar in the notebook cell, a line on a terminal's
+stderr, a summary at the end.
+
+The counting is always done (the summary comes from it); the showing is throttled like
+``StreamView``: one ``display(..., display_id=True)`` output updated in place at most every
+``interval`` seconds however fast items finish, the first update one interval in (a batch
+shorter than that sends one message, its final form), and always one final render. The bar
+is an SVG image, so saved and untrusted notebooks show it too. A terminal gets a live line
+when stderr is a TTY, and the summary line either way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import html
+import sys
+import threading
+from time import perf_counter
+from typing import Any
+
+from ..notebook.runner import call_in_main
+from ..notebook.stream import _detect_target
+from .items import BatchResult
+from .results import BatchSummary
+
+__all__ = ["Progress", "render_summary", "svg_image"]
+
+#: Seconds between two live updates of the bar.
+UPDATE_INTERVAL = 0.25
+
+_BAR_WIDTH = 24  # characters of the text bar
+
+
+class Progress:
+    """Counts one batch run and shows it (``show=False``: counts only).
+
+    Called on the event loop running the batch; display messages go to the thread that
+    awaits it (``call_in_main``), as ``StreamView``'s do.
+    """
+
+    def __init__(
+        self, name: str, total: int, *, show: bool | None = None, interval: float = UPDATE_INTERVAL
+    ) -> None:
+        self.summary = BatchSummary(name=name, total=total)
+        self.running = 0
+        #: Tokens of the items in flight, by index, as their model responses arrive.
+        self.live: dict[int, int] = {}
+        self.show = True if show is None else show
+        self.target = _detect_target()
+        self.tty = _isatty(sys.stderr)
+        self.interval = interval
+        #: Display messages sent: first display plus updates (for tests and benchmarks).
+        self.updates_sent = 0
+        self._started = perf_counter()
+        self._last_push = float("-inf")
+        self._timer: asyncio.TimerHandle | None = None
+        self._handle: Any = None
+        self._pending: dict[str, str] | None = None
+        self._pending_lock = threading.Lock()
+
+    # -- counting ----------------------------------------------------------------------
+
+    def begin(self, resumed: list[BatchResult]) -> None:
+        """Start the clock; ``resumed`` items count as done already."""
+        summary = self.summary
+        for result in resumed:
+            summary.resumed += 1
+            summary.ok += 1
+            summary.usage += result.usage
+        self._started = self._last_push = perf_counter()
+        if self.show and self._live_target():
+            # The first update comes one interval in: a short batch sends only its final form.
+            self._timer = asyncio.get_running_loop().call_later(self.interval, self._push)
+
+    def started(self, index: int) -> None:
+        self.running += 1
+        self.live[index] = 0
+        self._changed()
+
+    def tokens(self, index: int, usage: dict[str, int]) -> None:
+        """A model response of the item at ``index`` arrived with this usage."""
+        if index in self.live:
+            self.live[index] += int(usage.get("input_tokens", 0)) + int(
+                usage.get("output_tokens", 0)
+            )
+            self._changed()
+
+    def finished(self, result: BatchResult) -> None:
+        summary = self.summary
+        if self.live.pop(result.index, None) is not None:
+            self.running -= 1
+        if result.ok:
+            summary.ok += 1
+        else:
+            summary.failed += 1
+            summary.errors[result.error_type or "Error"] += 1
+        summary.usage += result.usage
+        self._changed()
+
+    def end(self, status: str = "done") -> BatchSummary:
+        """Stop the clock, show the final form, and return the summary."""
+        summary = self.summary
+        summary.status = status
+        summary.seconds = perf_counter() - self._started
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self.show:
+            if self.target == "display":
+                self._post(render_summary(summary))
+            else:
+                line = str(summary)
+                call_in_main(lambda: _write(f"\r{line}\x1b[K\n" if self.tty else f"{line}\n"))
+        return summary
+
+    @property
+    def token_count(self) -> int:
+        return self.summary.usage.total_tokens + sum(self.live.values())
+
+    # -- showing -----------------------------------------------------------------------
+
+    def line(self) -> str:
+        """The live state in one line of text."""
+        summary = self.summary
+        done, total = summary.done, summary.total
+        elapsed = perf_counter() - self._started
+        ran = done - summary.resumed
+        parts = [f"{summary.name}: {_text_bar(summary)} {done}/{total}"]
+        parts.append(f"{summary.failed} failed")
+        parts.append(f"{self.running} running")
+        if ran and elapsed > 0:
+            rate = ran / elapsed
+            parts.append(f"{rate:.1f} items/s")
+            parts.append(f"{_clock((total - done) / rate)} left")
+        parts.append(f"{self.token_count:,} tokens")
+        return " · ".join(parts)
+
+    def _live_target(self) -> bool:
+        return self.target == "display" or self.tty
+
+    def _changed(self) -> None:
+        """Coalesce: show now if the last update is old enough, else when the interval ends."""
+        if self._timer is not None or not self.show or not self._live_target():
+            return  # an update is already due: it will show this change too
+        wait = self.interval - (perf_counter() - self._last_push)
+        if wait <= 0:
+            self._push()
+        else:
+            self._timer = asyncio.get_running_loop().call_later(wait, self._push)
+
+    def _push(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._last_push = perf_counter()
+        line = self.line()
+        if self.target == "display":
+            self._post({"text/plain": line, "text/html": _html(self.summary, line)})
+        else:
+            call_in_main(lambda: _write(f"\r{line}\x1b[K"))
+
+    def _post(self, bundle: dict[str, str]) -> None:
+        """Hand the newest bundle to the main thread; bundles not shown yet are replaced."""
+        with self._pending_lock:
+            scheduled = self._pending is not None
+            self._pending = bundle
+        if not scheduled:
+            call_in_main(self._flush)
+
+    def _flush(self) -> None:
+        with self._pending_lock:
+            bundle, self._pending = self._pending, None
+        if bundle is None:
+            return
+        from IPython.display import display
+
+        if self._handle is None:
+            self._handle = display(bundle, raw=True, display_id=True)
+        else:
+            self._handle.update(bundle, raw=True)
+        self.updates_sent += 1
+
+
+def render_summary(summary: BatchSummary) -> dict[str, str]:
+    """The static form of a finished batch: the full bar and the summary line."""
+    line = str(summary)
+    return {"text/plain": line, "text/html": _html(summary, line)}
+
+
+def _html(summary: BatchSummary, line: str) -> str:
+    return (
+        "<div style='font-family:monospace;font-size:12px'>"
+        f"{_bar_image(summary)}<br>{html.escape(line)}</div>"
+    )
+
+
+def _bar_image(summary: BatchSummary, width: int = 320, height: int = 12) -> str:
+    """The bar: green for done, red for failed, grey for what is left."""
+    total = max(summary.total, 1)
+    ok_w = width * summary.ok / total
+    failed_w = width * summary.failed / total
+    svg = (
+        f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}'>"
+        f"<rect width='{width}' height='{height}' rx='3' fill='#e5e7eb'/>"
+        f"<rect width='{ok_w:.1f}' height='{height}' rx='3' fill='#16a34a'/>"
+        f"<rect x='{ok_w:.1f}' width='{failed_w:.1f}' height='{height}' fill='#dc2626'/>"
+        "</svg>"
+    )
+    return svg_image(svg, f"{summary.done} of {summary.total} done, {summary.failed} failed")
+
+
+def svg_image(svg: str, alt: str) -> str:
+    """An SVG as an ``<img>``: front ends strip inline ``<svg>`` from untrusted HTML, so a
+    saved or exported notebook would lose it (as ``TeamTimeline`` found)."""
+    data = base64.b64encode(svg.encode()).decode("ascii")
+    return f"<img src='data:image/svg+xml;base64,{data}' alt='{html.escape(alt, quote=True)}'>"
+
+
+def _text_bar(summary: BatchSummary) -> str:
+    filled = round(_BAR_WIDTH * summary.done / max(summary.total, 1))
+    return "█" * filled + "░" * (_BAR_WIDTH - filled)
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(max(seconds, 0) + 0.5)
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+def _write(text: str) -> None:
+    sys.stderr.write(text)
+    sys.stderr.flush()
