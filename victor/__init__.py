@@ -12,6 +12,7 @@ it locally instead of at the top.
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 from .errors import (
@@ -110,6 +111,11 @@ def unload_ipython_extension(ipython: Any) -> None:
 
     unload(ipython)
 
+
+if os.environ.get("VICTOR_OTEL"):  # tracing from the start (extra otel)
+    from .telemetry import instrument_from_env
+
+    instrument_from_env()
 
 if TYPE_CHECKING:
     from . import hooks

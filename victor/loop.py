@@ -108,9 +108,11 @@ async def run_loop(
                     "model": provider.model,
                     "iteration": iteration,
                     "messages": len(messages),
+                    "temperature": provider.temperature,
+                    "max_tokens": provider.max_tokens,
                 },
             )
-            requested = perf_counter()
+            requested, first_chunk = perf_counter(), None
             if stream:
                 response = None
                 # Checked once per response, not per token: the token path stays cheap.
@@ -118,6 +120,7 @@ async def run_loop(
                 async with aclosing(provider.stream(messages, specs, wanted)) as events:
                     async for event in events:
                         if type(event) is TextDelta:
+                            first_chunk = first_chunk or perf_counter()
                             if tokens_observed:
                                 await scope.emit("agent.token", {"text": event.text})
                             yield event
@@ -148,6 +151,7 @@ async def run_loop(
                     "duration_ms": (perf_counter() - requested) * 1000,
                     "usage": response.usage.model_dump(),
                     "stop_reason": response.stop_reason,
+                    "first_chunk_ms": first_chunk and (first_chunk - requested) * 1000,
                 },
             )
             yield ResponseComplete(response)
@@ -283,6 +287,7 @@ async def _run_tool(
             result = refusal or await tool.run(call.arguments, timeout=timeout)
     duration_ms = (perf_counter() - started) * 1000
     data = {"tool_name": call.name, "arguments": call.arguments, "duration_ms": duration_ms}
+    data["call_id"] = call.id
     if result.success:
         await scope.emit("tool.execution", {**data, "result": result.to_text()})
     else:

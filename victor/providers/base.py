@@ -302,6 +302,7 @@ class Provider(ABC):
                 "provider": self.name,
                 "model": self.model,
                 "error": str(error),
+                "error_type": type(error).__name__,
                 "status": getattr(error, "status", None),
                 "retrying": retrying,
             },

@@ -1,0 +1,417 @@
+"""OpenTelemetry traces of victor runs: one EventBus subscriber turns the events victor
+already emits into spans that follow the GenAI semantic conventions (extra ``otel``).
+
+    import victor.telemetry
+    victor.telemetry.instrument()        # or VICTOR_OTEL=1 before `import victor`
+
+You bring the SDK and an exporter (Jaeger, Tempo, Honeycomb, Logfire...); without one the
+spans cost next to nothing and go nowhere. Spans:
+
+- ``invoke_workflow {team}``: a team run; ``invoke_agent {agent}``: an agent run;
+- ``chat {model}``: each model call (kind CLIENT; INTERNAL for in-process models), with
+  provider, request parameters, finish reasons, token usage, time to first chunk;
+- ``execute_tool {tool}``: each tool call, ``error.type`` when it failed;
+- ``batch {name}``: a ``victor.batch`` run, the parent of its items' agent runs.
+
+Parents come from the events' ``parent`` ids, so a team's members sit under the team and a
+batch's items under the batch, also when they ran in Ray actors (their events reach the
+driver, and ``trace_carrier``/``attached`` carry the trace into the actors for anything
+there that traces itself). Message content (tasks, answers, tool arguments and results) is
+recorded only when ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` is true (or
+``capture_content=True``); API keys never: events do not carry them, and every attribute
+is scrubbed of the values of secret-looking environment variables besides.
+
+Instrumentation observes, it does not patch: ``uninstrument()`` removes the subscriber and
+victor runs exactly as before.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from . import __version__
+from .core.events import Event, EventBus
+from .errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span, Tracer, TracerProvider
+
+__all__ = ["instrument", "uninstrument", "Instrumentation", "trace_carrier", "attached"]
+
+#: The variable the GenAI conventions define for opting in to message content.
+CAPTURE_CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+#: Providers that run the model in this process: their model calls are INTERNAL spans.
+IN_PROCESS_PROVIDERS = frozenset({"local", "llamacpp", "scripted", "function"})
+
+_SECRET_NAME = re.compile(r"(API_?KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL)", re.IGNORECASE)
+_active: Instrumentation | None = None
+
+
+def instrument(
+    *,
+    tracer_provider: TracerProvider | None = None,
+    capture_content: bool | None = None,
+    bus: EventBus | None = None,
+) -> Instrumentation:
+    """Start turning events into spans (again, with these settings, if already on).
+
+    ``tracer_provider``: where spans go (default: the global one the SDK set up).
+    ``capture_content``: record message content (default: the
+    ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` variable). ``bus``: the bus to
+    observe (default: the default bus, which every run's events reach).
+    """
+    global _active
+    try:
+        from opentelemetry import trace
+    except ImportError:
+        raise ConfigurationError(
+            'OpenTelemetry tracing needs the otel extra: pip install "victor-ai[otel]" '
+            "(plus the opentelemetry-sdk and an exporter of your choice)"
+        ) from None
+    uninstrument()
+    tracer = trace.get_tracer("victor", __version__, tracer_provider=tracer_provider)
+    if capture_content is None:
+        capture_content = _env_flag(os.environ.get(CAPTURE_CONTENT_ENV, ""))
+    _active = Instrumentation(tracer, bus or EventBus.default(), capture_content=capture_content)
+    return _active
+
+
+def uninstrument() -> None:
+    """Stop making spans; spans of runs still in progress are dropped, not ended."""
+    global _active
+    if _active is not None:
+        _active.close()
+        _active = None
+
+
+def instrument_from_env() -> None:
+    """``VICTOR_OTEL=1``: instrument at ``import victor``."""
+    if _env_flag(os.environ.get("VICTOR_OTEL", "")):
+        instrument()
+
+
+class Instrumentation:
+    """The subscriber: keeps the open span of each run (by run id) and of each model call."""
+
+    def __init__(self, tracer: Tracer, bus: EventBus, *, capture_content: bool = False) -> None:
+        from opentelemetry import trace
+
+        self._trace = trace
+        self.tracer = tracer
+        self.bus = bus
+        self.capture_content = capture_content
+        #: Agent, team and batch spans by run id, until their run ends.
+        self.spans: dict[str, Span] = {}
+        #: The model call in progress of each agent run.
+        self._chats: dict[str, Span] = {}
+        #: Runs whose span has its provider and model set.
+        self._described: set[str] = set()
+        self._secrets = _secret_values()
+        self._handlers = {
+            "agent.start": self._agent_start,
+            "agent.complete": self._run_complete,
+            "agent.error": self._run_error,
+            "team.start": self._team_start,
+            "team.complete": self._run_complete,
+            "team.error": self._run_error,
+            "batch.start": self._batch_start,
+            "batch.complete": self._batch_complete,
+            "batch.error": self._run_error,
+            "provider.request": self._chat_start,
+            "provider.response": self._chat_end,
+            "provider.error": self._chat_error,
+            "tool.execution": self._tool,
+            "tool.error": self._tool,
+        }
+        # One handler, subscribed by exact name: agent.token is left out, so the loop's
+        # token path stays as cheap as without tracing.
+        for name in self._handlers:
+            bus.subscribe(name, self.on_event)
+
+    def close(self) -> None:
+        for name in self._handlers:
+            self.bus.unsubscribe(name, self.on_event)
+        self.spans.clear()
+        self._chats.clear()
+        self._described.clear()
+
+    def on_event(self, event: Event) -> None:
+        handler = self._handlers.get(event.type)
+        if handler is not None:
+            handler(event)
+
+    # -- runs --------------------------------------------------------------------------
+
+    def _agent_start(self, event: Event) -> None:
+        self._secrets = _secret_values()  # keys set since instrument() are scrubbed too
+        agent = event.agent or "agent"
+        attributes: dict[str, Any] = {
+            "gen_ai.operation.name": "invoke_agent",
+            "gen_ai.agent.name": agent,
+        }
+        if self.capture_content:
+            attributes["gen_ai.input.messages"] = _messages("user", event.data.get("task"))
+        self._open(event, f"invoke_agent {agent}", attributes)
+
+    def _team_start(self, event: Event) -> None:
+        self._secrets = _secret_values()
+        data = event.data
+        team = str(data.get("team") or event.agent or "team")
+        attributes: dict[str, Any] = {
+            "gen_ai.operation.name": "invoke_workflow",
+            "gen_ai.workflow.name": team,
+            "victor.team.formation": str(data.get("formation", "")),
+            "victor.team.members": [str(m) for m in data.get("members") or ()],
+        }
+        if self.capture_content:
+            attributes["gen_ai.input.messages"] = _messages("user", data.get("task"))
+        self._open(event, f"invoke_workflow {team}", attributes)
+
+    def _batch_start(self, event: Event) -> None:
+        self._secrets = _secret_values()
+        data = event.data
+        attributes = {
+            f"victor.batch.{key}": data[key]
+            for key in ("items", "pending", "backend", "concurrency")
+            if data.get(key) is not None
+        }
+        self._open(event, f"batch {data.get('batch') or event.agent}", attributes)
+
+    def _run_complete(self, event: Event) -> None:
+        span = self.spans.pop(event.run_id or "", None)
+        self._described.discard(event.run_id or "")
+        if span is None:
+            return
+        usage = event.data.get("usage") or {}
+        self._set_usage(span, usage)
+        if self.capture_content and event.data.get("result") is not None:
+            self._set(span, "gen_ai.output.messages", _messages("assistant", event.data["result"]))
+        span.end(end_time=_ns(event.timestamp))
+
+    def _batch_complete(self, event: Event) -> None:
+        span = self.spans.get(event.run_id or "")
+        if span is not None:
+            for key in ("done", "failed", "resumed"):
+                if key in event.data:
+                    span.set_attribute(f"victor.batch.{key}", int(event.data[key]))
+        self._run_complete(event)
+
+    def _run_error(self, event: Event) -> None:
+        span = self.spans.pop(event.run_id or "", None)
+        self._described.discard(event.run_id or "")
+        chat = self._chats.pop(event.run_id or "", None)
+        for open_span in (chat, span):
+            if open_span is not None:
+                self._fail(open_span, event.data)
+                open_span.end(end_time=_ns(event.timestamp))
+
+    # -- model calls -------------------------------------------------------------------
+
+    def _chat_start(self, event: Event) -> None:
+        run = self.spans.get(event.run_id or "")
+        if run is None:
+            return
+        data = event.data
+        provider, model = str(data.get("provider") or ""), str(data.get("model") or "")
+        attributes: dict[str, Any] = {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.provider.name": provider,
+            "gen_ai.system": provider,  # the name before semantic conventions 1.37
+            "gen_ai.request.model": model,
+        }
+        for key in ("temperature", "max_tokens"):
+            if data.get(key) is not None:
+                attributes[f"gen_ai.request.{key}"] = data[key]
+        kind = (
+            self._trace.SpanKind.INTERNAL
+            if provider in IN_PROCESS_PROVIDERS
+            else self._trace.SpanKind.CLIENT
+        )
+        if event.run_id not in self._described:  # the agent's model, known from its first call
+            self._described.add(event.run_id or "")
+            run.set_attribute("gen_ai.provider.name", provider)
+            run.set_attribute("gen_ai.request.model", model)
+        self._chats[event.run_id or ""] = self.tracer.start_span(
+            f"chat {model}".strip(),
+            context=self._trace.set_span_in_context(run),
+            kind=kind,
+            attributes=self._clean(attributes),
+            start_time=_ns(event.timestamp),
+        )
+
+    def _chat_end(self, event: Event) -> None:
+        span = self._chats.pop(event.run_id or "", None)
+        if span is None:
+            return
+        data = event.data
+        if data.get("model"):
+            self._set(span, "gen_ai.response.model", str(data["model"]))
+        if data.get("stop_reason"):
+            span.set_attribute("gen_ai.response.finish_reasons", [str(data["stop_reason"])])
+        self._set_usage(span, data.get("usage") or {})
+        if data.get("first_chunk_ms") is not None:
+            span.set_attribute("gen_ai.response.time_to_first_chunk", data["first_chunk_ms"] / 1000)
+        span.end(end_time=_ns(event.timestamp))
+
+    def _chat_error(self, event: Event) -> None:
+        span = self._chats.get(event.run_id or "")
+        if span is None:
+            return
+        data = event.data
+        error_type = str(data.get("status") or data.get("error_type") or "_OTHER")
+        if data.get("retrying"):
+            span.add_event("retry", {"error.type": error_type}, timestamp=_ns(event.timestamp))
+            return
+        del self._chats[event.run_id or ""]
+        self._fail(span, {**data, "error_type": error_type})
+        span.end(end_time=_ns(event.timestamp))
+
+    # -- tools -------------------------------------------------------------------------
+
+    def _tool(self, event: Event) -> None:
+        run = self.spans.get(event.run_id or "")
+        if run is None:
+            return
+        data = event.data
+        tool = str(data.get("tool_name") or "tool")
+        attributes: dict[str, Any] = {
+            "gen_ai.operation.name": "execute_tool",
+            "gen_ai.tool.name": tool,
+            "gen_ai.tool.type": "function",
+        }
+        if data.get("call_id"):
+            attributes["gen_ai.tool.call.id"] = str(data["call_id"])
+        if self.capture_content:
+            attributes["gen_ai.tool.call.arguments"] = _json(data.get("arguments") or {})
+            if event.type == "tool.execution":
+                attributes["gen_ai.tool.call.result"] = str(data.get("result", ""))
+        end = _ns(event.timestamp)
+        span = self.tracer.start_span(
+            f"execute_tool {tool}",
+            context=self._trace.set_span_in_context(run),
+            kind=self._trace.SpanKind.INTERNAL,
+            attributes=self._clean(attributes),
+            start_time=end - int(float(data.get("duration_ms") or 0) * 1e6),
+        )
+        if event.type == "tool.error":
+            self._fail(span, {"error_type": "ToolError", "error": data.get("error")})
+        span.end(end_time=end)
+
+    # -- helpers -----------------------------------------------------------------------
+
+    def _open(self, event: Event, name: str, attributes: dict[str, Any]) -> None:
+        if not event.run_id:
+            return
+        parent = self.spans.get(event.parent or "")
+        # No parent run: the span joins whatever trace is current where the run started.
+        context = self._trace.set_span_in_context(parent) if parent is not None else None
+        self.spans[event.run_id] = self.tracer.start_span(
+            name,
+            context=context,
+            kind=self._trace.SpanKind.INTERNAL,
+            attributes=self._clean(attributes),
+            start_time=_ns(event.timestamp),
+        )
+
+    def _fail(self, span: Span, data: Mapping[str, Any]) -> None:
+        from opentelemetry.trace import Status, StatusCode
+
+        error_type = str(data.get("error_type") or "_OTHER")
+        span.set_attribute("error.type", error_type)
+        # An error message can quote the conversation: it is content.
+        detail = self._scrub(str(data.get("error") or "")) if self.capture_content else ""
+        span.set_status(
+            Status(StatusCode.ERROR, f"{error_type}: {detail}" if detail else error_type)
+        )
+
+    def _set_usage(self, span: Span, usage: Mapping[str, Any]) -> None:
+        if "input_tokens" in usage:
+            span.set_attribute("gen_ai.usage.input_tokens", int(usage["input_tokens"]))
+        if "output_tokens" in usage:
+            span.set_attribute("gen_ai.usage.output_tokens", int(usage["output_tokens"]))
+
+    def _set(self, span: Span, key: str, value: str) -> None:
+        span.set_attribute(key, self._scrub(value))
+
+    def _clean(self, attributes: dict[str, Any]) -> dict[str, Any]:
+        return {
+            key: self._scrub(value) if isinstance(value, str) else value
+            for key, value in attributes.items()
+        }
+
+    def _scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            if secret in text:
+                text = text.replace(secret, "***")
+        return text
+
+
+# -- crossing process boundaries -----------------------------------------------------------
+
+
+def trace_carrier(run_id: str | None = None) -> dict[str, str]:
+    """The trace context of run ``run_id``'s span (else the current one) as W3C headers,
+    to continue the trace in another process (a Ray actor); {} when nothing traces."""
+    if "opentelemetry" not in sys.modules:
+        return {}  # nobody in this process uses OpenTelemetry
+    from opentelemetry import propagate, trace
+
+    span = _active.spans.get(run_id) if _active is not None and run_id else None
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier, context=trace.set_span_in_context(span) if span else None)
+    return carrier
+
+
+@contextmanager
+def attached(carrier: Mapping[str, str] | None) -> Iterator[None]:
+    """Make the trace context in ``carrier`` current inside the block (where OpenTelemetry
+    is installed; elsewhere the block just runs)."""
+    if not carrier:
+        yield
+        return
+    try:
+        from opentelemetry import context, propagate
+    except ImportError:
+        yield
+        return
+    token = context.attach(propagate.extract(dict(carrier)))
+    try:
+        yield
+    finally:
+        context.detach(token)
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def _ns(timestamp: float) -> int:
+    return int(timestamp * 1e9)
+
+
+def _env_flag(value: str) -> bool:
+    return value.strip().lower() in ("1", "true", "yes", "on", "span_only", "span_and_event")
+
+
+def _secret_values() -> tuple[str, ...]:
+    """Values of environment variables whose names say they are secret (long enough to
+    be a key, not a flag)."""
+    return tuple(
+        value for name, value in os.environ.items() if _SECRET_NAME.search(name) and len(value) >= 8
+    )
+
+
+def _messages(role: str, text: Any) -> str:
+    """One message in the GenAI conventions' JSON shape."""
+    if text is None:
+        return "[]"
+    return _json([{"role": role, "parts": [{"type": "text", "content": str(text)}]}])
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)
