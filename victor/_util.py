@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextvars
 import inspect
+import math
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -43,3 +45,92 @@ def bound(var: contextvars.ContextVar[T], value: T) -> Iterator[T]:
             var.reset(token)
         except ValueError:  # an async generator closed from another context (e.g. by GC)
             pass
+
+
+# -- settings: declared once, checked at construction ---------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """What a keyword setting accepts, and how to fix a value it does not.
+
+    ``accepts`` is a predicate on the value; a setting with a checker of its own gives
+    ``validate`` instead (it raises ``ConfigurationError`` itself). ``secret`` settings
+    never have their value shown in a message.
+    """
+
+    accepts: Callable[[Any], bool] | None = None
+    fix: str = ""
+    validate: Callable[[Any], object] | None = None
+    secret: bool = False
+
+    def check(self, name: str, value: Any) -> None:
+        """``ConfigurationError`` naming ``name``, the value and the fix if it is bad."""
+        if self.validate is not None:
+            self.validate(value)
+        elif self.accepts is not None and not self.accepts(value):
+            from .errors import ConfigurationError
+
+            shown = f"<{type(value).__name__}>" if self.secret else repr(value)
+            raise ConfigurationError(f"{name}={shown} is invalid: {self.fix}")
+
+
+def check_settings(table: Mapping[str, Setting], values: Mapping[str, Any]) -> None:
+    """Check every value whose name ``table`` declares."""
+    for name, value in values.items():
+        setting = table.get(name)
+        if setting is not None:
+            setting.check(name, value)
+
+
+def is_number(value: Any) -> bool:
+    """A real, finite number (``True``/``False`` are not numbers here)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def is_whole(value: Any) -> bool:
+    """An ``int`` (not a ``bool``)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def number_setting(
+    fix: str,
+    *,
+    above: float | None = None,
+    at_least: float | None = None,
+    at_most: float | None = None,
+    whole: bool = False,
+    optional: bool = False,
+) -> Setting:
+    """A numeric setting: an int (``whole``) or any number, within the bounds given;
+    ``optional`` lets ``None`` through."""
+
+    def accepts(value: Any) -> bool:
+        if value is None:
+            return optional
+        if not (is_whole(value) if whole else is_number(value)):
+            return False
+        return (
+            (above is None or value > above)
+            and (at_least is None or value >= at_least)
+            and (at_most is None or value <= at_most)
+        )
+
+    return Setting(accepts, fix)
+
+
+def instance_setting(
+    fix: str, *types: type, optional: bool = True, secret: bool = False
+) -> Setting:
+    """A setting that is an instance of one of ``types`` (or ``None`` when ``optional``)."""
+    return Setting(
+        lambda value: (optional and value is None) or isinstance(value, types), fix, secret=secret
+    )
+
+
+def unknown_setting(name: str, where: str, groups: Mapping[str, Iterable[str]], hint: str) -> str:
+    """The message for a keyword nobody takes: the closest known name, then every known
+    name by group (``{"Agent settings": [...], "anthropic API parameters": [...]}``)."""
+    known = [n for names in groups.values() for n in names]
+    listed = "; ".join(f"{group}: {', '.join(sorted(names))}" for group, names in groups.items())
+    return f"{where} got an unknown setting {name!r}.{did_you_mean(name, known)} {listed}. {hint}"

@@ -57,6 +57,11 @@ class AnthropicProvider(Provider):
     default_base_url: ClassVar[str | None] = "https://api.anthropic.com"
     # Typed answers come as a call to an output tool whose input schema is the type.
     native_output: ClassVar[bool] = True
+    #: Messages API parameters taken by name; any other field goes in ``extra_body``.
+    api_options: ClassVar[frozenset[str] | None] = frozenset(
+        {"top_p", "top_k", "stop_sequences", "metadata", "thinking", "tool_choice",
+         "service_tier", "extra_body", "extra_headers", "extra_query"}
+    )  # fmt: skip
 
     # -- client ----------------------------------------------------------------------
 

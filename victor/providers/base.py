@@ -9,20 +9,29 @@ loop, retries with backoff, and the switch that blocks real requests in tests.
 from __future__ import annotations
 
 import importlib
+import inspect
 import ipaddress
 import logging
 import os
 import random
 import weakref
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import aclosing
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
 from pydantic import Field
 
-from .._util import did_you_mean
+from .._util import (
+    Setting,
+    check_settings,
+    did_you_mean,
+    instance_setting,
+    number_setting,
+    unknown_setting,
+)
 from ..core.events import current_scope
 from ..errors import ConfigurationError, ProviderError
 from ..messages import (
@@ -66,11 +75,59 @@ class AgentResponse(Model):
             self.tokens_used = self.usage.total_tokens
 
 
+#: The settings every provider takes besides ``model``: what each accepts, how to fix it.
+PROVIDER_SETTINGS: dict[str, Setting] = {
+    "temperature": number_setting("use a number from 0.0 to 1.0", at_least=0.0, at_most=1.0),
+    "max_tokens": number_setting("use a positive integer", whole=True, above=0),
+    "api_key": instance_setting(
+        "use the key as a string, or set the provider's environment variable", str, secret=True
+    ),
+    "base_url": instance_setting(
+        "use the endpoint's URL as a string, e.g. 'http://127.0.0.1:8000/v1'", str
+    ),
+    "timeout": number_setting(
+        "use a positive number of seconds (e.g. timeout=30), or None for no limit",
+        above=0,
+        optional=True,
+    ),
+    "max_retries": number_setting(
+        "use a whole number of retries, 0 or more (e.g. max_retries=2)", whole=True, at_least=0
+    ),
+}
+
+#: Explicit pass-through: fields sent to the API as they are, for parameters a provider
+#: does not name in ``api_options`` (``extra_body``), and the SDKs' request options.
+PASS_THROUGH_SETTINGS: dict[str, Setting] = {
+    "extra_body": instance_setting(
+        "use a dict of fields to send in the request body as they are, e.g. "
+        "extra_body={'top_k': 40}",
+        Mapping,
+    ),
+    "extra_headers": instance_setting(
+        "use a dict of HTTP header names to values, e.g. extra_headers={'x-trace': 'abc'}",
+        Mapping,
+    ),
+    "extra_query": instance_setting(
+        "use a dict of URL query parameters, e.g. extra_query={'api-version': '2024-06-01'}",
+        Mapping,
+    ),
+}
+
+
 class Provider(ABC):
-    """Base class of model providers. One instance serves one agent, on any event loop."""
+    """Base class of model providers. One instance serves one agent, on any event loop.
+
+    Keyword arguments besides the settings in ``PROVIDER_SETTINGS`` are API parameters,
+    sent with every request. A provider that lists them in ``api_options`` refuses any
+    other name (a misspelt setting is an error, not an extra body field); anything an API
+    takes that is not listed goes in ``extra_body={...}``, on purpose. ``api_options =
+    None`` leaves the check to the provider itself.
+    """
 
     name: ClassVar[str] = "provider"
     default_model: ClassVar[str] = ""
+    #: The API parameters this provider passes on by name (None: it checks its own).
+    api_options: ClassVar[frozenset[str] | None] = None
     #: Environment variables that configure the provider, by setting name.
     api_key_env: ClassVar[str | None] = None
     base_url_env: ClassVar[str | None] = None
@@ -91,24 +148,18 @@ class Provider(ABC):
         max_retries: int = 2,
         **options: Any,
     ) -> None:
-        if (
-            isinstance(temperature, bool)
-            or not isinstance(temperature, (int, float))
-            or not (0.0 <= temperature <= 1.0)
-        ):
-            raise ConfigurationError(
-                f"temperature={temperature!r} is out of range: use a number from 0.0 to 1.0"
-            )
-        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens <= 0:
-            raise ConfigurationError(
-                f"max_tokens={max_tokens!r} is invalid: use a positive integer"
-            )
-        if timeout is not None and timeout <= 0:
-            raise ConfigurationError(
-                f"timeout={timeout!r} is invalid: use a positive number of seconds"
-            )
-        if max_retries < 0:
-            raise ConfigurationError(f"max_retries={max_retries!r} is invalid: use 0 or more")
+        check_settings(
+            PROVIDER_SETTINGS,
+            {
+                "temperature": temperature,
+                "max_tokens": max_tokens,
+                "api_key": api_key,
+                "base_url": base_url,
+                "timeout": timeout,
+                "max_retries": max_retries,
+            },
+        )
+        check_options(type(self), options)
         self.model = model or self.default_model
         self.temperature = float(temperature)
         self.max_tokens = max_tokens
@@ -314,6 +365,53 @@ class Provider(ABC):
 
             await sleep(delay)
         return retrying
+
+
+def check_options(
+    cls: type[Provider],
+    options: Mapping[str, Any],
+    also: Mapping[str, Iterable[str]] | None = None,
+    where: str | None = None,
+) -> None:
+    """``ConfigurationError`` for an option ``cls`` does not take, with the closest name
+    among its settings, its API parameters and ``also`` (e.g. the Agent's settings)."""
+    check_settings(PASS_THROUGH_SETTINGS, options)
+    known = cls.api_options
+    if known is None:
+        return
+    takes = _init_keywords(cls)
+    for name in options:
+        if name in known or name in takes or name in PROVIDER_SETTINGS:
+            continue
+        groups = {
+            **(also or {}),
+            f"{cls.name} provider settings": sorted({*PROVIDER_SETTINGS, *takes}),
+            f"{cls.name} API parameters": sorted(known),
+        }
+        raise ConfigurationError(
+            unknown_setting(
+                name,
+                where or f"{cls.__name__}()",
+                groups,
+                f"To send a field the list does not have, pass it on purpose: "
+                f"extra_body={{{name!r}: ...}}",
+            )
+        )
+
+
+@lru_cache(maxsize=64)
+def _init_keywords(cls: type[Provider]) -> frozenset[str]:
+    """Keyword parameters the provider class's own ``__init__`` methods name."""
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None or klass is Provider:
+            continue
+        for parameter in inspect.signature(init).parameters.values():
+            if parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY):
+                names.add(parameter.name)
+    names.discard("self")
+    return frozenset(names)
 
 
 def system_text(messages: list[Message]) -> str:

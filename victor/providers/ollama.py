@@ -66,6 +66,9 @@ class OllamaProvider(Provider):
     base_url_env = "OLLAMA_HOST"
     default_base_url = f"http://127.0.0.1:{DEFAULT_PORT}"
     native_output = True  # "format" with a JSON schema
+    #: Runner options (sent in "options") and /api/chat fields taken by name; any other
+    #: field goes in ``extra_body`` (merged into the request body as it is).
+    api_options = OPTION_NAMES | {"options", "keep_alive", "format", "think", "extra_body"}
 
     @property
     def base_url(self) -> str:
@@ -107,6 +110,8 @@ class OllamaProvider(Provider):
         for key, value in self.options.items():
             if key == "options" and isinstance(value, dict):
                 options.update(value)
+            elif key == "extra_body":
+                body.update(value)
             elif key in OPTION_NAMES:
                 options[key] = value
             else:

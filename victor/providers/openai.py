@@ -59,6 +59,16 @@ class OpenAIProvider(Provider):
     base_url_env = "OPENAI_BASE_URL"
     default_base_url = "https://api.openai.com/v1"
     native_output = True  # response_format with a JSON schema
+    #: Chat Completions parameters taken by name, and the samplers OpenAI-compatible servers
+    #: (llama.cpp, vLLM) commonly add; any other field goes in ``extra_body``.
+    api_options = frozenset(
+        {"top_p", "frequency_penalty", "presence_penalty", "seed", "stop", "logit_bias",
+         "logprobs", "top_logprobs", "n", "response_format", "tool_choice",
+         "parallel_tool_calls", "user", "reasoning_effort", "service_tier", "store",
+         "metadata", "max_completion_tokens", "prediction", "modalities", "audio",
+         "verbosity", "top_k", "min_p", "repeat_penalty",
+         "extra_body", "extra_headers", "extra_query"}
+    )  # fmt: skip
 
     # -- client ----------------------------------------------------------------------
 

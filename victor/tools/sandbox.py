@@ -30,6 +30,7 @@ from pathlib import Path
 from time import perf_counter
 from typing import TYPE_CHECKING, Protocol
 
+from .._util import is_number, is_whole
 from ..errors import ToolError
 from .base import ToolResult
 
@@ -368,13 +369,17 @@ class Workspace:
         env: Mapping[str, str] | None = None,
         executor: Executor | None = None,
     ) -> None:
+        if root is not None and not isinstance(root, (str, os.PathLike)):
+            raise ToolError(f"workspace root={root!r} is invalid: use a directory path")
         path = Path(root if root is not None else os.getcwd()).expanduser()
         if not path.is_dir():
             raise ToolError(
                 f"workspace {str(path)!r} is not a directory: create it or pass another root"
             )
-        if timeout <= 0 or max_output <= 0:
-            raise ToolError(f"timeout={timeout!r} and max_output={max_output!r} must be positive")
+        if not is_number(timeout) or timeout <= 0:
+            raise ToolError(f"timeout={timeout!r} is invalid: use a positive number of seconds")
+        if not is_whole(max_output) or max_output <= 0:
+            raise ToolError(f"max_output={max_output!r} is invalid: use a positive integer")
         self.root = Path(os.path.realpath(path))
         self.timeout = timeout
         self.max_output = max_output
