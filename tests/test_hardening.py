@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from victor import Agent
+from victor import Agent, AgentTeam
 from victor.testing import ScriptedProvider, call
 from victor.tools import ToolContext, Workspace, registry
 from victor.tools.context import using_context
@@ -224,3 +224,22 @@ async def test_new_files_get_the_usual_permissions(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert (tmp_path / "pkg" / "new.py").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+# -- 4. smaller bugs ---------------------------------------------------------------------
+
+
+async def test_a_model_backed_tool_of_a_team_member_asks_the_teams_provider(tmp_path):
+    lent = ScriptedProvider(
+        [
+            call("suggest_improvements", code="x=1\n"),
+            "Name it.\n```python\nvalue = 1\n```",  # the tool's own question, answered
+            "Rename x to value.",
+        ]
+    )
+    member = Agent(role="reviewer", tools=["suggest_improvements"], workspace=tmp_path)
+    team = AgentTeam.pipeline([member], provider=lent)
+    result = await team.run("Improve x=1")
+    assert result.answer == "Rename x to value."
+    assert len(lent.requests) == 3  # the member's two requests and the tool's one
+    assert "value = 1" in lent.requests[2][-1].content  # the tool result the member read

@@ -52,15 +52,17 @@ class ToolContext:
         """Ask the agent's model one question (no tools) and return its answer.
 
         The question is a run of its own, nested under the current one: it uses the
-        agent's provider (or the one ``victor.testing.override`` swaps in) and emits the
-        usual events, tagged ``"<agent>:<purpose>"``.
+        provider the agent's own run uses (its own; the one a team lends to members built
+        without one; or the one ``victor.testing.override`` swaps in) and emits the usual
+        events, tagged ``"<agent>:<purpose>"``.
         """
-        from ..agent import Agent  # the agent module imports this one
+        from ..agent import Agent, _default_provider  # the agent module imports this one
 
         agent = self.require_agent(purpose)
-        helper = Agent(
-            provider=agent.provider, name=f"{agent.name}:{purpose}", system_prompt=system
-        )
+        provider = agent.provider
+        if not agent._provider_given:  # a team member: the team's provider, as its run has
+            provider = _default_provider.get() or provider
+        helper = Agent(provider=provider, name=f"{agent.name}:{purpose}", system_prompt=system)
         return await helper.run(prompt)
 
 
