@@ -10,7 +10,7 @@ import pytest
 from victor import Agent, ConfigurationError, LimitExceededError, ToolError
 from victor.core.events import EventBus
 from victor.testing import ScriptedProvider, call
-from victor.tools import ApprovalDecision, ApprovalRequest, tool
+from victor.tools import ApprovalDecision, ApprovalRequest, Ask, tool
 from victor.tools.builtin.python import require_module
 
 
@@ -155,14 +155,66 @@ async def test_tools_that_only_read_never_ask(tmp_path):
 
 
 def test_invalid_policy_is_a_configuration_error():
-    with pytest.raises(ConfigurationError, match="approval='sometimes' is invalid"):
+    with pytest.raises(ConfigurationError, match="approval='sometimes' is invalid: use 'ask'"):
         Agent(provider=ScriptedProvider([]), approval="sometimes")
+    with pytest.raises(ConfigurationError, match=r"Ask\(timeout=0\) is invalid"):
+        Ask(timeout=0)
+    with pytest.raises(ConfigurationError, match="Ask.channel='email'. is unknown: use one of"):
+        Ask(channel="email")  # type: ignore[arg-type]
+    assert Agent(provider=ScriptedProvider([])).approval == "ask"  # the default
+    assert repr(Ask(30, channel="input")) == "Ask(timeout=30, channel='input')"
+
+
+async def test_callbacks_see_what_a_write_or_edit_would_change(tmp_path):
+    (tmp_path / "notes.md").write_text("# Notes\n- milk\n")
+    seen: list[ApprovalRequest] = []
+    results, _ = await run_agent(
+        tmp_path,
+        lambda request: seen.append(request) or True,
+        call("edit_file", file_path="notes.md", old_text="milk", new_text="oat milk"),
+        call("write_file", file_path="new/a.py", content="print('hi')"),
+        call("edit_file", file_path="notes.md", old_text="bread", new_text="rye"),
+        call("edit_file", file_path="../outside.txt", old_text="a", new_text="b"),
+        tools=["files"],
+    )
+    previews = [r.preview for r in seen]
+    assert previews[0].splitlines()[:2] == ["--- a/notes.md", "+++ b/notes.md"]
+    assert "-- milk\n+- oat milk\n" in previews[0]
+    assert previews[1].startswith("--- /dev/null\n+++ b/new/a.py\n@@ -0,0 +1 @@\n+print('hi')")
+    assert "no preview" in previews[2] and "old_text" in previews[2]  # the edit would fail
+    assert "no preview" in previews[3] and "outside" in previews[3]
+    assert [r.run_id for r in seen] == [seen[0].run_id] * 4 and seen[0].run_id.startswith("run_")
+    # The first preview was made before its edit ran, which then did what it showed.
+    assert (tmp_path / "notes.md").read_text() == "# Notes\n- oat milk\n"
+    assert [r.is_error for r in results] == [False, False, True, True]
+
+
+def test_a_request_displays_as_the_card_without_buttons():
+    request = ApprovalRequest(
+        "write_file",
+        {"file_path": "x.html", "content": "<script>alert(1)</script>"},
+        agent="writer",
+        preview="--- /dev/null\n+++ b/x.html\n@@ -0,0 +1 @@\n+<script>alert(1)</script>\n",
+    )
+    bundle = request._repr_mimebundle_()
+    html = bundle["text/html"]
+    assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<b>writer</b> wants to call <code>write_file</code>" in html
+    assert '<span style="color:#1a7f37">+&lt;script&gt;' in html  # an added line, in green
+    assert "button" not in html.lower()
+    plain = bundle["text/plain"]
+    assert plain.startswith("[Approval needed] writer wants to call write_file:")
+    assert 'file_path = "x.html"' in plain and "content =" not in plain  # the diff shows it
 
 
 async def test_failed_tool_calls_have_a_run_wide_budget(tmp_path):
     provider = ScriptedProvider([write_call(), write_call(), write_call(), "never reached"])
     agent = await Agent.create(
-        provider=provider, tools=["write_file"], workspace=tmp_path, max_tool_errors=2
+        provider=provider,
+        tools=["write_file"],
+        workspace=tmp_path,
+        max_tool_errors=2,
+        approval="never",
     )
     with pytest.raises(LimitExceededError, match="after 3 failed tool calls"):
         await agent.run("keep trying")

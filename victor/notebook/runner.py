@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 from ..errors import VictorError
 
-__all__ = ["run_sync", "call_in_main", "background_loop"]
+__all__ = ["run_sync", "call_in_main", "in_run_sync", "background_loop"]
 
 T = TypeVar("T")
 
@@ -117,6 +117,12 @@ def call_in_main(fn: Callable[[], Any]) -> None:
         fn()
     else:
         inbox.put(fn)
+
+
+def in_run_sync() -> bool:
+    """Whether this code runs on victor's loop thread for a ``run_sync`` caller, so that
+    ``call_in_main`` posts to that caller's thread (blocked in ``run_sync``)."""
+    return _inbox.get() is not None and threading.current_thread() is _thread
 
 
 # -- internals --------------------------------------------------------------------------

@@ -4,7 +4,7 @@ workspace sandbox and approval."""
 
 from typing import TYPE_CHECKING
 
-from .approval import ApprovalDecision, ApprovalRequest
+from .approval import ApprovalDecision, ApprovalRequest, Ask
 from .base import BaseTool, FunctionTool, ToolResult, tool
 from .context import ToolContext, current_context
 from .registry import ToolRegistry, registry
@@ -32,6 +32,7 @@ def __getattr__(name: str) -> object:
 __all__ = [
     "ApprovalDecision",
     "ApprovalRequest",
+    "Ask",
     "BaseTool",
     "CommandResult",
     "Composition",

@@ -3,21 +3,29 @@
 A tool says whether a call needs approval with ``requires_approval`` (a bool, or a
 callable on the validated arguments). An agent's ``approval`` policy decides:
 
-- ``None`` (the default): no one to ask, so such calls are refused with a tool result
-  telling the model (and you) how to allow them;
+- ``"ask"`` (the default): ask the person in front of the agent. In a notebook front end
+  (JupyterLab, Notebook 7, VS Code) the call appears in the cell as a card with the
+  arguments, a diff for file writes and edits, and Approve / Deny / Always buttons; in a
+  terminal, a prompt on stderr. Where no one can answer (no terminal, a headless notebook
+  run, CI) the call is refused, saying why. ``Ask(timeout=60)`` refuses after a minute;
 - ``"auto"``: approve every call; ``"never"``: refuse every call;
+- ``None``: refuse every call, telling the model how to allow them;
 - a callback, sync or async, receiving an ``ApprovalRequest`` and returning ``True``
   to allow (or an ``ApprovalDecision``); anything else refuses.
 
 Arguments are validated before anyone is asked, and every doubt fails closed: invalid
 arguments, a ``requires_approval`` callable that raises, a callback that raises or
-returns something other than ``True``. The loop calls ``gate`` in one place, between
-validation and execution, and emits ``tool.approval_requested`` and
+returns something other than ``True``, no answer in time. The loop calls ``gate`` in one
+place, between validation and execution, and emits ``tool.approval_requested`` and
 ``tool.approval_decided``.
 """
 
 from __future__ import annotations
 
+import os
+import sys
+import threading
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -28,6 +36,7 @@ from ..errors import ConfigurationError, ToolError
 from .base import BaseTool, ToolResult
 
 __all__ = [
+    "Ask",
     "ApprovalRequest",
     "ApprovalDecision",
     "ApprovalPolicy",
@@ -35,6 +44,10 @@ __all__ = [
     "gate",
     "needs_approval",
 ]
+
+#: What a person answered: allow once, refuse, allow this tool for the rest of the run,
+#: or nothing before the timeout.
+Answer = Literal["yes", "no", "always", "timeout"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,10 +59,20 @@ class ApprovalRequest:
     description: str = ""
     call_id: str | None = None
     agent: str | None = None
+    #: The run asking (an "always" answer holds for the rest of this run).
+    run_id: str | None = None
+    #: For file writes and edits: a unified diff of what the call would change.
+    preview: str | None = None
 
     def __str__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.arguments.items())
         return f"{self.tool_name}({args})"
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        """In a notebook: the approval card as it looks while it waits (no buttons)."""
+        from ..notebook.approval import card_bundle
+
+        return card_bundle(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,20 +84,157 @@ class ApprovalDecision:
 
 
 ApprovalCallback = Callable[[ApprovalRequest], "bool | ApprovalDecision | Awaitable[Any]"]
-ApprovalPolicy = Literal["auto", "never"] | ApprovalCallback | None
+#: Where ``Ask`` puts the question: ``auto`` picks the card in a notebook front end (an
+#: input box where widgets cannot work), the prompt in a terminal.
+Channel = Literal["auto", "widget", "input", "terminal"]
+_CHANNELS = ("auto", "widget", "input", "terminal")
+
+
+class Ask:
+    """Ask the person in front of the agent, where they are.
+
+    - In a Jupyter front end (JupyterLab, Notebook 7, VS Code): a card in the running
+      cell's output (tool, arguments, a diff for ``write_file``/``edit_file``) with
+      Approve, Deny and "Always for this tool in this run" buttons. It works while the
+      cell runs: while a card waits, victor reads the button clicks from the kernel's
+      shell channel itself (see ``victor.notebook.approval``). Without ipywidgets or on
+      ipykernel 6, an input box (``input()``) asks instead.
+    - In a terminal (stdin is a TTY): a prompt on stderr; answer y, n or a (always).
+    - Nowhere else: the call is refused with the reason (no terminal, a notebook run
+      headless by nbclient/nbval/papermill, a service).
+
+    ``timeout`` (seconds) refuses a call no one answered in time (the input box cannot
+    time out). ``channel`` forces one way of asking: ``"widget"``, ``"input"`` or
+    ``"terminal"``. ``approval="ask"`` is ``Ask()``.
+    """
+
+    #: Runs whose "always" answers are remembered (the oldest are forgotten first).
+    MEMORY = 256
+
+    def __init__(self, timeout: float | None = None, *, channel: Channel = "auto") -> None:
+        if timeout is not None and not timeout > 0:
+            raise ConfigurationError(
+                f"Ask(timeout={timeout!r}) is invalid: use seconds > 0, or None to wait"
+            )
+        if channel not in _CHANNELS:
+            raise ConfigurationError(
+                f"Ask(channel={channel!r}) is unknown: use one of {', '.join(_CHANNELS)}"
+            )
+        self.timeout = timeout
+        self.channel: Channel = channel
+        self._always: OrderedDict[str | None, set[str]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"Ask(timeout={self.timeout!r}, channel={self.channel!r})"
+
+    async def __call__(self, request: ApprovalRequest) -> ApprovalDecision:
+        """Ask about ``request`` (so a callback can hand some calls to a person)."""
+        approved, reason, _ = await self.decide(request)
+        return ApprovalDecision(approved, None if approved else reason)
+
+    async def decide(self, request: ApprovalRequest) -> tuple[bool, str, str]:
+        """``(approved, reason, via)``: via is the channel that answered, ``"always"`` or
+        ``"nobody"``."""
+        name = request.tool_name
+        if self._remembers(request):
+            return True, f"approved: you allowed every {name} call in this run", "always"
+        channel, why_not = self.where()
+        if channel is None:
+            return (
+                False,
+                f"{name} needs approval and no one can answer here ({why_not}), so the call "
+                f"was not run. Run it where you can answer, or create the agent with "
+                f"approval='auto' or approval=<callback> to allow it",
+                "nobody",
+            )
+        try:
+            if channel == "terminal":
+                answer = await _ask_in_terminal(request, self.timeout)
+            else:
+                from ..notebook.approval import ask_in_notebook
+
+                answer = await ask_in_notebook(request, channel, self.timeout)
+        except Exception as exc:  # fail closed
+            return (
+                False,
+                f"the call to {name} was refused: asking for approval failed "
+                f"({type(exc).__name__}: {exc})",
+                channel,
+            )
+        if answer == "always":
+            self._remember(request)
+            return True, f"approved by the user for every {name} call in this run", channel
+        if answer == "yes":
+            return True, "approved by the user", channel
+        if answer == "timeout":
+            return (
+                False,
+                f"no one answered within {self.timeout:g} s, so the call to {name} was refused; "
+                f"do not retry it, say what you wanted to do instead",
+                channel,
+            )
+        return (
+            False,
+            f"the user refused the call to {name}; do not retry it, say what you wanted to "
+            f"do instead",
+            channel,
+        )
+
+    def where(self) -> tuple[Channel | None, str]:
+        """The channel that can reach a person now, or ``None`` and why not."""
+        kernel = _ipython_kernel()
+        if self.channel == "widget":
+            return ("widget", "") if kernel is not None else (None, "not in a Jupyter kernel")
+        if self.channel == "input" and kernel is None:
+            return None, "not in a Jupyter kernel"
+        if self.channel == "terminal":
+            return ("terminal", "") if _stdin_is_tty() else (None, "stdin is not a terminal")
+        if kernel is not None:
+            if not getattr(kernel, "_allow_stdin", False):  # set for each cell run
+                return None, (
+                    "the notebook runs without a person: its front end takes no input, as "
+                    "under nbclient, nbval or papermill"
+                )
+            if self.channel == "input":
+                return "input", ""
+            from ..notebook.approval import widgets_work
+
+            return ("widget" if widgets_work(kernel) else "input"), ""
+        if _stdin_is_tty():
+            return "terminal", ""
+        return None, "not in a notebook, and stdin is not a terminal"
+
+    def _remembers(self, request: ApprovalRequest) -> bool:
+        with self._lock:
+            return request.tool_name in self._always.get(request.run_id, ())
+
+    def _remember(self, request: ApprovalRequest) -> None:
+        with self._lock:
+            self._always.setdefault(request.run_id, set()).add(request.tool_name)
+            self._always.move_to_end(request.run_id)
+            while len(self._always) > self.MEMORY:
+                self._always.popitem(last=False)
+
+
+ApprovalPolicy = Literal["ask", "auto", "never"] | Ask | ApprovalCallback | None
+
+#: What ``approval="ask"`` means: one shared ``Ask()``.
+_ASK = Ask()
 
 
 def check_policy(policy: Any) -> ApprovalPolicy:
     """``policy`` if it is a valid approval policy, else a ``ConfigurationError``."""
     if (
         policy is None
-        or policy in ("auto", "never")
+        or policy in ("ask", "auto", "never")
         or (callable(policy) and not isinstance(policy, str))
     ):
         return policy  # type: ignore[no-any-return]
     raise ConfigurationError(
-        f"approval={policy!r} is invalid: use 'auto', 'never', None, or a function "
-        f"(sync or async) that takes an ApprovalRequest and returns True to allow the call"
+        f"approval={policy!r} is invalid: use 'ask', 'auto', 'never', None, Ask(timeout=...), "
+        f"or a function (sync or async) that takes an ApprovalRequest and returns True to "
+        f"allow the call"
     )
 
 
@@ -106,11 +266,19 @@ async def gate(
         return ToolResult.fail(str(exc))
     if not needs_approval(tool, valid):
         return None
-    request = ApprovalRequest(tool.name, valid, tool.description, call_id, scope.agent)
+    request = ApprovalRequest(
+        tool.name,
+        valid,
+        tool.description,
+        call_id,
+        scope.agent,
+        scope.run_id,
+        change_preview(tool.name, valid) if policy not in ("auto", "never", None) else None,
+    )
     await scope.emit(
         "tool.approval_requested", {"tool_name": tool.name, "arguments": valid, "call_id": call_id}
     )
-    approved, reason = await _decide(policy, request)
+    approved, reason, via = await _decide(policy, request)
     await scope.emit(
         "tool.approval_decided",
         {
@@ -118,6 +286,7 @@ async def gate(
             "call_id": call_id,
             "approved": approved,
             "policy": _policy_name(policy),
+            "via": via,
             "reason": reason,
         },
     )
@@ -126,17 +295,26 @@ async def gate(
     return ToolResult.fail(reason, approved=False)
 
 
-async def _decide(policy: ApprovalPolicy, request: ApprovalRequest) -> tuple[bool, str]:
+async def _decide(policy: ApprovalPolicy, request: ApprovalRequest) -> tuple[bool, str, str]:
+    """``(approved, reason, via)``."""
     name = request.tool_name
     if policy == "auto":
-        return True, "approved by policy 'auto'"
+        return True, "approved by policy 'auto'", "policy"
     if policy == "never":
-        return False, f"the call to {name} was refused: this agent's approval policy is 'never'"
-    if policy is None:
-        return False, (
-            f"{name} needs approval and this agent has no approval policy, so the call was "
-            f"not run. Create the agent with approval='auto' or approval=<callback> to allow it"
+        return (
+            False,
+            f"the call to {name} was refused: this agent's approval policy is 'never'",
+            "policy",
         )
+    if policy is None:
+        return (
+            False,
+            f"{name} needs approval and this agent has no approval policy, so the call was "
+            f"not run. Create the agent with approval='auto' or approval=<callback> to allow it",
+            "policy",
+        )
+    if policy == "ask" or isinstance(policy, Ask):
+        return await (_ASK if policy == "ask" else policy).decide(request)  # type: ignore[union-attr]
     try:
         answer = await maybe_await(policy(request))  # type: ignore[operator]
     except Exception as exc:  # fail closed
@@ -144,22 +322,192 @@ async def _decide(policy: ApprovalPolicy, request: ApprovalRequest) -> tuple[boo
             False,
             f"the call to {name} was refused: the approval callback failed "
             f"({type(exc).__name__}: {exc})",
+            "callback",
         )
     if isinstance(answer, ApprovalDecision):
         if answer.approved:
-            return True, answer.reason or "approved"
-        return False, f"the user refused the call to {name}" + (
-            f": {answer.reason}" if answer.reason else ""
+            return True, answer.reason or "approved", "callback"
+        return (
+            False,
+            f"the user refused the call to {name}"
+            + (f": {answer.reason}" if answer.reason else ""),
+            "callback",
         )
     if answer is True:
-        return True, "approved"
+        return True, "approved", "callback"
     return (
         False,
         f"the user refused the call to {name}; do not retry it, say what you wanted to do instead",
+        "callback",
     )
 
 
 def _policy_name(policy: ApprovalPolicy) -> str:
     if policy is None or isinstance(policy, str):
         return str(policy)
+    if isinstance(policy, Ask):
+        return "ask"
     return getattr(policy, "__name__", type(policy).__name__)
+
+
+# -- what a call would change ---------------------------------------------------------------
+
+#: Longest diff a card or prompt shows (in lines); the rest is summarised.
+PREVIEW_LINES = 400
+
+
+def change_preview(tool_name: str, arguments: dict[str, Any]) -> str | None:
+    """A unified diff of what a ``write_file``/``edit_file`` call would change, else None.
+
+    Read from the workspace of the run in progress; an edit that would fail says why.
+    """
+    if tool_name not in ("write_file", "edit_file"):
+        return None
+    import difflib
+
+    from .builtin.files import _replace_exact, apply_unified_diff
+    from .context import current_context
+
+    shown = str(arguments.get("file_path", ""))
+    try:
+        path = current_context().workspace.resolve(shown)
+        old = path.read_text(encoding="utf-8") if path.is_file() else None
+        if tool_name == "write_file":
+            new = str(arguments["content"])
+        elif old is None:
+            return f"{shown} does not exist, so this edit would fail"
+        elif arguments.get("patch") is not None:
+            new = apply_unified_diff(old, arguments["patch"])
+        else:
+            new = _replace_exact(
+                old,
+                arguments.get("old_text") or "",
+                arguments.get("new_text") or "",
+                bool(arguments.get("replace_all")),
+                shown,
+            )[0]
+    except (ToolError, OSError, UnicodeDecodeError) as exc:
+        return f"(no preview: {exc})"
+    if old == new:
+        return f"(no change to {shown})"
+    lines = [
+        line if line.endswith("\n") else line + "\n"
+        for line in difflib.unified_diff(
+            (old or "").splitlines(keepends=True),
+            new.splitlines(keepends=True),
+            fromfile="/dev/null" if old is None else f"a/{shown}",
+            tofile=f"b/{shown}",
+        )
+    ]
+    if len(lines) > PREVIEW_LINES:
+        lines = [*lines[:PREVIEW_LINES], f"… {len(lines) - PREVIEW_LINES} more lines\n"]
+    return "".join(lines)
+
+
+# -- who can answer ---------------------------------------------------------------------------
+
+
+def _ipython_kernel() -> Any:
+    """The Jupyter kernel this code runs in, if any (IPython is never imported here)."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return getattr(shell, "kernel", None)
+
+
+def _stdin_is_tty() -> bool:
+    stdin = sys.stdin
+    try:
+        return stdin is not None and stdin.isatty()
+    except (AttributeError, ValueError):  # replaced or closed
+        return False
+
+
+# -- the terminal prompt ----------------------------------------------------------------------
+
+#: One question on the terminal at a time, whichever loop or thread asks.
+_terminal = threading.Lock()
+_ANSWERS: dict[str, Answer] = {
+    "y": "yes",
+    "yes": "yes",
+    "n": "no",
+    "no": "no",
+    "a": "always",
+    "always": "always",
+}
+
+
+def describe(request: ApprovalRequest) -> str:
+    """The request as plain text: who wants to call what, the arguments, the diff."""
+    import json
+
+    who = f"{request.agent} wants" if request.agent else "the model wants"
+    lines = [f"{who} to call {request.tool_name}:"]
+    for key, value in request.arguments.items():
+        if request.preview is not None and key in ("content", "old_text", "new_text", "patch"):
+            continue  # the diff shows these
+        text = json.dumps(value, ensure_ascii=False, default=str)
+        lines.append(f"  {key} = {text if len(text) <= 300 else text[:299] + '…'}")
+    if request.preview:
+        lines += ["", request.preview.rstrip("\n")]
+    return "\n".join(lines)
+
+
+async def _ask_in_terminal(request: ApprovalRequest, timeout: float | None) -> Answer:
+    """Ask on stderr and read the answer from stdin (a TTY), in a worker thread."""
+    import asyncio
+
+    stop = threading.Event()
+    try:
+        return await asyncio.to_thread(_prompt, request, timeout, stop)
+    finally:
+        stop.set()  # a cancelled run stops the reader thread within a tenth of a second
+
+
+def _prompt(request: ApprovalRequest, timeout: float | None, stop: threading.Event) -> Answer:
+    import time
+
+    question = (
+        f"Allow {request.tool_name}? [y]es / [n]o / [a]lways for {request.tool_name} in this run"
+        + (f" (no answer in {timeout:g} s: no)" if timeout else "")
+        + ": "
+    )
+    with _terminal:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        _say(f"\n{describe(request)}\n")
+        while True:
+            _say(question)
+            line = _read_line(deadline, stop)
+            if line is None:
+                _say("\n(no answer: refused)\n" if not stop.is_set() else "\n")
+                return "timeout" if not stop.is_set() else "no"
+            if line == "":  # end of input (Ctrl-D)
+                _say("\n")
+                return "no"
+            answer = _ANSWERS.get(line.strip().lower())
+            if answer is not None:
+                return answer
+            _say("Please answer y (yes), n (no) or a (always for this tool in this run).\n")
+
+
+def _say(text: str) -> None:
+    sys.stderr.write(text)
+    sys.stderr.flush()
+
+
+def _read_line(deadline: float | None, stop: threading.Event) -> str | None:
+    """One line from stdin; ``""`` at end of input, ``None`` at the deadline or on stop."""
+    import time
+
+    if os.name != "posix":  # no select() on a console: wait without a timeout
+        return sys.stdin.readline()
+    import select
+
+    fd = sys.stdin.fileno()
+    while not stop.is_set():
+        wait = 0.1 if deadline is None else min(0.1, deadline - time.monotonic())
+        if wait <= 0:
+            return None
+        if select.select([fd], [], [], wait)[0]:
+            # A terminal in canonical mode hands over one whole line per read.
+            return os.read(fd, 4096).decode(errors="replace")
+    return None
