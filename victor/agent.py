@@ -149,7 +149,7 @@ class Agent:
         tool_timeout: float | None = 120.0,
         bus: EventBus | None = None,
         workspace: Workspace | str | os.PathLike[str] | None = None,
-        approval: ApprovalPolicy = None,
+        approval: ApprovalPolicy = "ask",
         max_tool_errors: int | None = 20,
         output_type: Any = None,
         output_retries: int = 2,
@@ -234,8 +234,9 @@ class Agent:
         Keyword arguments: ``tools``, ``role``, ``name``, ``system_prompt``,
         ``max_iterations``, ``tool_timeout``, ``max_tool_errors``, ``bus``, ``workspace``
         (a directory or ``Workspace``: where tools read, write and run; default the current
-        directory), ``approval`` (``"auto"``, ``"never"`` or a callback: who allows tool
-        calls that write files or run commands; default none, so they are refused),
+        directory), ``approval`` (who allows tool calls that write files or run commands:
+        ``"ask"``, the default, asks the person at the notebook or terminal and refuses
+        where no one can answer; ``"auto"``, ``"never"``, ``Ask(timeout=...)`` or a callback),
         ``output_type`` (what ``run`` and ``chat`` return by default: a pydantic model, a
         dataclass, ``int``, ``list[str]``, ...; see ``run``) and ``output_retries``;
         anything else (``api_key``,
@@ -358,6 +359,30 @@ class Agent:
             self._events(message, None, None, stream=False, remember=True, output=output),
             output is not None,
         )
+
+    def run_sync(
+        self,
+        task: str,
+        context: Mapping[str, Any] | None = None,
+        tools: Iterable[ToolLike] | None = None,
+        **options: Any,
+    ) -> Any:
+        """``run`` from sync code: a script, a notebook cell, a thread, even inside a
+        running event loop (an async web handler), without deadlock.
+
+        The run happens on victor's private event loop thread while this thread waits
+        (an event loop running here is blocked meanwhile; prefer ``await agent.run`` there).
+        Ctrl-C or the kernel's stop button cancels it. Options are ``run``'s.
+        """
+        from .notebook.runner import run_sync
+
+        return run_sync(self.run(task, context, tools, **options))
+
+    def chat_sync(self, message: str, **options: Any) -> Any:
+        """``chat`` from sync code, as ``run_sync`` runs ``run``."""
+        from .notebook.runner import run_sync
+
+        return run_sync(self.chat(message, **options))
 
     async def events(
         self,

@@ -527,6 +527,15 @@ class AgentTeam:
         self.last_result = result
         return result
 
+    def run_sync(
+        self, task: str, context: Mapping[str, Any] | None = None, *, display: bool = False
+    ) -> TeamResult:
+        """``run`` from sync code (a script, a notebook cell, a thread, inside a running
+        event loop), on victor's private loop thread as ``Agent.run_sync`` does."""
+        from ..notebook.runner import run_sync
+
+        return run_sync(self.run(task, context, display=display))
+
     async def astream(
         self, task: str, context: Mapping[str, Any] | None = None
     ) -> AsyncIterator[str]:
