@@ -222,3 +222,98 @@ def test_a_saved_team_timeline_is_still_a_picture_when_reopened(jupyterlab, tmp_
     assert width > 300, "the chart image did not render"
     assert "pipeline team" in text and "2 calls" in text  # the title and the table
     assert "event order" not in text  # the chart's own labels were not dumped as text
+
+
+APPROVAL_SETUP = """\
+%load_ext victor
+from pathlib import Path
+from victor import Agent
+from victor.testing import FunctionProvider, call
+
+workspace = Path({root!r})
+(workspace / "notes.md").write_text("# Notes\\n- old line\\n")
+
+def writer(name, path, content):
+    '''A model that asks to write one file, then reports what the tool said.'''
+    def reply(messages, tools):
+        if len(messages) == 1:
+            return call("write_file", file_path=path, content=content)
+        return f"The tool said: {{messages[-1].content}}"
+    return Agent(
+        provider=FunctionProvider(reply), tools=["write_file"], workspace=workspace, name=name
+    )
+
+approve_me = writer("note-taker", "notes.md", "# Notes\\n- new line\\n")
+deny_me = writer("cleaner", "evil.py", "import shutil\\nshutil.rmtree('/')\\n")
+"""
+
+
+def test_approval_cards_in_jupyterlab(jupyterlab, tmp_path):
+    """approval="ask" (the default) in a real front end: Run all queues both cells; the
+    first (%%victor: a sync cell) waits on its card until Approve is clicked, the second
+    (top-level await) runs after it, waits on its own card, and Deny refuses the call."""
+    url, root = jupyterlab
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nb.cells = [
+        nbformat.v4.new_code_cell(APPROVAL_SETUP.format(root=str(root))),
+        nbformat.v4.new_code_cell("%%victor --agent approve_me\nAdd a line to the notes."),
+        nbformat.v4.new_code_cell('print(await deny_me.run("Write a cleanup script."))'),
+    ]
+    nbformat.write(nb, root / "approval.ipynb")
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            page.goto(url.replace("stream.ipynb", "approval.ipynb"))
+            cells = page.locator(".jp-NotebookPanel .jp-Cell")
+            cells.nth(2).wait_for(timeout=60_000)
+            page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=60_000)
+            cells.nth(0).locator(".jp-InputArea-editor").click()
+            for _ in range(3):  # run all three: the later requests queue behind the card
+                page.keyboard.press("Shift+Enter")
+
+            first = cells.nth(1).locator(".jp-OutputArea")
+            # (Button names also hold the icon's glyph: match on the text.)
+            approve = first.locator("button", has_text="Approve")
+            approve.wait_for(timeout=60_000)
+            card = first.locator(".victor-approval")
+            pending = card.inner_text()
+            buttons = first.locator("button").all_inner_texts()
+            cells.nth(1).screenshot(path="/tmp/approval-card.png")
+            page.screenshot(path=str(tmp_path / "approval-pending.png"))
+            assert cells.nth(2).locator(".jp-OutputArea-output").count() == 0  # still queued
+            approve.click()
+            first.get_by_text("The tool said: Replaced notes.md").wait_for(timeout=30_000)
+            approved = card.inner_text()
+            assert first.locator("button").count() == 0  # the buttons are gone
+
+            second = cells.nth(2).locator(".jp-OutputArea")
+            deny = second.locator("button", has_text="Deny")
+            deny.wait_for(timeout=30_000)
+            second_pending = second.locator(".victor-approval").inner_text()
+            deny.click()
+            second.get_by_text("The tool said: Error: the user refused").wait_for(timeout=30_000)
+            denied = second.locator(".victor-approval").inner_text()
+            page.screenshot(path=str(tmp_path / "approval-decided.png"))
+        finally:
+            browser.close()
+
+    assert (
+        pending.startswith("⚠ Approval needed") and "note-taker wants to call write_file" in pending
+    )
+    assert "-- old line" in pending and "+- new line" in pending  # the diff of notes.md
+    assert "Waiting for your answer" in pending
+    assert [b.strip() for b in buttons] == ["Approve", "Deny", "Always for write_file in this run"]
+    assert approved.startswith("✔ Approved") and "Waiting" not in approved
+    assert (root / "notes.md").read_text() == "# Notes\n- new line\n"
+    assert "+shutil.rmtree('/')" in second_pending  # a new file: all lines added
+    assert denied.startswith("✘ Denied")
+    assert not (root / "evil.py").exists()
