@@ -243,3 +243,25 @@ async def test_a_model_backed_tool_of_a_team_member_asks_the_teams_provider(tmp_
     assert result.answer == "Rename x to value."
     assert len(lent.requests) == 3  # the member's two requests and the tool's one
     assert "value = 1" in lent.requests[2][-1].content  # the tool result the member read
+
+
+def _workflow_file(home: Path, name: str, text: str) -> None:
+    folder = home / "workflows"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.toml").write_text(text)
+
+
+STEPS = '[[steps]]\nname = "only"\nprompt = "Say hi."\n'
+
+
+def test_a_workflow_file_with_its_own_name_key_is_a_configuration_error(tmp_path, monkeypatch):
+    from victor import ConfigurationError
+    from victor.workflows import load_workflow
+
+    monkeypatch.setenv("VICTOR_HOME", str(tmp_path))
+    _workflow_file(tmp_path, "review", 'name = "code-review"\n' + STEPS)
+    with pytest.raises(ConfigurationError, match="named by its file") as refused:
+        load_workflow("review")
+    assert "review.toml" in str(refused.value) and "code-review" in str(refused.value)
+    _workflow_file(tmp_path, "same", 'name = "same"\n' + STEPS)  # agreeing is harmless
+    assert load_workflow("same").name == "same"

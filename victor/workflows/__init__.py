@@ -129,8 +129,16 @@ def load_workflow(name: str) -> Workflow:
             f"Unknown workflow {name!r}. Available: {', '.join(list_workflows())}; "
             f"add one as {path}"
         )
+    if "name" in data and data["name"] != name:
+        # The file name is the workflow's name (how run_workflow finds it): a second one
+        # inside could only disagree with it.
+        raise ConfigurationError(
+            f"workflow file {path} sets name = {data['name']!r}, but a workflow is named by "
+            f"its file ({name!r}): remove the name key, or rename the file to "
+            f"{data['name']}.toml"
+        )
     try:
-        return Workflow(name=name, **data)
+        return Workflow(**{**data, "name": name})
     except ValidationError as exc:
         raise ConfigurationError(f"workflow {name!r} is invalid: {exc}") from exc
 
