@@ -13,7 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from victor import Agent, AgentTeam
+from victor import Agent, AgentTeam, ProviderError
+from victor.messages import TextDelta
+from victor.providers.base import Provider
+from victor.teams import TeamError
 from victor.testing import ScriptedProvider, call
 from victor.tools import ToolContext, Workspace, registry
 from victor.tools.context import using_context
@@ -265,3 +268,48 @@ def test_a_workflow_file_with_its_own_name_key_is_a_configuration_error(tmp_path
     assert "review.toml" in str(refused.value) and "code-review" in str(refused.value)
     _workflow_file(tmp_path, "same", 'name = "same"\n' + STEPS)  # agreeing is harmless
     assert load_workflow("same").name == "same"
+
+
+class CutMidAnswer(ScriptedProvider):
+    """Streams the first answer's first words, then the connection drops for good."""
+
+    def __init__(self, replies):
+        super().__init__(replies)
+        self.cut = True
+
+    async def _stream(self, messages, tools):
+        async for event in super()._stream(messages, tools):
+            yield event
+            if self.cut and type(event) is TextDelta:
+                self.cut = False
+                raise ProviderError("the connection dropped mid-answer", provider=self.name)
+
+
+def _two_stages(writer: Provider) -> AgentTeam:
+    analyst = Agent(name="analyst", provider=ScriptedProvider(["notes"]))
+    return AgentTeam.pipeline([analyst, Agent(name="writer", provider=writer)])
+
+
+async def test_a_streamed_last_stage_is_not_retried_after_text_reached_the_caller():
+    writer = CutMidAnswer(["First attempt words", "Second attempt words"])
+    streamed: list[str] = []
+    with pytest.raises(TeamError, match="not retried") as failed:
+        async for text in _two_stages(writer).astream("Write it up"):
+            streamed.append(text)
+    assert "".join(streamed) == "First"  # what reached the caller, and nothing after it
+    assert "connection dropped" in str(failed.value)
+    assert writer.remaining == 1  # no second attempt was made
+
+
+async def test_without_streaming_the_failed_last_stage_is_still_retried():
+    writer = CutMidAnswer(["First attempt words", "Second attempt words"])
+    result = await _two_stages(writer).run("Write it up")
+    assert result.answer == "Second attempt words"
+    assert result.details["stages"][-1]["attempts"] == 2
+
+
+async def test_a_streamed_pipeline_answer_is_the_result_answer():
+    writer = ScriptedProvider(["The whole answer, in words."])
+    team = _two_stages(writer)
+    streamed = "".join([text async for text in team.astream("Write it up")])
+    assert streamed == team.last_result.answer == "The whole answer, in words."

@@ -8,7 +8,9 @@ function, sync or async, given a ``Stage``) gates each stage's output:
 - a string: retry the stage with the string as feedback (``max_retries`` times, then
   ``TeamError``).
 
-A stage whose member fails is retried the same way. ``team.delegate`` marks each hand-off.
+A stage whose member fails is retried the same way, except when part of its answer has
+already been streamed to the caller (the last stage under ``team.astream``): then the
+failure is raised, never followed by a second answer. ``team.delegate`` marks each hand-off.
 ``result.details``: ``stages`` (agent, output, attempts per stage), ``stopped_at``.
 """
 
@@ -112,6 +114,14 @@ class PipelineTeam(AgentTeam):
                     final=last_stage and self.check is None,
                 )
                 if not turn.ok:
+                    if run.streamed:
+                        # Part of the answer already went to team.astream's caller: a retry
+                        # would stream a second answer after it (the providers' rule too).
+                        raise TeamError(
+                            f"stage {index} ({agent.name}) failed after part of its answer "
+                            f"was streamed, so it was not retried: {turn.error}",
+                            errors={agent.name: turn.error},
+                        )
                     feedback = f"your last attempt failed with an error: {turn.error}"
                     continue
                 verdict = True
