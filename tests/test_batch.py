@@ -478,9 +478,9 @@ async def test_notebook_progress_is_throttled_and_ends_in_its_static_form(monkey
     started = time.perf_counter()
     results = await victor.batch([f"i{n}" for n in range(300)], agent, concurrency=2)
     seconds = time.perf_counter() - started
-    # Throttled: about one message per interval however many items finished, plus the final.
+    # Throttled: about one message per interval however many items finished, plus the final;
+    # measured against the run's own duration, so a busy machine that stretches it holds.
     assert 2 <= len(shown) <= seconds / progress_module.UPDATE_INTERVAL + 2
-    assert len(shown) < 300 / 4
     live, final = shown[0], shown[-1]
     assert "running" in live["text/plain"] and "tokens" in live["text/plain"]
     assert final["text/plain"] == str(results.summary)
