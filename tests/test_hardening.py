@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -313,3 +314,63 @@ async def test_a_streamed_pipeline_answer_is_the_result_answer():
     team = _two_stages(writer)
     streamed = "".join([text async for text in team.astream("Write it up")])
     assert streamed == team.last_result.answer == "The whole answer, in words."
+
+
+def _killed_save(path: Path) -> None:
+    """Run ``State.save(path)`` in a child process killed (SIGKILL) in the middle."""
+    code = (
+        "import os, signal, sys\n"
+        "from victor import State\n"
+        "os.fsync = lambda fd: os.kill(os.getpid(), signal.SIGKILL)\n"
+        "State(data='x' * 10000).save(sys.argv[1])\n"
+    )
+    process = subprocess.run([sys.executable, "-c", code, str(path)], timeout=60)
+    assert process.returncode == -signal.SIGKILL
+
+
+def _temporaries(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir() if p.name.endswith(".tmp"))
+
+
+def _age(path: Path, seconds: float) -> None:
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+
+
+@posix_only
+def test_a_killed_save_leaves_a_temporary_file_the_next_save_removes(tmp_path):
+    from victor import State
+    from victor.state import STALE_AFTER
+
+    target = tmp_path / "state.json"
+    State(step=1).save(target)
+    _killed_save(target)
+    (left,) = _temporaries(tmp_path)
+    assert State.load(target)["step"] == 1  # the previous file is whole
+    State(step=2).save(target)
+    assert _temporaries(tmp_path) == [left]  # young: it might be a writer's, so it stays
+    _age(tmp_path / left, STALE_AFTER + 5)
+    State(step=3).save(target)
+    assert _temporaries(tmp_path) == []
+    assert State.load(target)["step"] == 3
+
+
+@posix_only
+def test_a_live_writers_temporary_file_is_never_removed(tmp_path):
+    import fcntl
+
+    from victor import State
+    from victor.state import STALE_AFTER
+
+    target = tmp_path / "state.json"
+    live = tmp_path / ".state.json.abcd1234.tmp"  # a concurrent save, paused mid-write
+    other = tmp_path / ".state.json.bak.abcd1234.tmp"  # another file's leftover
+    for path in (live, other):
+        path.write_text("{")
+        _age(path, STALE_AFTER * 10)
+    with open(live, "rb") as writer:
+        fcntl.flock(writer.fileno(), fcntl.LOCK_EX)
+        State(step=1).save(target)
+        assert live.exists() and other.exists()
+    State(step=2).save(target)  # its writer is gone now: stale
+    assert not live.exists() and other.exists()

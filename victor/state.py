@@ -2,8 +2,9 @@
 
 ``state.save(path)`` never leaves a half-written file: the data is serialised first,
 written to a temporary file beside the target, flushed to disk and then renamed over the
-target in one step. ``State.load(path)`` reads it back and names the file (and the line
-and column) when something is wrong.
+target in one step. A save killed half-way leaves its temporary file behind; the next
+save of the same path removes such leftovers (see ``STALE_AFTER``). ``State.load(path)``
+reads it back and names the file (and the line and column) when something is wrong.
 """
 
 from __future__ import annotations
@@ -11,17 +12,26 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
+import time
 from collections.abc import Iterator, Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 
 from .errors import StateError
 
-__all__ = ["State", "STATE_FORMAT_VERSION"]
+__all__ = ["State", "STATE_FORMAT_VERSION", "STALE_AFTER"]
 
 #: The ``victor_state`` number written into every state file; bumped if the format changes.
 STATE_FORMAT_VERSION = 1
+
+#: Seconds after which a save's temporary file that no writer holds locked counts as left
+#: behind by a killed save, and the next save of that path removes it. A writer holds an
+#: advisory lock (``flock``) on its temporary file while it writes, so a slow or paused
+#: save is never mistaken for a dead one; the age covers the instant between creating the
+#: file and locking it, and systems without ``flock``.
+STALE_AFTER = 60.0
 
 
 class _Unserialisable(Exception):
@@ -151,6 +161,7 @@ class State(MutableMapping[str, Any]):
             raise StateError(f"Cannot save state to {target}: {exc}") from exc
         try:
             with tmp:
+                _lock(tmp.fileno())  # released when the file closes, live or killed
                 tmp.write(text)
                 tmp.flush()
                 # Without fsync a crash right after the rename can leave an empty file.
@@ -163,6 +174,7 @@ class State(MutableMapping[str, Any]):
                 raise StateError(f"Cannot save state to {target}: {exc}") from exc
             raise
         _fsync_directory(target.parent)
+        _remove_stale_temporaries(target)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> State:
@@ -202,6 +214,52 @@ class State(MutableMapping[str, Any]):
                 f"{payload['victor_state']!r}; this victor reads version {STATE_FORMAT_VERSION}"
             )
         return cls(payload["data"])
+
+
+def _lock(fd: int) -> None:
+    """Hold an exclusive advisory lock on ``fd`` (best effort: not every system has flock)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: an open file cannot be deleted there
+        return
+    with contextlib.suppress(OSError):
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def _is_locked(path: str) -> bool:
+    """Whether a live writer holds ``path``'s lock (False where flock does not exist)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        return False
+    with open(path, "rb") as file:
+        try:
+            fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        except OSError:  # a filesystem without locks: fall back on the age alone
+            return False
+        fcntl.flock(file.fileno(), fcntl.LOCK_UN)
+        return False
+
+
+def _remove_stale_temporaries(target: Path) -> None:
+    """Delete temporary files of earlier saves of ``target`` whose writer is gone: older
+    than ``STALE_AFTER`` and not locked. Only names ``save`` itself makes are touched."""
+    pattern = re.compile(rf"\.{re.escape(target.name)}\.[a-z0-9_]{{8}}\.tmp")
+    cutoff = time.time() - STALE_AFTER
+    try:
+        entries = list(os.scandir(target.parent))
+    except OSError:
+        return
+    for entry in entries:
+        if not pattern.fullmatch(entry.name):
+            continue
+        with contextlib.suppress(OSError):  # gone already, or not ours to remove
+            info = entry.stat(follow_symlinks=False)
+            if entry.is_file(follow_symlinks=False) and info.st_mtime < cutoff:
+                if not _is_locked(entry.path):
+                    os.unlink(entry.path)
 
 
 def _fsync_directory(directory: Path) -> None:
