@@ -144,14 +144,27 @@ def test_a_client_that_disconnects_cancels_its_run_and_the_model_stream(anthropi
     agent = Agent(provider="anthropic", base_url=anthropic_server.url, api_key=SECRET)
     with EventBus.capture("agent.*") as seen, serving(agents={"claude": agent}) as client:
         with client.stream("POST", "/v1/runs/stream", json={"task": "Think"}) as response:
-            kind, data = next(sse(response))
-            assert (kind, data) == ("text", {"text": "thinking "})
+            events = sse(response)  # (kept: closing the reader early would hang up too)
+            assert next(events) == ("text", {"text": "thinking "})
             assert runs_in_progress(client) == 1
         # The model server sees its stream closed: the run was cancelled, not left running.
         assert anthropic_server.wait_disconnects(1, timeout=PROMPTLY)
         wait_idle(client)
     errors = [e.data for e in seen if e.type == "agent.error"]
     assert errors == [{"error": "cancelled", "error_type": "CancelledError"}]
+
+
+def test_a_quiet_stream_is_kept_open_with_comment_lines(monkeypatch):
+    import victor.serve.app
+
+    monkeypatch.setattr(victor.serve.app, "PING_SECONDS", 0.05)
+    agent = Agent(provider=ScriptedProvider(["slow words here"], chunk_delay=0.3))
+    with serving(agents={"slow": agent}) as client:
+        with client.stream("POST", "/v1/runs/stream", json={"task": "go"}) as response:
+            raw = response.read().decode()
+    assert ": ping\n\n" in raw
+    events = list(sse(httpx.Response(200, content=raw.encode())))
+    assert [kind for kind, _ in events] == ["text"] * 3 + ["response", "run_finished"]
 
 
 def test_errors_mid_stream_end_the_stream_with_problem_details():
@@ -416,7 +429,8 @@ def test_request_size_and_concurrent_run_limits(anthropic_server):
         large = client.post("/v1/runs", json={"task": "x" * 5000})
         chunked = client.post("/v1/runs", content=iter([b'{"task": "', b"y" * 5000, b'"}']))
         with client.stream("POST", "/v1/runs/stream", json={"task": "hold"}) as holding:
-            next(sse(holding))
+            events = sse(holding)
+            assert next(events)[0] == "text"
             busy = client.post("/v1/runs", json={"task": "me too"})
         assert anthropic_server.wait_disconnects(1, timeout=PROMPTLY)
         wait_idle(client)

@@ -13,7 +13,7 @@ that disconnects cancels its run, which closes the model's stream.
 import asyncio
 import json
 from collections import OrderedDict
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterator
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -21,8 +21,8 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
-from fastapi.sse import EventSourceResponse, ServerSentEvent
 from starlette.exceptions import HTTPException
+from starlette.responses import StreamingResponse
 
 from .. import __version__
 from .._util import new_id
@@ -44,6 +44,14 @@ from .wire import (
 )
 
 __all__ = ["create_app", "ServerState"]
+
+#: Seconds a stream may stay silent (a long tool call) before a ``: ping`` comment is sent.
+PING_SECONDS = 15.0
+
+STREAM = (
+    "Server-Sent Events, one per event of the run: `event:` its kind, `data:` its JSON; "
+    "the last is `run_finished` (the answer and usage) or `error` (problem details)"
+)
 
 
 @dataclass
@@ -285,14 +293,14 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         "/v1/runs/stream",
         tags=["agents"],
         dependencies=[slot],
-        response_class=EventSourceResponse,
+        response_class=EventStream,
+        response_description=STREAM,
         responses=problems,
     )
-    async def run_stream(body: m.RunRequest, target: AgentTarget) -> AsyncIterable[ServerSentEvent]:
+    async def run_stream(body: m.RunRequest, target: AgentTarget) -> EventStream:
         """Do a task, streaming its events (``Agent.events``): ``text``, ``response``,
         ``tool_started``, ``tool_finished``, then ``run_finished`` (or ``error``)."""
-        async for event in _agent_sse(target[1].events(body.task, body.context)):
-            yield event
+        return _sse(_agent_events(target[1].events(body.task, body.context)))
 
     @app.post("/v1/chat", tags=["agents"], dependencies=[slot], responses=problems)
     async def chat(
@@ -313,18 +321,17 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         "/v1/chat/stream",
         tags=["agents"],
         dependencies=[slot],
-        response_class=EventSourceResponse,
+        response_class=EventStream,
+        response_description=STREAM,
         responses=problems,
     )
     async def chat_stream(
         body: m.ChatRequest,
         conversation: ConversationTarget,
-    ) -> AsyncIterable[ServerSentEvent]:
+    ) -> EventStream:
         """``/v1/chat`` as a stream of events; ``run_finished`` has the ``conversation_id``."""
         events = conversation.agent.events(body.message, remember=True)
-        extra = {"conversation_id": conversation.id}
-        async for event in _agent_sse(events, extra):
-            yield event
+        return _sse(_agent_events(events, {"conversation_id": conversation.id}))
 
     @app.get("/v1/conversations/{conversation_id}", tags=["agents"], responses=problems)
     async def conversation(conversation_id: str) -> m.ConversationOut:
@@ -359,24 +366,22 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         "/v1/teams/runs/stream",
         tags=["teams"],
         dependencies=[slot],
-        response_class=EventSourceResponse,
+        response_class=EventStream,
+        response_description=STREAM,
         responses=problems,
     )
-    async def team_stream(
-        body: m.TeamRunRequest, target: TeamTarget
-    ) -> AsyncIterable[ServerSentEvent]:
+    async def team_stream(body: m.TeamRunRequest, target: TeamTarget) -> EventStream:
         """A team run's events as they happen (``AgentTeam.events``: ``team.*``, and each
         member's ``agent.*``, ``provider.*``, ``tool.*``), then ``run_finished``."""
         name, team = target
-        try:
-            async with aclosing(team.events(body.task, body.context)) as events:
-                async for event in events:
-                    kind, data = encode_bus_event(event)
-                    yield ServerSentEvent(event=kind, raw_data=data)
-            payload = {"team": name, **_team_result(team.last_result)}
-            yield ServerSentEvent(event="run_finished", raw_data=_dumps(payload))
-        except Exception as exc:
-            yield _error_event(exc)
+
+        async def events() -> AsyncIterator[tuple[str, str]]:
+            async with aclosing(team.events(body.task, body.context)) as stream:
+                async for event in stream:
+                    yield encode_bus_event(event)
+            yield "run_finished", _dumps({"team": name, **_team_result(team.last_result)})
+
+        return _sse(events())
 
     @app.post("/v1/workflows/runs", tags=["workflows"], dependencies=[slot], responses=problems)
     async def workflow_run(
@@ -394,25 +399,23 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         "/v1/workflows/runs/stream",
         tags=["workflows"],
         dependencies=[slot],
-        response_class=EventSourceResponse,
+        response_class=EventStream,
+        response_description=STREAM,
         responses=problems,
     )
-    async def workflow_stream(
-        body: m.WorkflowRunRequest, target: WorkflowTarget
-    ) -> AsyncIterable[ServerSentEvent]:
+    async def workflow_stream(body: m.WorkflowRunRequest, target: WorkflowTarget) -> EventStream:
         """A workflow's events (``workflow.step`` and each step's ``agent.*``,
         ``provider.*``, ``tool.*``), then ``run_finished`` with every step's output."""
         name, agent = target
-        outcome: dict[str, Any] = {}
-        try:
-            async with aclosing(_workflow(agent, body.workflow, body.input, outcome)) as events:
-                async for event in events:
-                    kind, data = encode_bus_event(event)
-                    yield ServerSentEvent(event=kind, raw_data=data)
-            payload = {"workflow": body.workflow, "agent": name, **outcome}
-            yield ServerSentEvent(event="run_finished", raw_data=_dumps(payload))
-        except Exception as exc:
-            yield _error_event(exc)
+
+        async def events() -> AsyncIterator[tuple[str, str]]:
+            outcome: dict[str, Any] = {}
+            async with aclosing(_workflow(agent, body.workflow, body.input, outcome)) as stream:
+                async for event in stream:
+                    yield encode_bus_event(event)
+            yield "run_finished", _dumps({"workflow": body.workflow, "agent": name, **outcome})
+
+        return _sse(events())
 
     _add_agui(app, catalog, slot, problems)
     if mcp_endpoint is not None:
@@ -439,22 +442,102 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
 # -- streams ---------------------------------------------------------------------------
 
 
-async def _agent_sse(
-    events: AsyncIterator[Any], extra: dict[str, Any] | None = None
-) -> AsyncIterator[ServerSentEvent]:
-    """An agent's stream events as SSE, ``extra`` added to ``run_finished``."""
+class EventStream(StreamingResponse):
+    """A ``text/event-stream`` response (its media type is what OpenAPI shows) of events
+    written as they come, several at once when several are ready (see ``_batched``)."""
+
+    media_type = "text/event-stream"
+
+    def __init__(self, content: AsyncIterator[bytes], status_code: int = 200) -> None:
+        # no-cache, and no buffering by proxies (nginx), so each event goes out at once.
+        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        super().__init__(_batched(content), status_code, headers=headers)
+
+
+def _sse(events: AsyncIterator[tuple[str, str]]) -> EventStream:
+    """A Server-Sent Events response: one ``event:``/``data:`` pair per (name, JSON) item,
+    and on failure an ``error`` event with problem details.
+
+    Not FastAPI's generator path (``EventSourceResponse``): it adds two tasks, two memory
+    streams and a timer per event for its keep-alive pings, several times the cost of the
+    event itself (bench/http_api.py). JSON never holds a raw newline, so one ``data:``
+    line is enough.
+    """
+
+    async def encoded() -> AsyncIterator[bytes]:
+        try:
+            async with aclosing(events):
+                async for kind, data in events:
+                    yield f"event: {kind}\ndata: {data}\n\n".encode()
+        except Exception as exc:
+            problem = problem_for(exc).json().decode()
+            yield f"event: error\ndata: {problem}\n\n".encode()
+
+    return EventStream(encoded())
+
+
+async def _batched(chunks: AsyncIterator[bytes], limit: int = 1 << 16) -> AsyncIterator[bytes]:
+    """``chunks`` joined into one write when several are ready at once, and a comment
+    line (``: ping``) after ``PING_SECONDS`` idle so proxies keep a quiet stream open.
+
+    A model's stream arrives a few packets at a time, each holding many events; writing
+    each event on its own costs a send through every middleware and a syscall, and the
+    client a read, per event. A task reads ahead (at most ``limit`` bytes) while the
+    response writes what is there. Closing this generator (the client went away) cancels
+    that task, which closes the run and the model's stream.
+    """
+    loop = asyncio.get_running_loop()
+    pending: list[bytes] = []
+    size = 0
+    ready = asyncio.Event()
+    room = asyncio.Event()
+    room.set()
+    done = False
+
+    async def read_ahead() -> None:
+        nonlocal size, done
+        try:
+            async with aclosing(chunks):
+                async for chunk in chunks:
+                    pending.append(chunk)
+                    size += len(chunk)
+                    ready.set()
+                    if size >= limit:
+                        room.clear()
+                        await room.wait()
+        finally:
+            done = True
+            ready.set()
+
+    reader = asyncio.create_task(read_ahead())
     try:
-        async with aclosing(events):
-            async for event in events:
-                more = extra if extra and event.kind == "run_finished" else None
-                kind, data = encode_event(event, more)
-                yield ServerSentEvent(event=kind, raw_data=data)
-    except Exception as exc:
-        yield _error_event(exc)
+        while pending or not done:
+            if not pending:
+                timer = loop.call_later(PING_SECONDS, ready.set)
+                await ready.wait()
+                ready.clear()
+                timer.cancel()
+                if not pending and not done:
+                    yield b": ping\n\n"
+                continue
+            out = b"".join(pending)
+            pending.clear()
+            size = 0
+            room.set()
+            yield out
+        await reader  # re-raises what the reader could not turn into an event
+    finally:
+        if not reader.done():
+            reader.cancel()
 
 
-def _error_event(exc: BaseException) -> ServerSentEvent:
-    return ServerSentEvent(event="error", raw_data=problem_for(exc).json().decode())
+async def _agent_events(
+    events: AsyncIterator[Any], extra: dict[str, Any] | None = None
+) -> AsyncIterator[tuple[str, str]]:
+    """An agent's stream events as (name, JSON), ``extra`` added to ``run_finished``."""
+    async with aclosing(events):
+        async for event in events:
+            yield encode_event(event, extra if extra and event.kind == "run_finished" else None)
 
 
 def _dumps(value: Any) -> str:
@@ -529,16 +612,19 @@ def _add_agui(app: FastAPI, catalog: Catalog, slot: Any, problems: dict[int, Any
         "/v1/agui/{agent}",
         tags=["ag-ui"],
         dependencies=[slot],
-        response_class=EventSourceResponse,
+        response_class=EventStream,
+        response_description=STREAM,
         responses=problems,
     )
-    async def agui(
-        agent: str, body: RunAgentInput, view: AguiAgent
-    ) -> AsyncIterable[ServerSentEvent]:
+    async def agui(agent: str, body: RunAgentInput, view: AguiAgent) -> EventStream:
         """Run the agent for an AG-UI front end (``RunAgentInput`` in, AG-UI events out)."""
-        async with aclosing(agui_events(view, body)) as events:
-            async for event in events:
-                yield ServerSentEvent(raw_data=event.model_dump_json(by_alias=True))
+
+        async def events() -> AsyncIterator[bytes]:
+            async with aclosing(agui_events(view, body)) as stream:
+                async for event in stream:
+                    yield f"data: {event.model_dump_json(by_alias=True)}\n\n".encode()
+
+        return EventStream(events())
 
 
 def _mcp(settings: ServeSettings, catalog: Catalog) -> tuple[Any, Any]:
