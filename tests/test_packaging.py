@@ -4,6 +4,7 @@ bring what victor imports."""
 from __future__ import annotations
 
 import re
+import subprocess
 import sys
 from importlib import resources
 from pathlib import Path
@@ -45,3 +46,18 @@ def test_the_anthropic_lower_bound_brings_the_http_library_victor_imports():
     floor = min(Version(s.version) for s in specifiers if s.operator in (">=", ">"))
     if re.search(r"^\s*import httpx2\b", source, re.M):
         assert floor >= Version("1.0"), f"anthropic>={floor} may come without httpx2"
+
+
+def test_the_browser_test_is_collected_without_the_browser_extra():
+    # The dev extra has no playwright: the suite must still collect (the browser test is
+    # skipped, naming the extra); CI installs the browser extra, so there it runs.
+    code = (
+        "import sys; sys.modules['playwright'] = None; import pytest; "
+        "sys.exit(pytest.main(['--collect-only', '-q', '-rs', '-p', 'no:cacheprovider', "
+        "'-o', 'addopts=', 'tests/test_browser.py']))"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode in (0, 5), run.stdout + run.stderr  # 5: nothing left to run
+    assert 'pip install "victor-ai[browser]"' in run.stdout
