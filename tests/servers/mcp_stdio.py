@@ -6,6 +6,7 @@ It logs to stderr (as stdio servers do), so tests can see that output reach the 
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
@@ -14,7 +15,12 @@ from mcp.server.mcpserver.exceptions import ToolError
 
 
 def build(name: str = "demo") -> MCPServer:
-    server = MCPServer(name)
+    # MCPServer() calls logging.basicConfig; keep the test process's logging as it was.
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    server = MCPServer(name, log_level="WARNING")
+    root.setLevel(level)
+    root.handlers[:] = handlers
 
     @server.tool()
     def add(a: int, b: int) -> int:
