@@ -214,6 +214,8 @@ async def test_a_file_that_is_not_gguf_names_the_path(tmp_path):
     ("settings", "message"),
     [
         ({"bogus": 1}, "unknown setting.*bogus"),
+        ({"n_thread": 2}, r"Did you mean 'n_threads'\?[^{]*$"),
+        ({"extra_body": {"top_k": 5}}, "unknown setting.*extra_body"),
         ({"tool_choice": "always"}, "tool_choice='always' is invalid"),
         ({"base_url": "http://127.0.0.1:8080"}, "does not apply to the local provider"),
     ],

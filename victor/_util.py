@@ -133,4 +133,5 @@ def unknown_setting(name: str, where: str, groups: Mapping[str, Iterable[str]], 
     name by group (``{"Agent settings": [...], "anthropic API parameters": [...]}``)."""
     known = [n for names in groups.values() for n in names]
     listed = "; ".join(f"{group}: {', '.join(sorted(names))}" for group, names in groups.items())
-    return f"{where} got an unknown setting {name!r}.{did_you_mean(name, known)} {listed}. {hint}"
+    message = f"{where} got an unknown setting {name!r}.{did_you_mean(name, known)} {listed}."
+    return f"{message} {hint}" if hint else message

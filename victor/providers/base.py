@@ -128,6 +128,8 @@ class Provider(ABC):
     default_model: ClassVar[str] = ""
     #: The API parameters this provider passes on by name (None: it checks its own).
     api_options: ClassVar[frozenset[str] | None] = None
+    #: Whether ``extra_body`` & co. mean something (not for an in-process model).
+    takes_extra_body: ClassVar[bool] = True
     #: Environment variables that configure the provider, by setting name.
     api_key_env: ClassVar[str | None] = None
     base_url_env: ClassVar[str | None] = None
@@ -394,7 +396,9 @@ def check_options(
                 where or f"{cls.__name__}()",
                 groups,
                 f"To send a field the list does not have, pass it on purpose: "
-                f"extra_body={{{name!r}: ...}}",
+                f"extra_body={{{name!r}: ...}}"
+                if cls.takes_extra_body
+                else "",
             )
         )
 

@@ -102,6 +102,10 @@ class LocalProvider(Provider):
     name = "local"
     default_model = BUNDLED_MODEL
     native_output = True  # a grammar from the output schema
+    # Settings named here get the base class's "did you mean"; local's own check below
+    # refuses extra_body & co., which mean nothing to an in-process model.
+    api_options = LOAD_OPTIONS | REQUEST_OPTIONS | frozenset({"tool_choice"})
+    takes_extra_body = False
 
     def __init__(self, model: str | os.PathLike[str] | None = None, **settings: Any) -> None:
         super().__init__(str(model) if model is not None else None, **settings)
