@@ -200,14 +200,21 @@ def test_a_sync_cell_waits_for_the_approve_click(kernel, workspace):
     assert card.startswith("[Approved]") and "+notes.md text" in card  # the diff was shown
 
 
-def test_an_awaiting_cell_gets_the_deny_click(kernel, workspace):
-    """Top-level await: the cell awaits on the kernel's loop; ipykernel 7.4+ hands it the
-    comm message (victor does not block the loop)."""
+@pytest.mark.parametrize("kernel_reads_comms", [True, False])
+def test_an_awaiting_cell_gets_the_deny_click(kernel, workspace, kernel_reads_comms):
+    """Top-level await: the cell awaits on the kernel's loop. ipykernel 7.4+ hands it the
+    comm message itself; before 7.4 (simulated here) victor blocks the loop and reads it."""
     execution = kernel.run(
         f"""
-        agent = writer({str(workspace)!r}, ["evil.py"])
-        print(await agent.run("write it"))
-        print(results(agent))
+        import victor.notebook.approval as approval
+        original = approval._comms_reach_awaiting_cells
+        approval._comms_reach_awaiting_cells = lambda: {kernel_reads_comms}
+        try:
+            agent = writer({str(workspace)!r}, ["evil.py"])
+            print(await agent.run("write it"))
+            print(results(agent))
+        finally:
+            approval._comms_reach_awaiting_cells = original
         """,
         press=lambda buttons: "Deny",
     )
@@ -259,7 +266,8 @@ def test_cells_queued_behind_a_waiting_card_run_after_it_in_order(kernel, worksp
         nonlocal second, third
         second = kernel.send(f"print('second', Path({str(workspace / 'x.txt')!r}).exists())")
         third = kernel.send("print('third')")
-        time.sleep(0.5)  # both requests reach the kernel while the first cell still waits
+        # Sent on the same shell socket before the click, so they reach the waiting
+        # kernel before it: the click cannot overtake them.
         return "Approve"
 
     kernel.wait(first, press=press)
