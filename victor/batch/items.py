@@ -115,8 +115,7 @@ class ItemContext:
     #: The item's position in the batch's input.
     index: int
     usage: Usage = field(default_factory=Usage)
-    #: Ray: events waiting to be sent to the driver (None: nobody forwards them).
-    outbox: list[tuple[Any, ...]] | None = None
+    #: Model responses seen (their usage is in ``usage``).
     responses: int = 0
 
 
@@ -126,26 +125,14 @@ current_item: contextvars.ContextVar[ItemContext | None] = contextvars.ContextVa
 
 
 def attribute(owner: object, event: Event) -> ItemContext | None:
-    """The item of ``owner`` that emitted ``event`` (None: not one of its items), with the
-    event counted: a model response's usage added, the event queued to forward."""
+    """The item of ``owner`` that emitted ``event`` (None: not one of its items), with a
+    model response's usage counted."""
     context = current_item.get()
     if context is None or context.owner is not owner:
         return None
     if event.type == "provider.response":
         context.responses += 1
         context.usage += Usage(**(event.data.get("usage") or {}))
-    if context.outbox is not None:
-        context.outbox.append(
-            (
-                event.type,
-                event.data,
-                event.run_id,
-                event.agent,
-                event.parent,
-                event.timestamp,
-                event.id,
-            )
-        )
     return context
 
 
@@ -308,12 +295,11 @@ async def run_item(
     retries: int = 0,
     timeout: float | None = None,
     retry_delay: float = 1.0,
-    outbox: list[tuple[Any, ...]] | None = None,
 ) -> BatchResult:
     """Run one item to a result: an exception is the result's error (after ``retries``
     more attempts, backing off from ``retry_delay`` seconds), never raised; cancellation
     is. A ``ConfigurationError`` is not retried: trying again cannot fix a setting."""
-    context = ItemContext(owner=owner, index=work.index, outbox=outbox)
+    context = ItemContext(owner=owner, index=work.index)
     started = perf_counter()
     attempts = 0
     with bound(current_item, context), scope(run_scope):

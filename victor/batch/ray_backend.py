@@ -5,13 +5,16 @@
     results = await batch(items, agent, backend="ray", workers=8, concurrency=64)
 
 Each of ``workers`` actors is one process that unpickles the agent (team, function) once
-and runs many items on its event loop, so a local model is loaded once per actor, not
-once per item. The driver hands each item to the least busy actor and follows it through a
-Ray streaming generator: the item's events (agent, provider, tool and team events; not
-tokens) come back every ``FLUSH_INTERVAL`` seconds and are emitted on the driver's bus, so
-the progress bar, timelines and tracing work as with the local backend; its result comes
-last. Cancelling the batch cancels the items in the actors (their streams are closed),
-then the actors are stopped; a finished batch stops them too.
+and runs many items as tasks of its event loop, so a local model is loaded once per actor,
+not once per item. The driver keeps ``concurrency`` items in flight, handing the next ones
+to the least busy actor as results come back (one ``submit`` call per actor and batch of
+items), and reads one Ray streaming generator per actor: the events (agent, provider, tool
+and team events; not tokens) and results of whatever finished since its last message, so
+messages coalesce under load, and at least every ``FLUSH_INTERVAL`` seconds while events
+wait. The events are emitted on the driver's bus, so the progress bar, timelines and
+tracing work as with the local backend. Cancelling the batch cancels the items in the
+actors (their streams are closed), then the actors are stopped; a finished batch stops
+them too. An actor that dies fails its items in flight; the others take the rest.
 
 API keys are not pickled with the agent: a key given as ``api_key=`` and the provider
 variables set on the driver (``ANTHROPIC_API_KEY``, ``OPENAI_BASE_URL``, ...) reach the
@@ -25,15 +28,15 @@ from __future__ import annotations
 
 import asyncio
 import io
-import math
 import os
 import threading
 import weakref
+from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from ..core.events import EventBus, EventScope
-from ..errors import ConfigurationError, VictorError
+from ..errors import ConfigurationError
 from ..providers.base import Provider, available_providers, get_provider_class
 from .core import Batch, Hooks, _all_or_cancel
 from .items import BatchResult, Work, attribute, run_item
@@ -93,13 +96,14 @@ class RayBackend:
         workers = batch.workers or _cluster_cpus(ray)
         workers = max(1, min(workers, len(pending), batch.concurrency))
         runtime_env = dict(options.pop("runtime_env", None) or {})
-        runtime_env["env_vars"] = {**env, **(runtime_env.get("env_vars") or {})}
+        if env:  # only then: an actor with its own environment takes seconds longer to start
+            runtime_env["env_vars"] = {**env, **(runtime_env.get("env_vars") or {})}
         actor_options = {
             "num_cpus": 1,
-            # Its share of the items in flight, plus room for the driver's idle() call.
-            "max_concurrency": math.ceil(batch.concurrency / workers) + 2,
+            # Items run as tasks of the actor's loop; calls are few: submit, results, stop.
+            "max_concurrency": 8,
             **options,
-            "runtime_env": runtime_env,
+            **({"runtime_env": runtime_env} if runtime_env else {}),
         }
         from ..telemetry import trace_carrier
 
@@ -112,94 +116,168 @@ class RayBackend:
             "run_id": batch.scope.run_id,
             "name": batch.scope.agent,
             "parent": batch.scope.parent,
+            "carrier": carrier,
         }
         target = ray.put(blob)
         actor_class = ray.remote(BatchActor)
         self.actors = actors = [
             actor_class.options(**actor_options).remote(target, settings) for _ in range(workers)
         ]
-        load = [0] * workers
-        queue = iter(pending)
-        cancelled = False
-
-        async def drive() -> None:
-            for work in queue:  # shared: each driver takes the next item
-                slot = min(range(workers), key=load.__getitem__)
-                load[slot] += 1
-                hooks.started(work.index)
-                try:
-                    result = await self._follow(actors[slot], work, carrier, hooks)
-                finally:
-                    load[slot] -= 1
-                hooks.finished(result)
-
+        dispatch = _Dispatch(actors, pending, batch.concurrency, hooks)
+        finished = False
         try:
-            await _all_or_cancel([drive() for _ in range(min(batch.concurrency, len(pending)))])
-        except BaseException:
-            cancelled = True
-            raise
+            dispatch.top_up()
+            await _all_or_cancel([dispatch.follow(i) for i in range(workers)])
+            dispatch.fail_the_rest()
+            finished = True
         finally:
-            await self._stop(ray, actors, graceful=cancelled)
+            await self._stop(ray, actors, graceful=not finished)
             self.actors = []
 
-    async def _follow(
-        self, actor: Any, work: Work, carrier: dict[str, str], hooks: Hooks
-    ) -> BatchResult:
-        """Relay one item's events from its actor; return its result."""
+    async def _stop(self, ray: Any, actors: list[Any], *, graceful: bool) -> None:
+        """Stop the actors; after a cancellation, first let their items unwind."""
+        if graceful and actors:
+            stops = [asyncio.ensure_future(_awaited(actor.stop.remote())) for actor in actors]
+            await asyncio.wait(stops, timeout=CANCEL_GRACE)
+            for stop in stops:
+                stop.cancel()
+        for actor in actors:
+            ray.kill(actor, no_restart=True)
+
+
+class _Dispatch:
+    """The driver's side of a Ray batch: which actor runs which item, topped up to
+    ``concurrency`` items in flight as results come back, the least busy actor first."""
+
+    def __init__(
+        self, actors: list[Any], pending: list[Work], concurrency: int, hooks: Hooks
+    ) -> None:
+        self.actors = actors
+        self.queue = deque(pending)
+        self.concurrency = concurrency
+        self.hooks = hooks
+        #: Items in flight on each actor, by index; None once the actor is gone.
+        self.assigned: list[dict[int, Work] | None] = [{} for _ in actors]
+        self.in_flight = 0
+        self.failure = "no Ray actor was left to run it"
+        #: Set when no item is in flight and none is left to hand out.
+        self.done = asyncio.Event()
+
+    def top_up(self) -> None:
+        """Hand out items until ``concurrency`` are in flight: one ``submit`` per actor."""
+        batches: dict[int, list[Work]] = {}
+        while self.queue and self.in_flight < self.concurrency:
+            live = [i for i, a in enumerate(self.assigned) if a is not None]
+            if not live:
+                return
+            slot = min(live, key=lambda i: len(self.assigned[i] or ()))
+            work = self.queue.popleft()
+            self.assigned[slot][work.index] = work  # type: ignore[index]
+            self.in_flight += 1
+            self.hooks.started(work.index)
+            batches.setdefault(slot, []).append(work)
+        for slot, works in batches.items():
+            self.actors[slot].submit.remote(works)
+
+    async def follow(self, slot: int) -> None:
+        """Relay actor ``slot``'s events and results until the batch is done or the actor
+        is gone."""
         ray = _ray()
-        stream = actor.run.remote(work, carrier)
+        stream = self.actors[slot].results.remote()
         bus = EventBus.default()
+        hooks = self.hooks
         try:
-            async for ref in stream:
-                events, result = await ref
-                for type, data, run_id, agent, parent, timestamp, event_id in events:
+            while not self.done.is_set():
+                message = asyncio.ensure_future(_next(stream))
+                finished = asyncio.ensure_future(self.done.wait())
+                try:
+                    await asyncio.wait({message, finished}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    finished.cancel()
+                    if not message.done():
+                        message.cancel()
+                if not message.done() or message.cancelled():
+                    break  # every item is done: nothing more will come
+                events, results = message.result()
+                for index, type, data, run_id, agent, parent, timestamp, event_id in events:
                     bus.emit(
                         type, data, run_id=run_id, agent=agent, parent=parent,
                         timestamp=timestamp, id=event_id,
                     )  # fmt: skip
                     if type == "provider.response":
-                        hooks.response(work.index, data.get("usage") or {})
-                if result is not None:
-                    return result
+                        hooks.response(index, data.get("usage") or {})
+                for result in results:
+                    self._finished(slot, result)
+                self.top_up()
         except asyncio.CancelledError:
             ray.cancel(stream)
             raise
-        except ray.exceptions.RayError as exc:  # the actor died or could not start
-            return BatchResult(
-                index=work.index,
-                item=work.item,
-                error=str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
-                error_type=type(exc).__name__,
-                attempts=1,
-                key=work.key,
-            )
-        raise VictorError(f"the Ray actor running item {work.index} ended without a result")
+        except (ray.exceptions.RayError, StopAsyncIteration) as exc:  # the actor is gone
+            text = str(exc).strip()
+            self.failure = text.splitlines()[0] if text else type(exc).__name__
+            lost = self.assigned[slot] or {}
+            self.assigned[slot] = None
+            for work in list(lost.values()):
+                self.in_flight -= 1
+                hooks.finished(_failed(work, self.failure, type(exc).__name__))
+            self.top_up()  # the other actors take over what is left
+            self._check_done()
 
-    async def _stop(self, ray: Any, actors: list[Any], *, graceful: bool) -> None:
-        """Stop the actors; after a cancellation, first give the items time to unwind."""
-        if graceful and actors:
-            waits = [asyncio.ensure_future(_awaited(actor.idle.remote())) for actor in actors]
-            await asyncio.wait(waits, timeout=CANCEL_GRACE)
-            for wait in waits:
-                wait.cancel()
-        for actor in actors:
-            ray.kill(actor, no_restart=True)
+    def fail_the_rest(self) -> None:
+        """Items no actor could take (every actor died) end as failures too."""
+        while self.queue:
+            work = self.queue.popleft()
+            self.hooks.started(work.index)
+            self.hooks.finished(_failed(work, self.failure, "RayActorError"))
+
+    def _finished(self, slot: int, result: BatchResult) -> None:
+        assigned = self.assigned[slot]
+        if assigned is not None and assigned.pop(result.index, None) is not None:
+            self.in_flight -= 1
+            self.hooks.finished(result)
+            self._check_done()
+
+    def _check_done(self) -> None:
+        if self.in_flight == 0 and (not self.queue or all(a is None for a in self.assigned)):
+            self.done.set()
+
+
+def _failed(work: Work, message: str, error_type: str) -> BatchResult:
+    return BatchResult(
+        index=work.index,
+        item=work.item,
+        error=message,
+        error_type=error_type,
+        attempts=1,
+        key=work.key,
+    )
 
 
 async def _awaited(ref: Any) -> Any:
     return await ref
 
 
+async def _next(stream: Any) -> Any:
+    """The next message of a Ray streaming generator."""
+    return await (await stream.__anext__())
+
+
 def _cluster_cpus(ray: Any) -> int:
     return max(1, int(ray.cluster_resources().get("CPU", 1)))
 
 
-# -- the actor -----------------------------------------------------------------------------
+# -- the actor ------------------------------------------------------------------------------
 
 
 class BatchActor:
     """One Ray actor process: the batch's agent, unpickled once, running many items at a
-    time on its event loop (``ray.remote`` is applied by ``RayBackend``)."""
+    time as tasks of its event loop (``ray.remote`` is applied by ``RayBackend``).
+
+    The driver sends items with ``submit`` and reads one long ``results`` stream: the
+    events and results of whatever finished since the last message, sent as soon as
+    something finished (so messages coalesce under load) and at least every
+    ``FLUSH_INTERVAL`` seconds while events wait.
+    """
 
     def __init__(self, blob: bytes, settings: Mapping[str, Any]) -> None:
         import pickle
@@ -210,41 +288,59 @@ class BatchActor:
         self.scope = EventScope(
             bus, run_id=settings["run_id"], agent=settings["name"], parent=settings["parent"]
         )
-        self.running: set[asyncio.Future[Any]] = set()
+        self.running: set[asyncio.Future[BatchResult]] = set()
+        self.done: list[BatchResult] = []
+        #: Events of the items, tagged with the item's index, waiting to be sent.
+        self.outbox: list[tuple[Any, ...]] = []
+        self._wake: asyncio.Event | None = None
         for pattern in FORWARDED:
             bus.subscribe(pattern, self._observe)
 
     def _observe(self, event: Any) -> None:
-        attribute(self, event)  # queued in the item's outbox
+        context = attribute(self, event)
+        if context is not None:
+            self.outbox.append(
+                (context.index, event.type, event.data, event.run_id, event.agent,
+                 event.parent, event.timestamp, event.id)
+            )  # fmt: skip
 
-    async def run(
-        self, work: Work, carrier: dict[str, str]
-    ) -> AsyncIterator[tuple[list[Any], Any]]:
-        """Run one item; yield ``(events, None)`` while it runs, then ``(events, result)``."""
-        outbox: list[tuple[Any, ...]] = []
-        task = asyncio.ensure_future(self._item(work, carrier, outbox))
-        self.running.add(task)
-        try:
-            while True:
-                done, _ = await asyncio.wait({task}, timeout=FLUSH_INTERVAL)
-                if done:
-                    break
-                if outbox:
-                    events = outbox[:]
-                    outbox.clear()
-                    yield events, None
-            yield outbox[:], task.result()
-        finally:
-            if not task.done():  # cancelled by the driver: let the item unwind first
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
-            self.running.discard(task)
+    def _wake_up(self) -> asyncio.Event:
+        if self._wake is None:  # made on the actor's loop, on first use
+            self._wake = asyncio.Event()
+        return self._wake
 
-    async def _item(self, work: Work, carrier: dict[str, str], outbox: list[Any]) -> BatchResult:
+    async def submit(self, works: list[Work]) -> None:
+        """Start running ``works``; their results come through ``results``."""
+        for work in works:
+            task = asyncio.ensure_future(self._item(work))
+            self.running.add(task)
+            task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Future[BatchResult]) -> None:
+        self.running.discard(task)
+        if not task.cancelled():  # run_item returns every failure as a result
+            self.done.append(task.result())
+            self._wake_up().set()
+
+    async def results(self) -> AsyncIterator[tuple[list[Any], list[BatchResult]]]:
+        """Yield ``(events, results)`` as items finish, for as long as the batch runs."""
+        wake = self._wake_up()
+        while True:
+            try:
+                await asyncio.wait_for(wake.wait(), FLUSH_INTERVAL)
+            except asyncio.TimeoutError:
+                pass
+            wake.clear()
+            if self.done or self.outbox:
+                events, self.outbox = self.outbox, []
+                done, self.done = self.done, []
+                yield events, done
+
+    async def _item(self, work: Work) -> BatchResult:
         from ..telemetry import attached
 
         settings = self.settings
-        with attached(carrier):  # code in the actor that traces itself joins the trace
+        with attached(settings["carrier"]):  # code here that traces itself joins the trace
             return await run_item(
                 self.call,
                 work,
@@ -253,13 +349,14 @@ class BatchActor:
                 retries=settings["retries"],
                 timeout=settings["timeout"],
                 retry_delay=settings["retry_delay"],
-                outbox=outbox,
             )
 
-    async def idle(self) -> None:
-        """Return once no item is running here."""
-        while self.running:
-            await asyncio.sleep(0.05)
+    async def stop(self) -> None:
+        """Cancel every running item and wait until they have unwound."""
+        running = list(self.running)
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
 
     def pid(self) -> int:
         return os.getpid()
