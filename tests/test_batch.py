@@ -556,3 +556,8 @@ def test_victor_batch_is_a_lazy_export():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.split() == ["True", "evaluate"]
+
+
+def test_from_sync_code_with_run_sync():
+    results = victor.run_sync(victor.batch(["a", "b"], shouting(), progress=False).run())
+    assert results.outputs == ["A", "B"]

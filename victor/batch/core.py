@@ -178,7 +178,7 @@ class Batch:
         self._ran = False
 
     def __await__(self) -> Generator[Any, None, BatchResults]:
-        return self._all().__await__()
+        return self.run().__await__()
 
     def __aiter__(self) -> AsyncIterator[BatchResult]:
         return self._run()
@@ -189,7 +189,9 @@ class Batch:
             f"concurrency={self.concurrency})"
         )
 
-    async def _all(self) -> BatchResults:
+    async def run(self) -> BatchResults:
+        """Run every item; return the results in input order (``await batch`` does this;
+        ``victor.run_sync(batch(...).run())`` runs it from sync code)."""
         async with aclosing(self._run()) as results:
             async for _ in results:
                 pass

@@ -121,14 +121,16 @@ async def evaluate(
     progress: bool | None = None,
     backend: Backend = "local",
     workers: int | None = None,
+    ray_options: Mapping[str, Any] | None = None,
     name: str | None = None,
 ) -> Evaluation:
     """Run ``agent`` over ``dataset`` and score every output; ``agent`` may be a dict of
     variants (``{"v1": agent_a, "v2": agent_b}``) to compare side by side.
 
     Each variant is one ``batch`` (same options: ``prompt``, ``concurrency``, ``retries``,
-    ``timeout``, ``progress``, ``backend``...); with ``checkpoint="eval.jsonl"`` variant
-    ``v1`` keeps its results in ``eval.v1.jsonl``, so a rerun resumes each variant.
+    ``timeout``, ``progress``, ``backend``, ``workers``, ``ray_options``); with
+    ``checkpoint="eval.jsonl"`` variant ``v1`` keeps its results in ``eval.v1.jsonl``, so a
+    rerun resumes each variant. Scoring runs here, ``concurrency`` scorers at a time.
     """
     items = list(dataset)
     variants = dict(agent) if isinstance(agent, Mapping) else {_label(agent, name): agent}
@@ -148,6 +150,7 @@ async def evaluate(
             progress=progress,
             backend=backend,
             workers=workers,
+            ray_options=ray_options,
             name=label,
         )
     evaluation = Evaluation(
