@@ -200,3 +200,22 @@ def _alive(pid: int) -> bool:
     except (FileNotFoundError, IndexError):
         return False
     return state != "Z"  # a zombie has exited already
+
+
+async def test_shipping_leaves_out_keys_connections_and_loaded_models():
+    import pickle
+    import threading
+
+    remote = Agent(provider="anthropic", api_key=KEY, base_url="http://127.0.0.1:9")
+    remote.provider.client()  # a live SDK client for this loop: not for another process
+    local = Agent(provider="local", name="embedded")
+    blob, keys = ship([remote, local])
+    assert KEY.encode() not in blob and keys == {"ANTHROPIC_API_KEY": KEY}
+    shipped_remote, shipped_local = pickle.loads(blob)
+    assert shipped_remote.provider._api_key is None and len(shipped_remote.provider._clients) == 0
+    assert shipped_remote.provider.base_url == "http://127.0.0.1:9"
+    assert shipped_remote.bus is EventBus.default()  # the receiving process's own bus
+    # The local model is loaded by the receiving process, once, on first use.
+    assert shipped_local.provider._shared is None and shipped_local.provider._release is None
+    assert isinstance(shipped_local.provider._loading, type(threading.Lock()))
+    assert shipped_local.provider.load_settings == local.provider.load_settings
