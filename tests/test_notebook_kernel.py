@@ -179,3 +179,37 @@ async def test_interrupt_cancels_the_request_on_the_server(anthropic_server, mon
     assert [(m["role"]) for m in third["messages"]] == ["user", "assistant", "user"]
     assert "Third answer." in nb.cells[3].outputs[0].data["text/markdown"]
     assert "sk-ant-kernel-test" not in nbformat.writes(nb)
+
+
+def test_team_run_sync_shows_its_timeline_in_its_own_cell():
+    # run_sync works on victor's loop thread; the timeline must still be displayed (and
+    # updated) by the cell's own thread, so its output belongs to that cell.
+    nb = notebook(
+        """
+        import asyncio
+        from victor import AgentTeam, run_sync
+        from victor.testing import ScriptedProvider
+        run_sync(asyncio.sleep(0))  # victor's loop thread starts in this cell
+        """,
+        """
+        team = AgentTeam.pipeline(["writer", "editor"], name="desk")
+        team.provider = ScriptedProvider(["draft", "final text"], chunk_delay=0.01)
+        result = team.run_sync("Write", display=True)
+        """,
+        """
+        print(result.answer)
+        """,
+    )
+    client = RecordingClient(nb, resources={"metadata": {"path": str(REPO)}})
+    client.execute()
+    [shown] = client.of_type(1, "display_data")
+    updates = client.of_type(1, "update_display_data")
+    assert updates, "the timeline follows the run"
+    display_id = shown["content"]["transient"]["display_id"]
+    assert {u["content"]["transient"]["display_id"] for u in updates} == {display_id}
+    assert "team 'desk' · completed" in updates[-1]["content"]["data"]["text/plain"]
+    for other in (0, 2):
+        assert not client.of_type(other, "display_data", "update_display_data")
+    (saved,) = nb.cells[1].outputs
+    assert "team 'desk' · completed" in saved.data["text/plain"]
+    assert nb.cells[2].outputs[0].text == "final text\n"

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.events import Event, EventBus
+from .runner import call_in_main
 
 __all__ = ["TeamTimeline", "Bar", "Marker"]
 
@@ -134,9 +135,15 @@ class TeamTimeline:
         if get_ipython() is None:
             self._print_at_close = True
             return
-        handle = display(self._repr_mimebundle_(), raw=True, display_id=self._bus is not None)
-        if self._bus is not None and handle is not None:
-            self._handles.append(handle)
+
+        def show_here() -> None:
+            handle = display(self._repr_mimebundle_(), raw=True, display_id=self._bus is not None)
+            if self._bus is not None and handle is not None:
+                self._handles.append(handle)
+
+        # From run_sync's loop thread, display on the cell's thread (as StreamView does):
+        # output sent from another thread can land in the wrong cell.
+        call_in_main(show_here)
 
     def _ipython_display_(self) -> None:
         self.show()
@@ -177,9 +184,13 @@ class TeamTimeline:
             return
         self._last_flush = time.monotonic()
         self.updates += 1
-        bundle = self._repr_mimebundle_()
-        for handle in self._handles:
-            handle.update(bundle, raw=True)
+        bundle, handles = self._repr_mimebundle_(), list(self._handles)
+
+        def update() -> None:
+            for handle in handles:
+                handle.update(bundle, raw=True)
+
+        call_in_main(update)
 
     # -- the model built from events ---------------------------------------------------
 
