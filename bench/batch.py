@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import os
 import secrets
+import shutil
 import statistics
 import tempfile
 import time
@@ -138,6 +139,7 @@ async def bench_ray(url: str, args: argparse.Namespace) -> None:
         )
     finally:
         ray.shutdown()
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def main() -> None:

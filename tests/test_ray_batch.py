@@ -58,14 +58,14 @@ def ray_cluster():
         _system_config={"enable_worker_prestart": False, "prestart_worker_first_driver": False},
     )
     try:
-        ray.init(**settings)
-    except Exception as exc:  # noqa: BLE001
-        # Ray gives its raylet a fixed 30 s to register; on two busy cores that can pass.
-        if "timed out during startup" not in str(exc):
-            raise
-        ray.shutdown()
-        ray.init(**settings)
-    try:
+        try:
+            ray.init(**settings)
+        except Exception as exc:  # noqa: BLE001
+            # Ray gives its raylet a fixed 30 s to register; on two busy cores that can pass.
+            if "timed out during startup" not in str(exc):
+                raise
+            ray.shutdown()
+            ray.init(**settings)
         yield
     finally:
         ray.shutdown()
