@@ -6,7 +6,7 @@ streamed event and under concurrency. Not a test; prints medians and ratios.
 Three processes: the Anthropic protocol server (``bench/serve.py``), the victor server
 (this script with ``--serve``), and the client here, so no side's work lands on another's
 GIL. Both sides stream the same 500-chunk answer from the same model server; the HTTP side
-reads every SSE event and decodes its JSON, as a client would.
+splits the stream into events and decodes each text event's JSON, as a client would.
 """
 
 from __future__ import annotations
@@ -75,12 +75,14 @@ async def bench(args: argparse.Namespace) -> None:
 
             async def over_sse() -> str:
                 parts: list[str] = []
+                rest = b""
                 async with client.stream("POST", "/v1/runs/stream", json={"task": TASK}) as r:
-                    async for line in r.aiter_lines():
-                        if line.startswith("data:"):
-                            data = json.loads(line[5:])
-                            if "text" in data:
-                                parts.append(data["text"])
+                    async for chunk in r.aiter_bytes():
+                        *events, rest = (rest + chunk).split(b"\n\n")
+                        for event in events:  # "event: <kind>\ndata: <json>"
+                            kind, _, data = event.partition(b"\ndata: ")
+                            if kind == b"event: text":
+                                parts.append(json.loads(data)["text"])
                 if len(parts) != args.chunks:
                     raise AssertionError(f"{len(parts)} text events, expected {args.chunks}")
                 return "".join(parts)
