@@ -211,48 +211,14 @@ class Batch:
                 resumed.append(BatchResult.from_record(record, index, item))
             else:
                 pending.append(Work(index, key, item))
-        done: list[BatchResult | None] = [None] * len(self.items)
-        for result in resumed:
-            done[result.index] = result
-
         outer = current_scope()
         bus = EventBus.default()
-        self.scope = run_scope = EventScope(
+        run_scope = self.scope = EventScope(
             bus, run_id=self.run_id, agent=self.name, parent=outer.run_id
         )
         progress = self.progress = Progress(self.name, len(self.items), show=self.show_progress)
-        queue: asyncio.Queue[BatchResult | None] = asyncio.Queue()
-        emit_items = bus.has_listeners("batch.item")
-        checkpoint = self.checkpoint
-
-        batch = self
-
-        class _Hooks:
-            def started(self, index: int) -> None:
-                progress.started(index)
-
-            def response(self, index: int, usage: dict[str, int]) -> None:
-                progress.tokens(index, usage)
-
-            def finished(self, result: BatchResult) -> None:
-                # Durable and counted before anyone reads it: nothing is lost if the reader
-                # is slow or the process dies right after.
-                done[result.index] = result
-                if checkpoint is not None:
-                    checkpoint.append(result)
-                progress.finished(result)
-                if emit_items:
-                    bus.emit("batch.item", batch._item_data(result), **_meta(run_scope))
-                queue.put_nowait(result)
-
-        hooks = _Hooks()
-
-        def observe(event: Event) -> None:
-            context = attribute(batch, event)
-            if context is not None:
-                hooks.response(context.index, event.data.get("usage") or {})
-
-        bus.subscribe("provider.response", observe)
+        run = _Run(self, bus, run_scope, progress, resumed)
+        bus.subscribe("provider.response", run.observe)
         status, error = "interrupted", None
         runner: asyncio.Future[None] | None = None
         try:
@@ -269,9 +235,9 @@ class Batch:
             progress.begin(resumed)
             for result in resumed:
                 yield result
-            runner = asyncio.ensure_future(self._backend().run(pending, hooks))
-            runner.add_done_callback(lambda _: queue.put_nowait(None))
-            while (result := await queue.get()) is not None:
+            runner = asyncio.ensure_future(self._backend().run(pending, run))
+            runner.add_done_callback(lambda _: run.queue.put_nowait(None))
+            while (result := await run.queue.get()) is not None:
                 yield result
             await runner  # a failure of the backend itself is raised here
             status = "done"
@@ -282,11 +248,11 @@ class Batch:
             if runner is not None and not runner.done():
                 runner.cancel()
                 await asyncio.gather(runner, return_exceptions=True)
-            bus.unsubscribe("provider.response", observe)
-            if checkpoint is not None:
-                checkpoint.close()
+            bus.unsubscribe("provider.response", run.observe)
+            if self.checkpoint is not None:
+                self.checkpoint.close()
             summary = progress.end(status)
-            self.results = BatchResults([r for r in done if r is not None], summary)
+            self.results = BatchResults([r for r in run.done if r is not None], summary)
             if error is None:
                 await run_scope.emit(
                     "batch.complete",
@@ -353,6 +319,53 @@ class Batch:
             retry_delay=self.retry_delay,
             **extra,
         )
+
+
+class _Run:
+    """What the backend of one batch run reports to (``Hooks``): each finished item is kept
+    in input order, made durable, counted and announced before anyone reads it, so nothing
+    is lost if the reader is slow or the process dies right after."""
+
+    def __init__(
+        self,
+        batch: Batch,
+        bus: EventBus,
+        scope: EventScope,
+        progress: Progress,
+        resumed: list[BatchResult],
+    ) -> None:
+        self.batch = batch
+        self.bus = bus
+        self.scope = scope
+        self.progress = progress
+        self.done: list[BatchResult | None] = [None] * len(batch.items)
+        for result in resumed:
+            self.done[result.index] = result
+        #: Results for the reader, as they finish; None: the backend is done.
+        self.queue: asyncio.Queue[BatchResult | None] = asyncio.Queue()
+        self._emit_items = bus.has_listeners("batch.item")
+
+    def started(self, index: int) -> None:
+        self.progress.started(index)
+
+    def response(self, index: int, usage: dict[str, int]) -> None:
+        self.progress.tokens(index, usage)
+
+    def finished(self, result: BatchResult) -> None:
+        self.done[result.index] = result
+        if self.batch.checkpoint is not None:
+            self.batch.checkpoint.append(result)
+        self.progress.finished(result)
+        if self._emit_items:
+            data = self.batch._item_data(result)
+            self.bus.emit("batch.item", data, **_meta(self.scope))
+        self.queue.put_nowait(result)
+
+    def observe(self, event: Event) -> None:
+        """On ``provider.response``: count the tokens of the item (of this batch) that got it."""
+        context = attribute(self.batch, event)
+        if context is not None:
+            self.response(context.index, event.data.get("usage") or {})
 
 
 class LocalBackend:
