@@ -160,6 +160,13 @@ async def test_bad_targets_and_failed_connections_say_what_to_do():
     crashing = victor.mcp.server([sys.executable, "-c", "import sys; sys.exit('no config')"])
     with pytest.raises(ToolError, match="the server exited or closed its stdout"):
         await crashing.connect()
+    silent = victor.mcp.server(
+        [sys.executable, "-c", f"import time; time.sleep({STALL})"], connect_timeout=0.5
+    )
+    started = time.monotonic()
+    with pytest.raises(ToolError, match=r"'python' did not answer within 0.5 s"):
+        await silent.connect()
+    assert time.monotonic() - started < PROMPTLY
 
 
 def test_one_connection_serves_any_event_loop():

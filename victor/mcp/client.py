@@ -251,6 +251,7 @@ class MCPToolset:
         try:
             return await asyncio.wait_for(asyncio.shield(ready), self.connect_timeout)
         except asyncio.TimeoutError:
+            ready.cancel()  # nobody waits for it any more
             await self._close()
             raise ToolError(
                 f"the MCP server {self.name!r} did not answer within {self.connect_timeout} s "
@@ -273,7 +274,11 @@ class MCPToolset:
                 await stop.wait()
         except BaseException as exc:
             if not ready.done():
-                ready.set_exception(self._connect_error(exc))
+                error = self._connect_error(exc)
+                if isinstance(error, asyncio.CancelledError):
+                    ready.cancel()
+                else:
+                    ready.set_exception(error)
             if not isinstance(exc, (asyncio.CancelledError, Exception)):
                 raise
         finally:
@@ -360,7 +365,9 @@ class MCPToolset:
             self._opening = None
         if owner is None:
             return
-        if stop is not None:
+        if self._client is None:
+            owner.cancel()  # still starting: nothing to close gracefully
+        elif stop is not None:
             stop.set()
         try:
             # The owner exits the SDK's context itself; a stdio server gets a few seconds
@@ -570,7 +577,10 @@ def _command_label(argv: list[str]) -> str:
     runners = {"npx", "uvx", "uv", "pipx", "node", "deno", "bun", "docker"}
     words = [a for a in argv if not a.startswith("-")]
     base = os.path.basename(words[0]) if words else "mcp"
-    if base in runners or base.startswith("python"):
+    if base.startswith("python") and ("-m" in argv or "-c" in argv):
+        after = argv.index("-m") + 1 if "-m" in argv else 0
+        base = argv[after].split(".")[0] if after and after < len(argv) else "python"
+    elif base in runners or base.startswith("python"):
         rest = [w for w in words[1:] if w not in ("run", "exec")]
         if rest:
             base = rest[-1] if base == "docker" else rest[0]
