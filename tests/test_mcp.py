@@ -312,3 +312,49 @@ async def test_create_server_offers_tools_and_agents(tmp_path):
     async with mcp.Client(allowing) as client:
         wrote = await client.call_tool("write_file", {"file_path": "b.txt", "content": "b"})
     assert not wrote.is_error and (tmp_path / "b.txt").read_text() == "b"
+
+
+async def test_victor_mcp_serve_over_http(tmp_path, capsys):
+    """`victor mcp serve --transport http`: MCP at /mcp, with victor serve's address rule."""
+    import socket
+    import subprocess
+
+    from victor.cli import main as victor_cli
+
+    assert victor_cli(["mcp", "serve", "--transport", "http", "--host", "0.0.0.0"]) == 1
+    assert "without an API token" in capsys.readouterr().err
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    (tmp_path / "notes.txt").write_text("over http\n")
+    command = [sys.executable, "-c", "from victor.cli import main; raise SystemExit(main())"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("VICTOR_API_TOKEN", None)
+    process = subprocess.Popen(
+        [*command, "mcp", "serve", "--transport", "http", "--port", str(port),
+         "--tools", "read_file"],
+        cwd=tmp_path,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        banner = await asyncio.to_thread(process.stderr.readline)
+        assert banner.startswith(f"victor: MCP at http://127.0.0.1:{port}/mcp (loopback only)")
+        remote = victor.mcp.server(f"http://127.0.0.1:{port}/mcp", name="files")
+        deadline = time.monotonic() + STALL
+        while True:  # the banner comes just before uvicorn listens
+            try:
+                await remote.connect()
+                break
+            except ToolError:
+                assert time.monotonic() < deadline and process.poll() is None
+                await asyncio.sleep(0.1)
+        assert [t.name for t in remote.tools] == ["files_read_file"]
+        read = await remote.call("read_file", {"file_path": "notes.txt"})
+        await remote.aclose()
+    finally:
+        process.terminate()
+        await asyncio.to_thread(process.wait, PROMPTLY)
+    assert read.success and "over http" in read.output
