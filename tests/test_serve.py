@@ -154,6 +154,17 @@ def test_a_client_that_disconnects_cancels_its_run_and_the_model_stream(anthropi
     assert errors == [{"error": "cancelled", "error_type": "CancelledError"}]
 
 
+def test_a_client_that_gives_up_on_a_plain_run_cancels_it_too(anthropic_server):
+    anthropic_server.script(Hang(seconds=STALL))  # answers only after STALL seconds
+    agent = Agent(provider="anthropic", base_url=anthropic_server.url, api_key=SECRET)
+    with EventBus.capture("agent.error") as errors, serving(agents={"claude": agent}) as client:
+        with pytest.raises(httpx.ReadTimeout):
+            client.post("/v1/runs", json={"task": "Think"}, timeout=0.5)
+        assert anthropic_server.wait_disconnects(1, timeout=PROMPTLY)
+        wait_idle(client)
+    assert [e.data["error"] for e in errors] == ["cancelled"]
+
+
 def test_a_quiet_stream_is_kept_open_with_comment_lines(monkeypatch):
     import victor.serve.app
 
@@ -546,3 +557,31 @@ def test_victor_serve_app_py(tmp_path):
         process.wait(timeout=PROMPTLY)
     assert banner.startswith(f"victor: serving helper, pair on http://127.0.0.1:{port}")
     assert answer["content"] == "served from a file"
+
+
+def test_missing_extras_say_what_to_install():
+    code = """
+import asyncio, sys
+sys.modules["fastapi"] = None   # as if the extras were not installed
+sys.modules["mcp"] = None
+from victor import ConfigurationError
+import victor.mcp, victor.serve
+try:
+    victor.serve.create_app()
+except ConfigurationError as error:
+    print(error)
+try:
+    asyncio.run(victor.mcp.server("some-mcp-server").connect())
+except ConfigurationError as error:
+    print(error)
+"""
+    ran = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert ran.stdout.splitlines() == [
+        'victor serve needs fastapi: pip install "victor-ai[serve]"',
+        'victor.mcp needs the MCP SDK: pip install "victor-ai[mcp]"',
+    ], ran.stderr
+
+
+def test_settings_never_show_the_token():
+    settings = ServeSettings(token=TOKEN)
+    assert TOKEN not in repr(settings) and TOKEN not in str(settings)

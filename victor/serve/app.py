@@ -13,10 +13,10 @@ that disconnects cancels its run, which closes the model's stream.
 import asyncio
 import json
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -44,6 +44,8 @@ from .wire import (
 )
 
 __all__ = ["create_app", "ServerState"]
+
+T = TypeVar("T")
 
 #: Seconds a stream may stay silent (a long tool call) before a ``: ping`` comment is sent.
 PING_SECONDS = 15.0
@@ -282,10 +284,10 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         )
 
     @app.post("/v1/runs", tags=["agents"], dependencies=[slot], responses=problems)
-    async def run(body: m.RunRequest, target: AgentTarget) -> m.RunResponse:
+    async def run(body: m.RunRequest, target: AgentTarget, request: Request) -> m.RunResponse:
         """Do a task and return the answer and its usage (``Agent.run``)."""
         name, agent = target
-        await agent.run(body.task, body.context)
+        await _unless_gone(request, agent.run(body.task, body.context))
         assert agent.last_run is not None
         return m.RunResponse(agent=name, **finished(agent.last_run))
 
@@ -304,12 +306,11 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
 
     @app.post("/v1/chat", tags=["agents"], dependencies=[slot], responses=problems)
     async def chat(
-        body: m.ChatRequest,
-        conversation: ConversationTarget,
+        body: m.ChatRequest, conversation: ConversationTarget, request: Request
     ) -> m.ChatResponse:
         """Send a message in a conversation (a new one without ``conversation_id``)."""
         agent = conversation.agent
-        await agent.chat(body.message)
+        await _unless_gone(request, agent.chat(body.message))
         assert agent.last_run is not None
         return m.ChatResponse(
             agent=conversation.agent_name,
@@ -357,10 +358,13 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         del state.conversations[conversation_id]
 
     @app.post("/v1/teams/runs", tags=["teams"], dependencies=[slot], responses=problems)
-    async def team_run(body: m.TeamRunRequest, target: TeamTarget) -> m.TeamRunResponse:
+    async def team_run(
+        body: m.TeamRunRequest, target: TeamTarget, request: Request
+    ) -> m.TeamRunResponse:
         """Do a task as a team (``AgentTeam.run``)."""
         name, team = target
-        return m.TeamRunResponse(team=name, **_team_result(await team.run(body.task, body.context)))
+        result = await _unless_gone(request, team.run(body.task, body.context))
+        return m.TeamRunResponse(team=name, **_team_result(result))
 
     @app.post(
         "/v1/teams/runs/stream",
@@ -385,14 +389,18 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
 
     @app.post("/v1/workflows/runs", tags=["workflows"], dependencies=[slot], responses=problems)
     async def workflow_run(
-        body: m.WorkflowRunRequest, target: WorkflowTarget
+        body: m.WorkflowRunRequest, target: WorkflowTarget, request: Request
     ) -> m.WorkflowRunResponse:
         """Run a workflow on an agent (``agent.run_workflow``)."""
         name, agent = target
         outcome: dict[str, Any] = {}
-        async with aclosing(_workflow(agent, body.workflow, body.input, outcome)) as events:
-            async for _ in events:
-                pass
+
+        async def work() -> None:
+            async with aclosing(_workflow(agent, body.workflow, body.input, outcome)) as events:
+                async for _ in events:
+                    pass
+
+        await _unless_gone(request, work())
         return m.WorkflowRunResponse(workflow=body.workflow, agent=name, **outcome)
 
     @app.post(
@@ -437,6 +445,33 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type"],
         )
     return app
+
+
+# -- runs ------------------------------------------------------------------------------
+
+
+async def _unless_gone(request: Request, work: Coroutine[Any, Any, T]) -> T:
+    """Await ``work``, cancelling it if the client disconnects first (which closes the
+    model's stream): an abandoned request should not go on spending tokens."""
+    task = asyncio.ensure_future(work)
+
+    async def watch() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+        task.cancel()
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        return await task
+    except asyncio.CancelledError:
+        if not watcher.done() or watcher.cancelled():
+            raise  # the server is cancelling us, not the client
+        # Nobody reads this answer; nginx's code for it, so logs say what happened.
+        raise Problem(
+            499, "Client closed request", "the client disconnected; run cancelled"
+        ) from None
+    finally:
+        watcher.cancel()
 
 
 # -- streams ---------------------------------------------------------------------------
