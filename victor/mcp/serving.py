@@ -110,7 +110,9 @@ def create_server(
             ok, text = await _ask(catalog, asks[params.name], arguments)
         elif params.name in offered:
             result = await _call(offered[params.name], arguments, policy, root, tool_timeout)
-            ok, text = result.success, result.output_text()
+            # The error without to_text()'s "Error: ": is_error already says so.
+            ok = result.success
+            text = result.to_text() if ok else result.error or "the tool failed"
         else:
             from .._util import did_you_mean
 
@@ -142,7 +144,7 @@ async def _call(
     policy: ApprovalPolicy,
     workspace: Workspace,
     timeout: float | None,
-) -> _Result:
+) -> ToolResult:
     """Validate, ask the approval policy, run: as the agent loop runs a model's call."""
     from ..core.events import current_scope
     from ..tools.approval import gate
@@ -150,8 +152,7 @@ async def _call(
 
     with using_context(ToolContext(workspace=workspace, approval=policy)):
         refusal = await gate(tool, arguments, policy, current_scope())
-        result = refusal or await tool.run(arguments, timeout=timeout)
-    return _Result(result)
+        return refusal or await tool.run(arguments, timeout=timeout)
 
 
 async def _ask(catalog: Catalog, name: str, arguments: dict[str, Any]) -> tuple[bool, str]:
@@ -170,19 +171,6 @@ async def _ask(catalog: Catalog, name: str, arguments: dict[str, Any]) -> tuple[
         return True, finished.content if finished is not None else str(answer)
     except VictorError as exc:
         return False, f"{type(exc).__name__}: {exc}"
-
-
-class _Result:
-    """A ``ToolResult`` as an MCP client reads it: output, or the error without 'Error: '."""
-
-    def __init__(self, result: ToolResult) -> None:
-        self.success = result.success
-        self._result = result
-
-    def output_text(self) -> str:
-        if self.success:
-            return self._result.to_text()
-        return self._result.error or "the tool failed"
 
 
 async def serve_stdio(server: mcp.server.Server) -> None:
