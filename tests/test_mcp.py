@@ -289,8 +289,14 @@ async def test_streamable_http_at_victor_serves_mcp_endpoint():
 async def test_create_server_offers_tools_and_agents(tmp_path):
     (tmp_path / "a.txt").write_text("alpha\n")
     helper = Agent(provider=FunctionProvider(lambda m, t: "done: " + m[-1].content))
+    writer = Agent(
+        provider=ScriptedProvider([call("write_file", file_path="c.txt", content="c"), "tried"]),
+        tools=["write_file"],
+        workspace=tmp_path,
+        approval="auto",
+    )
     server = victor.mcp.create_server(
-        ["read_file", "write_file"], {"helper": helper}, workspace=tmp_path
+        ["read_file", "write_file"], {"helper": helper, "writer": writer}, workspace=tmp_path
     )
     async with mcp.Client(server) as client:
         listing = {t.name: t for t in (await client.list_tools()).tools}
@@ -299,7 +305,13 @@ async def test_create_server_offers_tools_and_agents(tmp_path):
         refused = await client.call_tool("write_file", {"file_path": "b.txt", "content": "b"})
         asked = await client.call_tool("ask_helper", {"task": "tidy up", "context": {"x": 1}})
         unknown = await client.call_tool("raed_file", {})
-    assert list(listing) == ["read_file", "write_file", "ask_helper"]
+        await client.call_tool("ask_writer", {"task": "write c.txt"})
+        assert writer.approval == "never"  # the server's policy while it serves
+    assert writer.approval == "auto"
+    assert not (tmp_path / "c.txt").exists()
+    refusal = writer.provider.requests[-1][-1]  # what the model was told about its call
+    assert refusal.role == "tool" and "approval policy is 'never'" in refusal.content
+    assert list(listing) == ["read_file", "write_file", "ask_helper", "ask_writer"]
     assert listing["ask_helper"].input_schema["required"] == ["task"]
     assert not read.is_error and "alpha" in read.content[0].text
     assert escape.is_error

@@ -9,7 +9,8 @@ write files or run commands are refused unless the server's approval policy allo
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigurationError, VictorError
@@ -75,7 +76,11 @@ def create_server(
     offered: dict[str, BaseTool] = {
         t.name: t for t in registry.resolve(tools if tools is not None else list(registry))
     }
-    catalog = agents if isinstance(agents, Catalog) else Catalog(agents or {}, profiles=())
+    catalog = (
+        agents
+        if isinstance(agents, Catalog)
+        else Catalog(agents or {}, profiles=(), approval=policy)
+    )
     asks = {f"ask_{n}": n for n in catalog.names()}
     clash = sorted(set(asks) & set(offered))
     if clash:
@@ -128,10 +133,19 @@ def create_server(
             content=[types.TextContent(type="text", text=text)], is_error=not ok
         )
 
+    @asynccontextmanager
+    async def lifespan(server: Server[Any]) -> AsyncIterator[dict[str, Any]]:
+        catalog.open()  # the agents get the server's approval policy while it serves
+        try:
+            yield {}
+        finally:
+            await catalog.close()
+
     server: Server[Any] = Server(
         name,
         version=__version__,
         instructions="Tools and agents served by victor.",
+        lifespan=lifespan,
         on_list_tools=list_tools,
         on_call_tool=call_tool,
     )

@@ -64,6 +64,7 @@ class Catalog:
         self._made: dict[str, Agent] = {}
         self._making: dict[str, asyncio.Lock] = {}
         self._saved: list[tuple[Agent, Any]] = []
+        self._opened = 0  # open() and close() nest: an MCP server inside victor serve
 
     # -- what is there ---------------------------------------------------------------
 
@@ -164,6 +165,9 @@ class Catalog:
         """Put the server's approval policy on every served agent and team member."""
         from ..teams import AgentTeam
 
+        self._opened += 1
+        if self._opened > 1:
+            return
         for value in self._served.values():
             agents = value.members if isinstance(value, AgentTeam) else [value]
             for agent in agents:
@@ -174,6 +178,9 @@ class Catalog:
         """Give the agents their own approval policies back and close their connections."""
         from ..teams import AgentTeam
 
+        self._opened -= 1
+        if self._opened > 0:
+            return
         for agent, approval in reversed(self._saved):
             agent.approval = approval
         self._saved.clear()
