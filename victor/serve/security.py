@@ -39,11 +39,15 @@ class Guard:
         self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] not in ("http", "websocket"):  # lifespan
             return await self.app(scope, receive, send)
         refusal = self._refusal(scope)
         if refusal is not None:
+            if scope["type"] == "websocket":  # none are served, but none get past either
+                return await send({"type": "websocket.close", "code": 1008})
             return await _send_problem(send, refusal)
+        if scope["type"] == "websocket":
+            return await self.app(scope, receive, send)
         length = _header(scope, b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
             return await _send_problem(send, self._too_large())
