@@ -69,3 +69,23 @@ def test_the_installed_command_lists_providers():
         check=True,
     ).stdout.split()
     assert {"anthropic", "openai", "ollama", "local"} <= set(out)
+
+
+def test_python_dash_m_victor_is_the_command():
+    done = subprocess.run(
+        [sys.executable, "-m", "victor", "--version"], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.startswith("victor ")
+
+
+def test_optional_parts_load_on_first_touch_only():
+    code = (
+        "import sys, victor\n"
+        "parts = ('victor.mcp', 'victor.serve', 'victor.telemetry', 'mcp', 'fastapi')\n"
+        "assert not any(p in sys.modules for p in parts)\n"
+        "print(victor.mcp.server.__name__, victor.serve.create_app.__name__)\n"
+        "assert 'victor.mcp' in sys.modules and 'victor.telemetry' not in sys.modules\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "server create_app\n"

@@ -48,6 +48,9 @@ _LAZY = {
     "batch": "victor.batch",
     "evaluate": "victor.batch",
 }
+#: Subpackages reachable as ``victor.mcp.server(...)`` after ``import victor`` alone, each
+#: imported (with its extra's dependencies) only when first touched.
+_SUBPACKAGES = {"mcp", "serve", "telemetry"}
 
 __all__ = [
     "Agent",
@@ -81,11 +84,13 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
+    import importlib
+
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"victor.{name}")  # sets victor.<name> itself
     module_name = _LAZY.get(name)
     if module_name is None:
         raise AttributeError(f"module 'victor' has no attribute {name!r}")
-    import importlib
-
     module = importlib.import_module(module_name)
     # A module exported under its own name (hooks) is the module itself, unless it holds
     # a namesake (victor.batch holds batch()).
@@ -96,7 +101,7 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(__all__)
+    return sorted({*__all__, *_SUBPACKAGES})
 
 
 def load_ipython_extension(ipython: Any) -> None:
@@ -119,6 +124,9 @@ if os.environ.get("VICTOR_OTEL"):  # tracing from the start (extra otel)
 
 if TYPE_CHECKING:
     from . import hooks
+    from . import mcp as mcp
+    from . import serve as serve
+    from . import telemetry as telemetry
     from .agent import Agent
     from .batch import batch, evaluate
     from .config import Profile, load_profile
