@@ -42,23 +42,23 @@ test: lint chromium
 
 # requires-python is ">=3.10", so every Python of PYTHONS found here runs the core suite:
 # python3.X on PATH if it runs, else the newest pyenv build of 3.X. Each gets its own
-# .venv-3.X with CORE_EXTRAS and TEST_TOOLS (not `dev`: no llama.cpp build), reinstalled
-# when pyproject.toml or this Makefile changes. The core suite is CORE_TESTS: every test
-# but those that need the local model, a browser or repo2docker, or an extra CORE_EXTRAS
-# lacks (serve, mcp: not declared in pyproject.toml yet; when they are, add them to
-# CORE_EXTRAS and drop their two --ignore); no notebooks (nbval runs in $(VENV), hence
-# addopts=""). `make test` skips SKIP_PYTHON, $(VENV)'s Python, which has just run the
-# whole suite. A version not found is reported, not failed.
+# .venv-3.X with CORE_EXTRAS and TEST_TOOLS (the pure-Python extras; not `dev`: no
+# llama.cpp build, no Ray), reinstalled when pyproject.toml or this Makefile changes. The
+# core suite is CORE_TESTS: every test but those that need the local model, a browser or
+# repo2docker (tests of the ray extra skip themselves); no notebooks (nbval runs in
+# $(VENV), hence addopts=""). A new test that needs more belongs in CORE_EXTRAS or here.
+# `make test` skips SKIP_PYTHON, $(VENV)'s Python, which has just run the whole suite.
+# A version not found is reported, not failed.
 PYTHONS     ?= 3.10 3.11 3.12 3.13
 SKIP_PYTHON ?=
-CORE_EXTRAS ?= notebook,tools
-TEST_TOOLS  := pytest pytest-asyncio pytest-timeout hypothesis nbformat nbclient
+CORE_EXTRAS ?= notebook,tools,serve,mcp,otel
+TEST_TOOLS  := pytest pytest-asyncio pytest-timeout hypothesis nbformat nbclient \
+	opentelemetry-sdk
 CORE_TESTS  := tests \
 	--ignore=tests/test_browser.py --ignore=tests/test_binder.py \
 	--ignore=tests/test_provider_local.py --ignore=tests/test_llama_server.py \
 	--ignore=tests/test_output_local.py --ignore=tests/test_local_guard.py \
-	--ignore=tests/test_doctor.py \
-	--ignore=tests/test_serve.py --ignore=tests/test_mcp.py
+	--ignore=tests/test_doctor.py
 
 .PHONY: test-pythons
 test-pythons:
