@@ -6,10 +6,9 @@ import contextvars
 import inspect
 import math
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -34,15 +33,26 @@ def did_you_mean(name: str, choices: Iterable[str], n: int = 1, cutoff: float = 
     return f" Did you mean {', '.join(map(repr, close))}?" if close else ""
 
 
-@contextmanager
-def bound(var: contextvars.ContextVar[T], value: T) -> Iterator[T]:
-    """Set ``var`` to ``value`` for the code inside the block, then restore it."""
-    token = var.set(value)
-    try:
-        yield value
-    finally:
+class bound(Generic[T]):
+    """``with bound(var, value):`` sets ``var`` to ``value`` for the block, then restores it.
+
+    A class, not a ``@contextmanager`` generator: every run enters a few of these, and a
+    generator-based one costs several times as much.
+    """
+
+    __slots__ = ("_var", "_value", "_token")
+
+    def __init__(self, var: contextvars.ContextVar[T], value: T) -> None:
+        self._var = var
+        self._value = value
+
+    def __enter__(self) -> T:
+        self._token = self._var.set(self._value)
+        return self._value
+
+    def __exit__(self, *exc: object) -> None:
         try:
-            var.reset(token)
+            self._var.reset(self._token)
         except ValueError:  # an async generator closed from another context (e.g. by GC)
             pass
 

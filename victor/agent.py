@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from .config import Profile
     from .output import OutputType
     from .tools.approval import ApprovalPolicy
+    from .tools.context import ToolContext
     from .tools.registry import ToolLike
     from .tools.sandbox import Workspace
     from .workflows import Workflow, WorkflowResult
@@ -217,6 +218,7 @@ class Agent:
         self.history: list[Message] = []
         #: The outcome of the latest run: answer, usage, transcript, timing.
         self.last_run: RunFinished | None = None
+        self._context: ToolContext | None = None  # see _tool_context
 
     # -- construction ----------------------------------------------------------------
 
@@ -454,9 +456,11 @@ class Agent:
 
     def _output(self, output_type: Any, output_retries: int | None) -> OutputType | None:
         """The run's output type: the call's, else the agent's; None for text."""
+        chosen = self.output_type if output_type is None else output_type
+        if chosen is None or chosen is str:  # text, as output_type_for says: the common case
+            return None
         from .output import output_type_for
 
-        chosen = self.output_type if output_type is None else output_type
         retries = self.output_retries if output_retries is None else output_retries
         return output_type_for(chosen, retries)
 
@@ -491,8 +495,6 @@ class Agent:
         # Inside another run's scope (a team's), events go where that run's events go.
         bus = parent.bus if parent.run_id is not None and not self._bus_given else self.bus
         run_scope = EventScope(bus, run_id=new_id("run"), agent=self.name, parent=parent.run_id)
-        from .tools.context import ToolContext
-
         loop = run_loop(
             messages,
             provider,
@@ -501,7 +503,7 @@ class Agent:
             task=task,
             stream=stream,
             limits=self.limits,
-            tool_context=ToolContext(agent=self, workspace=self.workspace, approval=self.approval),
+            tool_context=self._tool_context(),
             output=output,
         )
         with scope(run_scope):
@@ -512,6 +514,21 @@ class Agent:
                         if remember:  # only a finished turn joins the conversation
                             self.history = event.messages[1:] if system else list(event.messages)
                     yield event
+
+    def _tool_context(self) -> ToolContext:
+        """What tools see during a run; made again only when the workspace or policy changed."""
+        context = self._context
+        if (
+            context is None
+            or context.agent is not self  # a copied agent
+            or context.workspace is not self.workspace
+            or context.approval is not self.approval
+        ):
+            from .tools.context import ToolContext
+
+            context = ToolContext(agent=self, workspace=self.workspace, approval=self.approval)
+            self._context = context
+        return context
 
     def _system_message(self) -> Message | None:
         parts = []

@@ -88,7 +88,7 @@ async def run_loop(
             f"the output type's name {wanted.name!r} is also the name of a tool: rename one"
         )
     retries = 0  # invalid answers sent back so far
-    usage = Usage()
+    usage: Usage | None = None  # summed over the run's responses
     if tool_context is None:
         from .tools.context import ToolContext  # imported when used: see victor/__init__.py
 
@@ -96,22 +96,27 @@ async def run_loop(
     context = tool_context
     tool_errors = 0
     finished = False
-    await scope.emit("agent.start", {"task": task})
+    # Event data is built only for events someone listens to: the common case is nobody,
+    # and the dicts (usage dumps especially) are a good part of a run's own cost.
+    listening = scope.bus.has_listeners
+    if listening("agent.start"):
+        await scope.emit("agent.start", {"task": task})
     try:
         iteration = 0
         while iteration < limits.max_iterations + retries:
             iteration += 1
-            await scope.emit(
-                "provider.request",
-                {
-                    "provider": provider.name,
-                    "model": provider.model,
-                    "iteration": iteration,
-                    "messages": len(messages),
-                    "temperature": provider.temperature,
-                    "max_tokens": provider.max_tokens,
-                },
-            )
+            if listening("provider.request"):
+                await scope.emit(
+                    "provider.request",
+                    {
+                        "provider": provider.name,
+                        "model": provider.model,
+                        "iteration": iteration,
+                        "messages": len(messages),
+                        "temperature": provider.temperature,
+                        "max_tokens": provider.max_tokens,
+                    },
+                )
             requested, first_chunk = perf_counter(), None
             if stream:
                 response = None
@@ -132,7 +137,7 @@ async def run_loop(
                     )
             else:
                 response = await provider.chat(messages, specs, wanted)
-            usage += response.usage
+            usage = response.usage if usage is None else usage + response.usage
             if logger.isEnabledFor(logging.DEBUG):
                 logger.debug(
                     "%s/%s answered in %.0f ms: %d tool call(s), %s tokens, stop=%s",
@@ -143,17 +148,18 @@ async def run_loop(
                     response.usage.total_tokens,
                     response.stop_reason,
                 )
-            await scope.emit(
-                "provider.response",
-                {
-                    "provider": provider.name,
-                    "model": response.model or provider.model,
-                    "duration_ms": (perf_counter() - requested) * 1000,
-                    "usage": response.usage.model_dump(),
-                    "stop_reason": response.stop_reason,
-                    "first_chunk_ms": first_chunk and (first_chunk - requested) * 1000,
-                },
-            )
+            if listening("provider.response"):
+                await scope.emit(
+                    "provider.response",
+                    {
+                        "provider": provider.name,
+                        "model": response.model or provider.model,
+                        "duration_ms": (perf_counter() - requested) * 1000,
+                        "usage": response.usage.model_dump(),
+                        "stop_reason": response.stop_reason,
+                        "first_chunk_ms": first_chunk and (first_chunk - requested) * 1000,
+                    },
+                )
             yield ResponseComplete(response)
             messages.append(Message.assistant(response.content, response.tool_calls))
             if not response.tool_calls:
@@ -169,14 +175,15 @@ async def run_loop(
                         messages.append(Message.user(output.retry_message(exc)))
                         continue
                 duration_ms = (perf_counter() - started) * 1000
-                complete = {
-                    "result": response.content,
-                    "usage": usage.model_dump(),
-                    "duration_ms": duration_ms,
-                }
-                if output is not None:
-                    complete["output"] = output.to_data(value)
-                await scope.emit("agent.complete", complete)
+                if listening("agent.complete"):
+                    complete = {
+                        "result": response.content,
+                        "usage": usage.model_dump(),
+                        "duration_ms": duration_ms,
+                    }
+                    if output is not None:
+                        complete["output"] = output.to_data(value)
+                    await scope.emit("agent.complete", complete)
                 finished = True  # closing the generator after this is not a cancellation
                 yield RunFinished(
                     content=response.content,

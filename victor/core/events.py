@@ -222,8 +222,7 @@ def current_scope() -> EventScope:
     return _current_scope.get() or EventScope(EventBus.default())
 
 
-@contextmanager
-def scope(s: EventScope) -> Iterator[EventScope]:
-    """Make ``s`` the current scope for code (providers, tools) running inside the block."""
-    with bound(_current_scope, s):
-        yield s
+def scope(s: EventScope) -> bound[EventScope | None]:
+    """``with scope(s):`` makes ``s`` the current scope for code (providers, tools) running
+    inside the block."""
+    return bound(_current_scope, s)

@@ -70,9 +70,12 @@ class AgentResponse(Model):
     stop_reason: str | None = None
 
     def model_post_init(self, context: Any, /) -> None:
-        # tokens_used is the total unless given (the seed's examples give only that).
+        # tokens_used is the total unless given (the seed's examples give only that). Set
+        # as pydantic's __setattr__ would (value, and marked as set), at a third of the cost:
+        # every model response makes one of these.
         if not self.tokens_used:
-            self.tokens_used = self.usage.total_tokens
+            self.__dict__["tokens_used"] = self.usage.total_tokens
+            self.__pydantic_fields_set__.add("tokens_used")
 
 
 #: The settings every provider takes besides ``model``: what each accepts, how to fix it.
@@ -322,9 +325,9 @@ class Provider(ABC):
 
     def client(self) -> Any:
         """The client for the running loop, created on first use."""
-        from asyncio import get_running_loop  # imported when used: see victor/__init__.py
+        import asyncio  # imported when used: see victor/__init__.py
 
-        loop = get_running_loop()
+        loop = asyncio.get_running_loop()
         client = self._clients.get(loop)
         if client is None:
             client = self._clients[loop] = self._create_client()
