@@ -95,7 +95,7 @@ bench: install
 	$(BIN)/python bench/overhead.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache build dist *.egg-info
+	rm -rf $(VENV) .venv-*/ .pytest_cache build dist *.egg-info
 
 # The first command of the README: no key, no server. Installs the embedded model
 # (llama-cpp-python is compiled on first install, a few minutes) and streams a real answer.
