@@ -308,9 +308,8 @@ class Agent:
             return await view.run(
                 self, task, context, tools, output_type=output_type, output_retries=output_retries
             )
-        output = self._output(output_type, output_retries)
-        return await self._final_answer(
-            self._events(task, context, tools, stream=False, output=output), output is not None
+        return await self._answer(
+            task, context, tools, output=self._output(output_type, output_retries)
         )
 
     async def astream(
@@ -330,26 +329,34 @@ class Agent:
         answer that turns out invalid may come before the retried one's.
         """
         output = self._output(output_type, output_retries)
-        events = self._events(task, context, None, stream=True, output=output)
-        async with aclosing(events):
-            if output is None:
-                async for event in events:
-                    if type(event) is TextDelta:
-                        yield event.text
-                return
-            text, last = "", None
-            async for event in events:
-                kind = type(event)
-                if kind is TextDelta:
-                    text += event.text
-                    value = output.partial(text)
-                    if value is not None and value != last:
-                        last = value
-                        yield value
-                elif kind is ResponseComplete:
-                    text = ""  # the next response (after tools, or a retry) starts afresh
-                elif kind is RunFinished and (last is None or event.output != last):
-                    yield event.output
+        # The loop is read here, not through _events: one generator less for every chunk.
+        run_scope, loop, start = self._start(
+            task, context, None, stream=True, remember=False, output=output
+        )
+        with scope(run_scope):
+            async with aclosing(loop):
+                if output is None:
+                    async for event in loop:
+                        if type(event) is TextDelta:
+                            yield event.text
+                        elif type(event) is RunFinished:
+                            self._finished(event, False, start)
+                    return
+                text, last = "", None
+                async for event in loop:
+                    kind = type(event)
+                    if kind is TextDelta:
+                        text += event.text
+                        value = output.partial(text)
+                        if value is not None and value != last:
+                            last = value
+                            yield value
+                    elif kind is ResponseComplete:
+                        text = ""  # the next response (after tools, or a retry) starts afresh
+                    elif kind is RunFinished:
+                        self._finished(event, False, start)
+                        if last is None or event.output != last:
+                            yield event.output
 
     async def chat(
         self, message: str, *, output_type: Any = None, output_retries: int | None = None
@@ -357,10 +364,7 @@ class Agent:
         """Continue the conversation with ``message`` and return the reply (an object of
         ``output_type`` when there is one, as in ``run``)."""
         output = self._output(output_type, output_retries)
-        return await self._final_answer(
-            self._events(message, None, None, stream=False, remember=True, output=output),
-            output is not None,
-        )
+        return await self._answer(message, None, None, remember=True, output=output)
 
     def run_sync(
         self,
@@ -441,18 +445,31 @@ class Agent:
 
     # -- the one path every run takes ------------------------------------------------
 
-    @staticmethod
-    async def _final_answer(events: AsyncIterator[StreamEvent], typed: bool = False) -> Any:
+    async def _answer(
+        self,
+        task: str,
+        context: Mapping[str, Any] | None,
+        tools: Iterable[ToolLike] | None,
+        *,
+        remember: bool = False,
+        output: OutputType | None = None,
+    ) -> Any:
+        """Run without streaming and return the answer: the text, or the typed output."""
+        run_scope, loop, start = self._start(
+            task, context, tools, stream=False, remember=remember, output=output
+        )
         # Read to the end (RunFinished is last) so the loop finishes rather than being
         # closed early, which would look like a cancellation.
         finished = None
-        async with aclosing(events):
-            async for event in events:
-                if type(event) is RunFinished:
-                    finished = event
+        with scope(run_scope):
+            async with aclosing(loop):
+                async for event in loop:
+                    if type(event) is RunFinished:
+                        finished = event
+                        self._finished(event, remember, start)
         if finished is None:  # pragma: no cover - the loop always ends with RunFinished or raises
             raise AssertionError("the loop ended without RunFinished")
-        return finished.output if typed else finished.content
+        return finished.content if output is None else finished.output
 
     def _output(self, output_type: Any, output_retries: int | None) -> OutputType | None:
         """The run's output type: the call's, else the agent's; None for text."""
@@ -474,6 +491,29 @@ class Agent:
         remember: bool = False,
         output: OutputType | None = None,
     ) -> AsyncIterator[StreamEvent]:
+        """Run and yield every event (``_answer`` is the same without the events)."""
+        run_scope, loop, start = self._start(
+            task, context, tools, stream=stream, remember=remember, output=output
+        )
+        with scope(run_scope):
+            async with aclosing(loop):
+                async for event in loop:
+                    if type(event) is RunFinished:
+                        self._finished(event, remember, start)
+                    yield event
+
+    def _start(
+        self,
+        task: str,
+        context: Mapping[str, Any] | None,
+        tools: Iterable[ToolLike] | None,
+        *,
+        stream: bool,
+        remember: bool,
+        output: OutputType | None,
+    ) -> tuple[EventScope, AsyncIterator[StreamEvent], int]:
+        """The one path every run takes, up to the loop: the run's event scope, its loop
+        (not started yet), and where the conversation begins in the transcript."""
         if not isinstance(task, str) or not task.strip():
             raise ConfigurationError(f"task={task!r} is empty: give the agent something to do")
         provider = (
@@ -506,14 +546,14 @@ class Agent:
             tool_context=self._tool_context(),
             output=output,
         )
-        with scope(run_scope):
-            async with aclosing(loop):
-                async for event in loop:
-                    if type(event) is RunFinished:
-                        self.last_run = event
-                        if remember:  # only a finished turn joins the conversation
-                            self.history = event.messages[1:] if system else list(event.messages)
-                    yield event
+        return run_scope, loop, 1 if system else 0
+
+    def _finished(self, event: RunFinished, remember: bool, start: int) -> None:
+        """Keep what a finished run leaves: ``last_run`` and, for ``chat``, the conversation
+        (only a finished turn joins it; the system prompt is not part of it)."""
+        self.last_run = event
+        if remember:
+            self.history = event.messages[start:]
 
     def _tool_context(self) -> ToolContext:
         """What tools see during a run; made again only when the workspace or policy changed."""
