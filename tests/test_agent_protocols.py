@@ -131,6 +131,42 @@ async def test_rate_limit_exhausted_is_a_clear_provider_error(served):
     await agent.cleanup()
 
 
+@pytest.mark.parametrize(
+    ("status", "headers", "retryable", "wait"),
+    [
+        # The finer retry-after-ms wins over retry-after, on every provider.
+        (429, {"retry-after-ms": "250", "retry-after": "30"}, True, 0.25),
+        (503, {"retry-after": "2"}, True, 2.0),
+        (409, {}, True, None),
+        (400, {"retry-after": "1"}, False, 1.0),
+    ],
+)
+async def test_one_retry_rule_for_every_provider(served, status, headers, retryable, wait):
+    name, server, kwargs = served
+    server.script(Status(status, headers=headers))
+    agent = await Agent.create(provider=name, **{**kwargs, "max_retries": 0})
+    with pytest.raises(ProviderError) as info:
+        await agent.run("x")
+    error = info.value
+    assert (error.status, error.retryable, error.retry_after) == (status, retryable, wait)
+    await agent.cleanup()
+
+
+@pytest.mark.parametrize("name", ["anthropic", "openai"])
+async def test_extra_body_wins_over_a_named_parameter(name, request):
+    server = request.getfixturevalue(f"{name}_server")
+    base_url = server.url + "/v1" if name == "openai" else server.url
+    server.script(Text("ok"))
+    # extra_body first: what is sent on purpose wins whatever the keywords' order.
+    agent = await Agent.create(
+        provider=name, base_url=base_url, api_key=SECRET, extra_body={"top_p": 0.9}, top_p=0.5
+    )
+    await agent.run("x")
+    body = last_body(server)
+    assert (body["top_p"], body["temperature"]) == (0.9, 0.7)
+    await agent.cleanup()
+
+
 async def test_truncated_stream_is_retried_before_any_text(served):
     name, server, kwargs = served
     server.script(Truncate(""), Text("whole answer"))

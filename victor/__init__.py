@@ -30,7 +30,7 @@ __version__ = "0.1.0"
 # Public names and the module each lives in, imported when first touched (PEP 562).
 _LAZY = {
     "Agent": "victor.agent",
-    "AgentResponse": "victor.providers.base",
+    "AgentResponse": "victor.messages",
     "Task": "victor.task",
     "TaskStatus": "victor.task",
     "State": "victor.state",
@@ -131,9 +131,8 @@ if TYPE_CHECKING:
     from .batch import batch, evaluate
     from .config import Profile, load_profile
     from .core.events import Event, EventBus
-    from .messages import Message, ToolCall, Usage
+    from .messages import AgentResponse, Message, ToolCall, Usage
     from .notebook.runner import run_sync
-    from .providers.base import AgentResponse
     from .state import State
     from .task import Task, TaskStatus
     from .teams import AgentTeam, TeamResult

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from .core.events import EventScope
 from .errors import ConfigurationError, LimitExceededError, OutputValidationError, ProviderError
 from .messages import (
+    AgentResponse,
     Message,
     ResponseComplete,
     RunFinished,
@@ -29,7 +30,7 @@ from .messages import (
     ToolCallStarted,
     Usage,
 )
-from .providers.base import AgentResponse, Provider
+from .providers.base import Provider
 
 if TYPE_CHECKING:
     from .output import OutputType

@@ -1,9 +1,10 @@
-"""The plain data every part of victor speaks: messages, tool calls, usage, stream events.
+"""The plain data every part of victor speaks: messages, tool calls, usage, model responses,
+stream events.
 
 Only ``victor.providers`` knows wire formats; the loop, teams, events and widgets use
-these types. ``Message``/``ToolCall``/``Usage`` are pydantic models (validated, JSON
-round-trips for saved conversations). Stream events are slotted dataclasses because one
-is made per streamed token and must cost next to nothing.
+these types. ``Message``/``ToolCall``/``Usage``/``AgentResponse`` are pydantic models
+(validated, JSON round-trips for saved conversations). Stream events are slotted
+dataclasses because one is made per streamed token and must cost next to nothing.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
-    from .providers.base import AgentResponse
     from .tools.base import ToolResult
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "OutputSchema",
     "Usage",
     "Message",
+    "AgentResponse",
     "StreamEvent",
     "TextDelta",
     "ResponseComplete",
@@ -135,6 +136,25 @@ class Message(Model):
         return cls(
             role="tool", content=content, tool_call_id=call.id, name=call.name, is_error=is_error
         )
+
+
+class AgentResponse(Model):
+    """One model response: what ``Provider.chat`` returns."""
+
+    content: str = ""
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    usage: Usage = Field(default_factory=Usage)
+    tokens_used: int = 0
+    model: str = ""
+    stop_reason: str | None = None
+
+    def model_post_init(self, context: Any, /) -> None:
+        # tokens_used is the total unless given (the seed's examples give only that). Set
+        # as pydantic's __setattr__ would (value, and marked as set), at a third of the cost:
+        # every model response makes one of these.
+        if not self.tokens_used:
+            self.__dict__["tokens_used"] = self.usage.total_tokens
+            self.__pydantic_fields_set__.add("tokens_used")
 
 
 # -- stream events -------------------------------------------------------------------

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..errors import ProviderError
 from ..messages import (
+    AgentResponse,
     Message,
     OutputSchema,
     ResponseComplete,
@@ -22,7 +23,9 @@ from ..messages import (
     ToolSpec,
     Usage,
 )
-from .base import AgentResponse, Provider, parse_retry_after
+from .base import Provider
+from .retry import retry_after, retryable_status
+from .translation import StreamedCall, split_options, stop_reason
 
 if TYPE_CHECKING:
     from anthropic import AsyncAnthropic
@@ -37,9 +40,6 @@ _STOP_REASONS = {
     "max_tokens": "length",
     "stop_sequence": "stop_sequence",
 }
-
-# Keys of ``Provider.options`` that are SDK request options rather than body fields.
-_SDK_REQUEST_OPTIONS = ("extra_headers", "extra_query")
 
 # In-stream ``error`` events arrive with HTTP 200; their error type says if retrying helps.
 _RETRYABLE_ERROR_TYPES = {"overloaded_error", "api_error", "rate_limit_error", "timeout_error"}
@@ -87,22 +87,17 @@ class AnthropicProvider(Provider):
     ) -> dict[str, Any]:
         """Keyword arguments of ``messages.create`` for this conversation."""
         system, wire_messages = _to_wire_messages(messages)
+        sdk_options, fields = split_options(self.options)
         # The SDK has no ``temperature`` parameter, and options must reach the API
         # verbatim whatever the SDK version knows about: both go in ``extra_body``.
-        body: dict[str, Any] = {"temperature": self.temperature}
+        body: dict[str, Any] = {"temperature": self.temperature, **fields}
         request: dict[str, Any] = {
             "model": self.model,
             "max_tokens": self.max_tokens,
             "messages": wire_messages,
+            **sdk_options,
+            "extra_body": body,
         }
-        for key, value in self.options.items():
-            if key in _SDK_REQUEST_OPTIONS:
-                request[key] = value
-            elif key == "extra_body":
-                body.update(value)
-            else:
-                body[key] = value
-        request["extra_body"] = body
         if system:
             request["system"] = system
         if tools:
@@ -140,7 +135,7 @@ class AnthropicProvider(Provider):
             tool_calls=calls,
             usage=_usage(reply.usage),
             model=reply.model or self.model,
-            stop_reason=_stop_reason(reply.stop_reason),
+            stop_reason=stop_reason(reply.stop_reason, _STOP_REASONS, bool(calls)),
         )
         return response if answer is None else _typed_answer(response, answer)
 
@@ -153,11 +148,10 @@ class AnthropicProvider(Provider):
         # the text deltas, and prose (if any) is kept out of them.
         answer_index: int | None = None
         texts: list[str] = []
-        # Tool-use blocks by content index: [id, name, start input, argument JSON pieces].
-        blocks: dict[int, list[Any]] = {}
+        blocks: dict[int, StreamedCall] = {}  # tool-use blocks by content index
         usage = Usage()
         model = self.model
-        stop_reason: str | None = None
+        reason: str | None = None
         finished = False
         try:
             async for event in stream:
@@ -174,13 +168,13 @@ class AnthropicProvider(Provider):
                     elif delta.type == "input_json_delta":
                         pending = blocks.get(event.index)
                         if pending is not None:
-                            pending[3].append(delta.partial_json)
+                            pending.pieces.append(delta.partial_json)
                             if event.index == answer_index and delta.partial_json:
                                 yield TextDelta(delta.partial_json)
                 elif kind == "content_block_start":
                     started = event.content_block
                     if started.type == "tool_use":
-                        blocks[event.index] = [started.id, started.name, started.input, []]
+                        blocks[event.index] = StreamedCall(started.id, started.name, started.input)
                         if (
                             output is not None
                             and started.name == output.name
@@ -192,7 +186,7 @@ class AnthropicProvider(Provider):
                     model = message.model or model
                     usage = _usage(message.usage)
                 elif kind == "message_delta":
-                    stop_reason = event.delta.stop_reason
+                    reason = event.delta.stop_reason
                     if event.usage is not None:
                         usage = _merge_delta_usage(usage, event.usage)
                 elif kind == "message_stop":
@@ -211,18 +205,18 @@ class AnthropicProvider(Provider):
             )
         answer = None
         if answer_index is not None:
-            _, _, start_input, pieces = blocks.pop(answer_index)
-            answer = "".join(pieces) or json.dumps(start_input or {})
+            written = blocks.pop(answer_index)
+            answer = written.arguments or json.dumps(written.start_input or {})
         calls = [
-            _tool_call(call_id, name, start_input, "".join(pieces))
-            for _, (call_id, name, start_input, pieces) in sorted(blocks.items())
+            _tool_call(call.id, call.name, call.start_input, call.arguments)
+            for _, call in sorted(blocks.items())
         ]
         response = AgentResponse(
             content="".join(texts),
             tool_calls=calls,
             usage=usage,
             model=model,
-            stop_reason=_stop_reason(stop_reason),
+            stop_reason=stop_reason(reason, _STOP_REASONS, bool(calls)),
         )
         yield ResponseComplete(response if answer is None else _typed_answer(response, answer))
 
@@ -268,13 +262,7 @@ class AnthropicProvider(Provider):
     def _status_error(self, exc: Any) -> ProviderError:
         status: int = exc.status_code
         detail = self.redact(exc.api_message or exc.message)
-        headers = exc.response.headers
-        retry_after_ms = parse_retry_after(headers.get("retry-after-ms"))
-        retry_after = (
-            retry_after_ms / 1000
-            if retry_after_ms is not None
-            else parse_retry_after(headers.get("retry-after"))
-        )
+        wait = retry_after(exc.response.headers)
         if status < 400:
             # An ``error`` event inside a 200 stream: no HTTP status of its own.
             retryable = exc.type in _RETRYABLE_ERROR_TYPES
@@ -283,7 +271,7 @@ class AnthropicProvider(Provider):
                 provider=self.name,
                 request_id=exc.request_id,
                 retryable=retryable,
-                retry_after=retry_after,
+                retry_after=wait,
             )
         hints = {
             400: "the API rejected the request",
@@ -302,8 +290,8 @@ class AnthropicProvider(Provider):
             provider=self.name,
             status=status,
             request_id=exc.request_id,
-            retryable=status in (408, 409, 429) or status >= 500,
-            retry_after=retry_after,
+            retryable=retryable_status(status),
+            retry_after=wait,
         )
 
 
@@ -406,9 +394,3 @@ def _merge_delta_usage(usage: Usage, delta: Any) -> Usage:
     if delta.input_tokens is not None:
         usage = _usage(delta)
     return Usage(input_tokens=usage.input_tokens, output_tokens=delta.output_tokens or 0)
-
-
-def _stop_reason(reason: str | None) -> str | None:
-    if reason is None:
-        return None
-    return _STOP_REASONS.get(reason, reason)

@@ -1,9 +1,10 @@
-"""The provider interface, ``AgentResponse``, retries, and the registry of provider names.
+"""The provider interface and the registry of provider names.
 
 A provider turns ``messages.py`` types into one API's wire format and back. Subclasses
 implement ``_create_client``, ``_chat``, ``_stream`` and ``_map_error``; this base class
 adds what every provider shares: validated settings, one lazily created client per event
-loop, retries with backoff, and the switch that blocks real requests in tests.
+loop, retries with backoff (``retry.py``), and the switch that blocks real requests in
+tests. Translation pieces several providers use are in ``translation.py``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import inspect
 import ipaddress
 import logging
 import os
-import random
 import weakref
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Iterable, Mapping
@@ -21,8 +21,6 @@ from contextlib import aclosing
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
-
-from pydantic import Field
 
 from .._util import (
     Setting,
@@ -34,16 +32,8 @@ from .._util import (
 )
 from ..core.events import current_scope
 from ..errors import ConfigurationError, ProviderError
-from ..messages import (
-    Message,
-    Model,
-    OutputSchema,
-    StreamEvent,
-    TextDelta,
-    ToolCall,
-    ToolSpec,
-    Usage,
-)
+from ..messages import AgentResponse, Message, OutputSchema, StreamEvent, TextDelta, ToolSpec
+from .retry import retry_delay
 
 if TYPE_CHECKING:
     import asyncio
@@ -57,25 +47,6 @@ __all__ = [
     "get_provider_class",
     "available_providers",
 ]
-
-
-class AgentResponse(Model):
-    """One model response: what ``Provider.chat`` returns."""
-
-    content: str = ""
-    tool_calls: list[ToolCall] = Field(default_factory=list)
-    usage: Usage = Field(default_factory=Usage)
-    tokens_used: int = 0
-    model: str = ""
-    stop_reason: str | None = None
-
-    def model_post_init(self, context: Any, /) -> None:
-        # tokens_used is the total unless given (the seed's examples give only that). Set
-        # as pydantic's __setattr__ would (value, and marked as set), at a third of the cost:
-        # every model response makes one of these.
-        if not self.tokens_used:
-            self.__dict__["tokens_used"] = self.usage.total_tokens
-            self.__pydantic_fields_set__.add("tokens_used")
 
 
 #: The settings every provider takes besides ``model``: what each accepts, how to fix it.
@@ -419,47 +390,6 @@ def _init_keywords(cls: type[Provider]) -> frozenset[str]:
                 names.add(parameter.name)
     names.discard("self")
     return frozenset(names)
-
-
-def system_text(messages: list[Message]) -> str:
-    """Every system message joined: the APIs take one system prompt."""
-    return "\n\n".join(m.content for m in messages if m.role == "system" and m.content)
-
-
-def tool_result_text(message: Message) -> str:
-    """A tool result's content for APIs without an error flag: a failure says so in words."""
-    if message.is_error and not message.content.startswith("Error"):
-        return f"Error: {message.content}"
-    return message.content
-
-
-def function_tools(tools: list[ToolSpec]) -> list[dict[str, Any]]:
-    """Tools in the Chat Completions ``function`` shape, which Ollama speaks too."""
-    return [
-        {
-            "type": "function",
-            "function": {"name": t.name, "description": t.description, "parameters": t.parameters},
-        }
-        for t in tools
-    ]
-
-
-def retry_delay(attempt: int, retry_after: float | None = None) -> float:
-    """Seconds to wait before retry ``attempt`` (0-based): the server's hint, else
-    exponential backoff from 0.5 s, capped at 20 s, with jitter so clients spread out."""
-    if retry_after is not None:
-        return max(0.0, min(retry_after, 60.0))
-    return min(20.0, 0.5 * 2**attempt) * (0.5 + random.random() / 2)
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds form); None if absent or odd."""
-    if not value:
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        return None
 
 
 # -- blocking real requests (victor.testing flips this) ---------------------------------

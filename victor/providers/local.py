@@ -36,6 +36,7 @@ from .._machine import available_cpus
 from .._util import new_id
 from ..errors import ConfigurationError, ProviderError
 from ..messages import (
+    AgentResponse,
     Message,
     OutputSchema,
     ResponseComplete,
@@ -45,10 +46,11 @@ from ..messages import (
     ToolSpec,
     Usage,
 )
-from .base import AgentResponse, Provider
+from .base import Provider
 from .local_build import install_command
 from .local_guard import check_first_use, guard_active, llama_class
 from .local_model import BUNDLED_MODEL, bundled_model_path, check_gguf
+from .translation import stop_reason
 
 __all__ = ["LocalProvider", "loaded_models", "partial_answer", "render_prompt", "tool_schema"]
 
@@ -302,12 +304,9 @@ class LocalProvider(Provider):
     def _response(
         self, text: str, generation: _Generation, structured: bool, typed: str | None = None
     ) -> AgentResponse:
-        reason = _STOP_REASONS.get(generation.finish_reason, generation.finish_reason)
         content, calls = text.strip(), []
         if structured and typed != "whole":  # a whole typed reply is the answer as it is
             content, calls = _parse_reply(text, typed=typed is not None)
-            if calls:
-                reason = "tool_calls"
         return AgentResponse(
             content=content,
             tool_calls=calls,
@@ -315,7 +314,7 @@ class LocalProvider(Provider):
                 input_tokens=generation.prompt_tokens, output_tokens=generation.completion_tokens
             ),
             model=self.model,
-            stop_reason=reason,
+            stop_reason=stop_reason(generation.finish_reason, _STOP_REASONS, bool(calls)),
         )
 
     # -- errors ------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from ..errors import ProviderError
 from ..messages import (
+    AgentResponse,
     Message,
     OutputSchema,
     ResponseComplete,
@@ -24,14 +25,9 @@ from ..messages import (
     ToolSpec,
     Usage,
 )
-from .base import (
-    AgentResponse,
-    Provider,
-    function_tools,
-    parse_retry_after,
-    system_text,
-    tool_result_text,
-)
+from .base import Provider
+from .retry import retry_after, retryable_status
+from .translation import chat_messages, function_tools, stop_reason
 
 __all__ = ["OllamaProvider"]
 
@@ -175,11 +171,6 @@ class OllamaProvider(Provider):
         yield ResponseComplete(self._response("".join(parts), calls, final))
 
     def _response(self, content: str, calls: list[ToolCall], data: dict[str, Any]) -> AgentResponse:
-        reason = data.get("done_reason")
-        if calls and reason in (None, "stop"):  # Ollama says "stop" also after tool calls
-            stop = "tool_calls"
-        else:
-            stop = _STOP_REASONS.get(reason, reason)
         return AgentResponse(
             content=content,
             tool_calls=calls,
@@ -189,7 +180,8 @@ class OllamaProvider(Provider):
                 output_tokens=data.get("eval_count") or 0,
             ),
             model=data.get("model") or self.model,
-            stop_reason=stop,
+            # Ollama says "stop" also after tool calls: stop_reason makes that "tool_calls".
+            stop_reason=stop_reason(data.get("done_reason"), _STOP_REASONS, bool(calls)),
         )
 
     # -- errors ------------------------------------------------------------------------
@@ -252,7 +244,7 @@ class OllamaProvider(Provider):
         the model runner failed after the request was accepted; worth another try.
         """
         detail = str(detail or "").strip() or "no details given"
-        retryable = status is None or status in (408, 409, 429) or status >= 500
+        retryable = status is None or retryable_status(status)
         if status is None:
             message = f"Ollama failed while answering: {detail}"
         elif status == 404 and ("model" in detail.lower() or detail == "no details given"):
@@ -280,7 +272,7 @@ class OllamaProvider(Provider):
             status=status,
             request_id=headers.get("x-request-id"),
             retryable=retryable,
-            retry_after=parse_retry_after(headers.get("retry-after")),
+            retry_after=retry_after(headers),
         )
 
 
@@ -289,27 +281,16 @@ class OllamaProvider(Provider):
 
 def _wire_messages(messages: list[Message]) -> list[dict[str, Any]]:
     """Victor messages as Ollama messages; all system text joined into one first message."""
-    system = system_text(messages)
-    wire: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
-    for m in messages:
-        if m.role == "system":
-            continue
-        if m.role == "tool":
-            wire.append({"role": "tool", "content": tool_result_text(m), "tool_name": m.name or ""})
-        elif m.role == "assistant" and m.tool_calls:
-            wire.append(
-                {
-                    "role": "assistant",
-                    "content": m.content,
-                    "tool_calls": [
-                        {"function": {"name": c.name, "arguments": c.arguments}}
-                        for c in m.tool_calls
-                    ],
-                }
-            )
-        else:
-            wire.append({"role": m.role, "content": m.content})
-    return wire
+    return chat_messages(messages, _wire_call, _answered_call)
+
+
+def _wire_call(call: ToolCall) -> dict[str, Any]:
+    # No id (Ollama matches results by tool name); the arguments are a JSON object.
+    return {"function": {"name": call.name, "arguments": call.arguments}}
+
+
+def _answered_call(result: Message) -> dict[str, Any]:
+    return {"tool_name": result.name or ""}
 
 
 def _tool_call(raw: dict[str, Any]) -> ToolCall:

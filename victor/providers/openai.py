@@ -14,6 +14,7 @@ from typing import Any
 
 from ..errors import ConfigurationError, ProviderError
 from ..messages import (
+    AgentResponse,
     Message,
     OutputSchema,
     ResponseComplete,
@@ -23,15 +24,9 @@ from ..messages import (
     ToolSpec,
     Usage,
 )
-from .base import (
-    AgentResponse,
-    Provider,
-    _is_loopback,
-    function_tools,
-    parse_retry_after,
-    system_text,
-    tool_result_text,
-)
+from .base import Provider, _is_loopback
+from .retry import retry_after, retryable_status
+from .translation import StreamedCall, chat_messages, function_tools, split_options, stop_reason
 
 __all__ = ["OpenAIProvider"]
 
@@ -42,9 +37,6 @@ _STOP_REASONS = {
     "function_call": "tool_calls",
     "length": "length",
 }
-
-#: Keyword arguments that are SDK request options, not body fields.
-_SDK_OPTIONS = ("extra_headers", "extra_query", "extra_body")
 
 #: Error codes/types a mid-stream error event may carry that are worth a retry.
 _TRANSIENT_ERRORS = {"server_error", "rate_limit_exceeded", "overloaded", "internal_error"}
@@ -100,29 +92,25 @@ class OpenAIProvider(Provider):
         self, messages: list[Message], tools: list[ToolSpec], output: OutputSchema | None = None
     ) -> dict[str, Any]:
         """The keyword arguments of ``chat.completions.create`` (minus ``stream``)."""
+        sdk_options, fields = split_options(self.options)
         request: dict[str, Any] = {
             "model": self.model,
             "messages": _wire_messages(messages),
-            "temperature": self.temperature,
             # max_tokens, not max_completion_tokens: every compatible server knows it.
             "max_tokens": self.max_tokens,
+            **sdk_options,
+            # The other fields go into the JSON body as they are, so server-specific ones
+            # (top_k, repeat_penalty, ...) work without the SDK knowing them; temperature too
+            # (the JSON is the same): the SDK's per-call handling of a named parameter costs
+            # more than merging extra_body.
+            "extra_body": {"temperature": self.temperature, **fields},
         }
         if tools:  # some compatible servers reject an empty list
             request["tools"] = function_tools(tools)
-        # Extra options go into the JSON body verbatim via extra_body, so server-specific
-        # fields (top_k, repeat_penalty, ...) work without the SDK knowing them.
-        extra = {k: v for k, v in self.options.items() if k not in _SDK_OPTIONS}
-        for key in _SDK_OPTIONS:
-            if key in self.options:
-                request[key] = self.options[key]
-        if extra:
-            request["extra_body"] = {**extra, **(request.get("extra_body") or {})}
         if output is not None:
             # Structured Outputs: the answer's content is JSON matching the schema; tool
             # calls may still come first. The run's type wins over a response_format option.
-            body = request.get("extra_body") or {}
-            if "response_format" in body:
-                request["extra_body"] = {k: v for k, v in body.items() if k != "response_format"}
+            request["extra_body"].pop("response_format", None)
             request["response_format"] = _response_format(output)
         return request
 
@@ -148,7 +136,7 @@ class OpenAIProvider(Provider):
             tool_calls=calls,
             usage=_usage(completion.usage),
             model=completion.model or self.model,
-            stop_reason=_stop_reason(choice.finish_reason, bool(calls)),
+            stop_reason=stop_reason(choice.finish_reason, _STOP_REASONS, bool(calls)),
         )
 
     async def _stream(
@@ -162,9 +150,8 @@ class OpenAIProvider(Provider):
             stream_options={"include_usage": True},
         )
         parts: list[str] = []
-        # index -> [id, name, argument fragments]: arguments arrive in pieces, and
-        # several calls interleave by their index.
-        calls: dict[int, list[Any]] = {}
+        # Arguments arrive in pieces, and several calls interleave by their index.
+        calls: dict[int, StreamedCall] = {}
         finish: str | None = None
         usage: Any = None
         model = ""
@@ -185,17 +172,17 @@ class OpenAIProvider(Provider):
                 if delta.tool_calls:
                     for position, fragment in enumerate(delta.tool_calls):
                         index = fragment.index if fragment.index is not None else position
-                        entry = calls.get(index)
-                        if entry is None:
-                            entry = calls[index] = ["", "", []]
+                        call = calls.get(index)
+                        if call is None:
+                            call = calls[index] = StreamedCall()
                         if fragment.id:
-                            entry[0] = fragment.id
+                            call.id = fragment.id
                         function = fragment.function
                         if function is not None:
-                            if function.name and not entry[1]:
-                                entry[1] = function.name
+                            if function.name and not call.name:
+                                call.name = function.name
                             if function.arguments:
-                                entry[2].append(function.arguments)
+                                call.pieces.append(function.arguments)
                 if choice.finish_reason:
                     finish = choice.finish_reason
         except APIConnectionError as exc:
@@ -220,8 +207,8 @@ class OpenAIProvider(Provider):
                 retryable=True,
             )
         tool_calls = [
-            ToolCall.from_json(entry[0] or f"call_{index}", entry[1], "".join(entry[2]))
-            for index, entry in sorted(calls.items())
+            ToolCall.from_json(call.id or f"call_{index}", call.name, call.arguments)
+            for index, call in sorted(calls.items())
         ]
         yield ResponseComplete(
             AgentResponse(
@@ -229,7 +216,7 @@ class OpenAIProvider(Provider):
                 tool_calls=tool_calls,
                 usage=_usage(usage),
                 model=model or self.model,
-                stop_reason=_stop_reason(finish, bool(tool_calls)),
+                stop_reason=stop_reason(finish, _STOP_REASONS, bool(tool_calls)),
             )
         )
 
@@ -245,19 +232,13 @@ class OpenAIProvider(Provider):
         if isinstance(exc, openai.APIStatusError):
             status = exc.status_code
             detail = self.redact(_error_detail(exc))
-            headers = exc.response.headers
-            retry_after = parse_retry_after(headers.get("retry-after"))
-            if retry_after is None:
-                # OpenAI's own, finer hint.
-                ms = parse_retry_after(headers.get("retry-after-ms"))
-                retry_after = ms / 1000 if ms is not None else None
             return ProviderError(
                 f"{_status_advice(status, self)}: {detail}",
                 provider=self.name,
                 status=status,
                 request_id=exc.request_id,
-                retryable=status in (408, 409, 429) or status >= 500,
-                retry_after=retry_after,
+                retryable=retryable_status(status),
+                retry_after=retry_after(exc.response.headers),
             )
         if isinstance(exc, openai.APITimeoutError):
             return ProviderError(
@@ -299,32 +280,17 @@ class OpenAIProvider(Provider):
 
 def _wire_messages(messages: list[Message]) -> list[dict[str, Any]]:
     """victor messages -> Chat Completions ``messages`` (systems joined, first)."""
-    system = system_text(messages)
-    wire: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
-    for m in messages:
-        if m.role == "system":
-            continue
-        if m.role == "tool":
-            content = tool_result_text(m)  # Chat Completions has no error flag on results
-            wire.append({"role": "tool", "tool_call_id": m.tool_call_id, "content": content})
-        elif m.role == "assistant" and m.tool_calls:
-            wire.append(
-                {
-                    "role": "assistant",
-                    "content": m.content or None,
-                    "tool_calls": [
-                        {
-                            "id": c.id,
-                            "type": "function",
-                            "function": {"name": c.name, "arguments": json.dumps(c.arguments)},
-                        }
-                        for c in m.tool_calls
-                    ],
-                }
-            )
-        else:
-            wire.append({"role": m.role, "content": m.content})
-    return wire
+    return chat_messages(messages, _wire_call, _answered_call, no_text=None)
+
+
+def _wire_call(call: ToolCall) -> dict[str, Any]:
+    # The arguments are a JSON string in this API, not an object.
+    function = {"name": call.name, "arguments": json.dumps(call.arguments)}
+    return {"id": call.id, "type": "function", "function": function}
+
+
+def _answered_call(result: Message) -> dict[str, Any]:
+    return {"tool_call_id": result.tool_call_id}
 
 
 def _response_format(output: OutputSchema) -> dict[str, Any]:
@@ -345,13 +311,6 @@ def _usage(usage: Any) -> Usage:
     if usage is None:  # compatible servers may omit it
         return Usage()
     return Usage(input_tokens=usage.prompt_tokens or 0, output_tokens=usage.completion_tokens or 0)
-
-
-def _stop_reason(finish: str | None, has_calls: bool) -> str | None:
-    # Some compatible servers say "stop" even when the turn is tool calls.
-    if has_calls and finish == "stop":
-        return "tool_calls"
-    return _STOP_REASONS.get(finish, finish) if finish else None
 
 
 def _error_detail(exc: Any) -> str:

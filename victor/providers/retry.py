@@ -1,0 +1,51 @@
+"""When a failed model request is sent again, and after how long: one rule for every provider.
+
+Each provider maps its library's errors to ``ProviderError`` (``retryable``, ``retry_after``);
+``Provider.chat``/``stream`` then retry with ``retry_delay``.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+
+__all__ = ["retry_after", "retry_delay", "retryable_status"]
+
+#: Statuses below 500 that are worth another try: timeout, conflict, rate limit.
+_RETRYABLE_BELOW_500 = frozenset({408, 409, 429})
+
+
+def retryable_status(status: int) -> bool:
+    """Whether a request refused with HTTP ``status`` may succeed when sent again: a timeout,
+    a conflict, a rate limit or a server error (5xx)."""
+    return status >= 500 or status in _RETRYABLE_BELOW_500
+
+
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds the server asks to wait before a retry; None if it does not say.
+
+    ``retry-after-ms`` (Anthropic's and OpenAI's finer hint, which their SDKs prefer too)
+    wins over ``retry-after`` in delta-seconds. The HTTP-date form is ignored: these APIs
+    do not send it.
+    """
+    ms = _seconds(headers.get("retry-after-ms"))
+    if ms is not None:
+        return ms / 1000
+    return _seconds(headers.get("retry-after"))
+
+
+def retry_delay(attempt: int, retry_after: float | None = None) -> float:
+    """Seconds to wait before retry ``attempt`` (0-based): the server's hint, else
+    exponential backoff from 0.5 s, capped at 20 s, with jitter so clients spread out."""
+    if retry_after is not None:
+        return max(0.0, min(retry_after, 60.0))
+    return min(20.0, 0.5 * 2**attempt) * (0.5 + random.random() / 2)
+
+
+def _seconds(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return None
