@@ -116,24 +116,30 @@ async def threads(rounds: int, tokens: int) -> None:
     request = provider._request(await provider._model(), [Message.user(PROMPT)], [])
     path = str(provider.model_file())
     llama_type = llama_class(guard_active())
-    raw: dict[int, float] = {}
-    for n in counts:
-        llama = llama_type(
-            model_path=path, n_ctx=provider.load_settings["n_ctx"], n_threads=n,
-            n_threads_batch=n, verbose=False,
+    llamas = {
+        n: llama_type(
+            model_path=path,
+            n_ctx=provider.load_settings["n_ctx"],
+            n_threads=n,
+            n_threads_batch=n,
+            verbose=False,
         )  # fmt: skip
-        rates = []
-        for _ in range(rounds):
+        for n in counts
+    }
+    samples: dict[int, list[float]] = {n: [] for n in counts}
+    ours_samples: list[float] = []
+    # Interleaved, round by round, so load from elsewhere hits every setting alike.
+    for _ in range(rounds):
+        for n, llama in llamas.items():
             llama.reset()
             seconds, chunks = direct_run(llama, request)
-            rates.append(chunks / seconds)
-        raw[n] = statistics.median(rates)
-        llama.close()
-    rates = []
-    for _ in range(rounds):
+            samples[n].append(chunks / seconds)
         seconds, count = await provider_run(provider, [Message.user(PROMPT)])
-        rates.append(count / seconds)
-    ours = statistics.median(rates)
+        ours_samples.append(count / seconds)
+    for llama in llamas.values():
+        llama.close()
+    raw = {n: statistics.median(rates) for n, rates in samples.items()}
+    ours = statistics.median(ours_samples)
     best = max(raw, key=raw.__getitem__)
     print(f"threads ({nodes} CPUs in the node; {budget.count} usable, from {budget.source}):")
     for n, rate in raw.items():
