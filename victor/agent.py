@@ -528,9 +528,10 @@ class Agent:
         else:
             run_tools = self.tools
         system = self._system_message()
-        prior = list(self.history) if remember else []
-        user = Message.user(render_task(task, context))
-        messages = [*([system] if system else []), *prior, user]
+        messages = [system] if system else []
+        if remember:
+            messages += self.history
+        messages.append(Message.user(render_task(task, context)))
         parent = current_scope()
         # Inside another run's scope (a team's), events go where that run's events go.
         bus = parent.bus if parent.run_id is not None and not self._bus_given else self.bus
