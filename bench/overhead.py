@@ -1,10 +1,12 @@
 """What victor adds on top of the raw SDKs: per call, per streamed chunk, under
 concurrency, and at import. Not a test; prints medians and ratios.
 
-    python bench/overhead.py [--calls 200] [--chunks 500] [--concurrent 100]
+    python bench/overhead.py [--calls 200] [--chunks 500] [--concurrent 100] [--rounds 3]
 
 Both sides talk to the same loopback protocol server (run in its own process), and the
-measurements are interleaved so drift on a busy machine hits both alike.
+measurements are interleaved so drift on a busy machine hits both alike. (a) and (b) run
+in ``--rounds`` rounds: the figures are over all of them, with the spread of the added
+cost between rounds, since a shared machine moves a single round by tens of µs.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from serve import serving  # bench/ is on sys.path when a script here runs
 
@@ -40,14 +42,32 @@ async def interleaved(
     return raw_t, our_t
 
 
+Timings = tuple[list[float], list[float]]  # (raw, victor) of one interleaved round
+
+
+def merged(rounds: list[Timings]) -> Timings:
+    """Several rounds' timings as one."""
+    return [t for raw, _ in rounds for t in raw], [t for _, ours in rounds for t in ours]
+
+
 def report(
-    label: str, raw: list[float], ours: list[float], per: int = 1, unit: str = "call"
+    label: str,
+    raw: list[float],
+    ours: list[float],
+    per: int = 1,
+    unit: str = "call",
+    rounds: Sequence[Timings] = (),
 ) -> None:
+    """Medians and their ratio; with ``rounds``, the spread of the added cost between them."""
     r, o = statistics.median(raw), statistics.median(ours)
     added_us = (o - r) / per * 1e6
+    spread = ""
+    if len(rounds) > 1:
+        each = [(statistics.median(b) - statistics.median(a)) / per * 1e6 for a, b in rounds]
+        spread = f"  (rounds {min(each):+.1f}..{max(each):+.1f})"
     print(
         f"  {label:<34} raw {r * 1e3:8.2f} ms  victor {o * 1e3:8.2f} ms  "
-        f"added {added_us:+8.1f} µs/{unit}  ratio {o / r:5.3f}"
+        f"added {added_us:+8.1f} µs/{unit}  ratio {o / r:5.3f}{spread}"
     )
 
 
@@ -129,7 +149,8 @@ async def bench_protocol(protocol: str, args: argparse.Namespace) -> None:
     print(f"{protocol}:")
     with serving(protocol, 20) as url:
         raw, ours, close = pair(protocol, url, stream=False)
-        report("(a) run vs create, 20-word reply", *await interleaved(raw, ours, args.calls))
+        rounds = [await interleaved(raw, ours, args.calls) for _ in range(args.rounds)]
+        report("(a) run vs create, 20-word reply", *merged(rounds), rounds=rounds)
 
         async def raw_many() -> object:
             return await asyncio.gather(*(raw() for _ in range(args.concurrent)))
@@ -145,11 +166,14 @@ async def bench_protocol(protocol: str, args: argparse.Namespace) -> None:
         await close()
     with serving(protocol, args.chunks) as url:
         raw, ours, close = pair(protocol, url, stream=True)
+        calls = max(10, args.calls // 10)
+        rounds = [await interleaved(raw, ours, calls) for _ in range(args.rounds)]
         report(
             f"(b) astream vs stream, {args.chunks} chunks",
-            *await interleaved(raw, ours, max(10, args.calls // 10)),
+            *merged(rounds),
             per=args.chunks,
             unit="chunk",
+            rounds=rounds,
         )
         await close()
 
@@ -189,6 +213,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--chunks", type=int, default=500)
     parser.add_argument("--concurrent", type=int, default=100)
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of (a) and (b)")
     parser.add_argument("--protocols", default="anthropic,openai")
     args = parser.parse_args()
     for protocol in args.protocols.split(","):
