@@ -1,42 +1,37 @@
-"""What every team formation shares: members, one run's bus and scope, member runs, the
-transcript and usage, limits, cancellation, structured (JSON) replies, and ``TeamResult``.
+"""``AgentTeam``, the base of every formation, and the helpers formations share.
 
 A formation subclasses ``AgentTeam`` and implements ``_coordinate(run)``: it asks members
-through ``run.ask`` / ``run.ask_json`` (each a normal ``agent.events`` run, so every
-member's ``agent.*``/``provider.*``/``tool.*`` events are emitted as usual) and returns
-the final answer. Member events go to the run's own bus (a child of ``team.bus``, which
-forwards to the default bus), with ``agent`` = the member and ``parent`` = the team run.
+through ``run.ask`` / ``run.ask_json`` (``TeamRun``, in run.py: each a normal
+``agent.events`` run, so every member's ``agent.*``/``provider.*``/``tool.*`` events are
+emitted as usual) and returns the final answer. Member events go to the run's own bus (a
+child of ``team.bus``, which forwards to the default bus), with ``agent`` = the member and
+``parent`` = the team run. What a run leaves (``TeamResult``, ``Turn``) and the team
+errors are in result.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
-from contextlib import aclosing, nullcontext, suppress
-from dataclasses import dataclass, field
-from time import perf_counter
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping, Sequence
+from contextlib import aclosing, suppress
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, ValidationError
-
-from .._util import bound, new_id
-from ..agent import Agent, _default_provider
-from ..core.events import Event, EventBus, EventScope, current_scope, scope
-from ..errors import ConfigurationError, LimitExceededError, VictorError
-from ..messages import RunFinished, TextDelta, Usage
+from ..agent import Agent
+from ..core.events import Event, EventBus
+from ..errors import ConfigurationError
 from ..providers.base import Provider, get_provider_class
-from ..tools.registry import ToolLike
+from .result import StructuredOutputError, TeamError, TeamResult, Turn
+from .run import TeamRun, parse_json_object
 
 if TYPE_CHECKING:
-    from ..notebook.timeline import TeamTimeline
     from .consensus import ConsensusTeam
     from .debate import DebateTeam
     from .flat import FlatTeam
     from .hierarchical import HierarchicalTeam
     from .pipeline import PipelineTeam
 
+# The run and its result (run.py, result.py) are importable from here, as they always were.
 __all__ = [
     "AgentTeam",
     "TeamResult",
@@ -50,333 +45,6 @@ __all__ = [
 
 #: A team member: an ``Agent``, or a role string that becomes ``Agent(role=...)``.
 MemberLike = Agent | str
-
-M = TypeVar("M", bound=BaseModel)
-
-#: Events a team run records for its result and timeline (``agent.token`` is left out:
-#: one event per token would cost more than it tells).
-RECORDED_EVENTS = ("team.*", "agent.start", "agent.complete", "agent.error", "provider.*", "tool.*")
-
-#: Appended to a prompt when a member's structured reply could not be used.
-RETRY_NOTE = (
-    "Your previous reply (in the context block) could not be used: {problem}\n"
-    "Reply again with only the JSON object, nothing else."
-)
-
-
-class TeamError(VictorError):
-    """A team could not finish: a member failed and the formation could not recover.
-
-    ``errors`` maps member names to the exceptions they raised; ``result`` is the partial
-    ``TeamResult`` (transcript and usage so far).
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        errors: Mapping[str, BaseException] | None = None,
-        result: TeamResult | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.errors = dict(errors or {})
-        self.result = result
-
-
-class StructuredOutputError(TeamError):
-    """A member did not reply with valid JSON of the expected shape, even after a retry."""
-
-
-# -- the record of a run -------------------------------------------------------------
-
-
-@dataclass
-class Turn:
-    """One member run inside a team run: who was asked what, and what they answered."""
-
-    agent: str
-    kind: str
-    prompt: str
-    content: str = ""
-    round: int | None = None
-    usage: Usage = field(default_factory=Usage)
-    #: Model requests the run made.
-    requests: int = 0
-    duration_ms: float = 0.0
-    #: The member run's id in events (``agent.start``/``agent.complete``).
-    run_id: str | None = None
-    #: The exception the member run raised, if it failed.
-    error: BaseException | None = None
-    #: Why a structured reply was rejected (the member was asked again).
-    rejected: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-    def __str__(self) -> str:
-        said = self.content if self.ok else f"[failed: {self.error}]"
-        return f"{self.agent} ({self.kind}): {said}"
-
-
-@dataclass
-class TeamResult:
-    """The outcome of ``team.run``: prints as the final answer, carries everything else."""
-
-    answer: str
-    task: str
-    team: str
-    formation: str
-    run_id: str
-    #: Every member run, in the order they started.
-    transcript: list[Turn]
-    usage: Usage
-    usage_by_agent: dict[str, Usage]
-    requests: int
-    duration_ms: float
-    #: Formation details: ``plan``, ``votes``, ``rounds``, ``stages`` ... (see each formation).
-    details: dict[str, Any] = field(default_factory=dict)
-    #: The run's events (``agent.token`` excluded): enough to rebuild its timeline.
-    events: list[Event] = field(default_factory=list, repr=False)
-
-    def __str__(self) -> str:
-        return self.answer
-
-    def __repr__(self) -> str:
-        answer = self.answer if len(self.answer) <= 60 else self.answer[:57] + "..."
-        return (
-            f"TeamResult(formation={self.formation!r}, turns={len(self.transcript)}, "
-            f"requests={self.requests}, tokens={self.usage.total_tokens}, answer={answer!r})"
-        )
-
-    def timeline(self, *, deterministic: bool = False) -> TeamTimeline:
-        """The run's ``TeamTimeline`` (``deterministic=True``: logical clock, for docs)."""
-        from ..notebook.timeline import TeamTimeline
-
-        return TeamTimeline(self.events, deterministic=deterministic)
-
-
-# -- one run ---------------------------------------------------------------------------
-
-
-class TeamRun:
-    """One execution of a team: its bus and scope, transcript, usage, limits and output."""
-
-    def __init__(self, team: AgentTeam, task: str, context: Mapping[str, Any] | None) -> None:
-        self.team = team
-        self.task = task
-        self.context = dict(context or {})
-        self.run_id = new_id("team")
-        #: This run's bus: team events and all member events, forwarded to ``team.bus``.
-        self.bus = EventBus(parent=team.bus)
-        outer = current_scope()
-        self.scope = EventScope(self.bus, run_id=self.run_id, agent=team.name, parent=outer.run_id)
-        self.transcript: list[Turn] = []
-        #: Formation details, copied into ``TeamResult.details``.
-        self.details: dict[str, Any] = {}
-        self.events: list[Event] = []
-        for pattern in RECORDED_EVENTS:
-            self.bus.subscribe(pattern, self.events.append)
-        #: Model requests made or reserved so far (the ``max_requests`` budget).
-        self.requests = 0
-        #: Set by ``astream``: text of the final answer's member run goes here.
-        self.tokens: asyncio.Queue[str] | None = None
-        self.streamed = False
-        self.result: TeamResult | None = None
-        self._slots = asyncio.Semaphore(team.max_concurrency) if team.max_concurrency else None
-        self._started = perf_counter()
-
-    async def emit(self, type: str, data: dict[str, Any]) -> None:
-        """Emit a team event, tagged with the team and this run."""
-        await self.scope.emit(type, {"team": self.team.name, **data})
-
-    async def ask(
-        self,
-        member: Agent,
-        prompt: str,
-        *,
-        kind: str,
-        context: Mapping[str, Any] | None = None,
-        round: int | None = None,
-        tools: Iterable[ToolLike] | None = None,
-        final: bool = False,
-    ) -> Turn:
-        """Run ``member`` on ``prompt`` and record the turn. A member failure is returned
-        in ``turn.error`` (the formation decides); team limits and cancellation raise.
-
-        ``final=True`` marks the run whose text is the team's answer: ``astream`` yields it.
-        """
-        limit = self.team.max_requests
-        if limit is not None and self.requests >= limit:
-            raise LimitExceededError(
-                f"the team used its max_requests={limit} model requests before finishing; "
-                f"raise the limit (AgentTeam.<formation>(..., max_requests=N)) or lower the "
-                f"formation's rounds"
-            )
-        self.requests += 1  # reserved now, so concurrent asks see the budget shrink
-        turn = Turn(agent=member.name, kind=kind, prompt=prompt, round=round)
-        self.transcript.append(turn)
-        member_bus = EventBus(parent=self.bus)
-
-        def observe(event: Event) -> None:
-            if event.type == "agent.start":
-                turn.run_id = turn.run_id or event.run_id
-            elif event.type == "provider.request":
-                turn.requests += 1
-            elif event.type == "provider.response":
-                turn.usage += Usage(**event.data.get("usage", {}))
-
-        for pattern in ("agent.start", "provider.request", "provider.response"):
-            member_bus.subscribe(pattern, observe)
-        member_scope = EventScope(
-            member_bus, run_id=self.run_id, agent=member.name, parent=self.run_id
-        )
-        context = {**self.context, **(context or {})} or None
-        started = perf_counter()
-        try:
-            async with self._slot():
-                lend = self.team.provider
-                lent = bound(_default_provider, lend) if lend else nullcontext()
-                with lent, scope(member_scope):
-                    async with aclosing(member.events(prompt, context, tools)) as events:
-                        async for event in events:
-                            if type(event) is TextDelta:
-                                if final and self.tokens is not None:
-                                    self.tokens.put_nowait(event.text)
-                                    self.streamed = True
-                            elif type(event) is RunFinished:
-                                turn.content = event.content
-        except asyncio.CancelledError as exc:
-            turn.error = exc
-            raise
-        except Exception as exc:
-            turn.error = exc
-        finally:
-            turn.duration_ms = (perf_counter() - started) * 1000
-            self.requests += turn.requests - 1
-        return turn
-
-    async def ask_json(
-        self,
-        member: Agent,
-        prompt: str,
-        schema: type[M],
-        *,
-        kind: str,
-        what: str,
-        context: Mapping[str, Any] | None = None,
-        round: int | None = None,
-        check: Callable[[M], None] | None = None,
-        retries: int = 1,
-    ) -> tuple[M | None, Turn]:
-        """Ask for a JSON reply and parse it into ``schema``; ``check`` may raise
-        ``ValueError`` to reject it. A rejected reply is sent back with the problem, up to
-        ``retries`` times, then ``StructuredOutputError``. A member failure returns
-        ``(None, turn)`` with ``turn.error`` set.
-        """
-        attempt_prompt, attempt_context = prompt, dict(context or {})
-        for _ in range(retries + 1):
-            turn = await self.ask(
-                member, attempt_prompt, kind=kind, context=attempt_context, round=round
-            )
-            if not turn.ok:
-                return None, turn
-            try:
-                value = schema.model_validate(parse_json_object(turn.content))
-                if check is not None:
-                    check(value)
-                return value, turn
-            except ValueError as exc:  # pydantic's ValidationError is a ValueError too
-                turn.rejected = describe_problem(exc)
-            attempt_prompt = f"{prompt}\n\n{RETRY_NOTE.format(problem=turn.rejected)}"
-            attempt_context = {**(context or {}), "your_previous_reply": turn.content}
-        excerpt = turn.content if len(turn.content) <= 200 else turn.content[:200] + "..."
-        raise StructuredOutputError(
-            f"{member.name} did not reply with a valid {what} after {retries + 1} attempt(s): "
-            f"{turn.rejected}. Its last reply: {excerpt!r}. A model that follows JSON "
-            f"instructions more reliably (or a lower temperature) usually fixes this"
-        )
-
-    def require(self, turn: Turn, doing: str) -> Turn:
-        """Raise ``TeamError`` carrying the member's error if ``turn`` failed."""
-        if turn.error is not None:
-            raise TeamError(
-                f"{turn.agent} failed while {doing}: {turn.error}",
-                errors={turn.agent: turn.error},
-            )
-        return turn
-
-    def failures(self) -> dict[str, BaseException]:
-        """Errors of failed member runs so far, by member (the latest per member)."""
-        return {t.agent: t.error for t in self.transcript if t.error is not None}
-
-    def _slot(self) -> Any:
-        return self._slots if self._slots is not None else nullcontext()
-
-    async def execute(self) -> TeamResult:
-        """Run the formation from ``team.start`` to ``team.complete`` (or ``team.error``)."""
-        team = self.team
-        self._started = perf_counter()
-        await self.emit(
-            "team.start",
-            {
-                "formation": team.formation,
-                "task": self.task,
-                "members": [m.name for m in team.members],
-            },
-        )
-        try:
-            coordination = team._coordinate(self)
-            if team.timeout is None:
-                answer = await coordination
-            else:
-                try:
-                    answer = await asyncio.wait_for(coordination, team.timeout)
-                except asyncio.TimeoutError:
-                    raise LimitExceededError(
-                        f"the team run took longer than timeout={team.timeout} s and every "
-                        f"member was stopped; raise the limit with timeout=... or simplify the task"
-                    ) from None
-        except asyncio.CancelledError:
-            await self.emit("team.error", {"error": "cancelled", "error_type": "CancelledError"})
-            raise
-        except Exception as exc:
-            if isinstance(exc, TeamError) and exc.result is None:
-                exc.result = self._result("")
-            await self.emit("team.error", {"error": str(exc), "error_type": type(exc).__name__})
-            raise
-        result = self.result = self._result(answer)
-        await self.emit(
-            "team.complete",
-            {
-                "result": answer,
-                "usage": result.usage.model_dump(),
-                "duration_ms": result.duration_ms,
-            },
-        )
-        return result
-
-    def _result(self, answer: str) -> TeamResult:
-        by_agent = {m.name: Usage() for m in self.team.members}
-        for turn in self.transcript:
-            by_agent[turn.agent] = by_agent.get(turn.agent, Usage()) + turn.usage
-        total = Usage()
-        for usage in by_agent.values():
-            total += usage
-        return TeamResult(
-            answer=answer,
-            task=self.task,
-            team=self.team.name,
-            formation=self.team.formation,
-            run_id=self.run_id,
-            transcript=list(self.transcript),
-            usage=total,
-            usage_by_agent=by_agent,
-            requests=sum(t.requests for t in self.transcript),
-            duration_ms=(perf_counter() - self._started) * 1000,
-            details=self.details,
-            events=self.events,
-        )
 
 
 # -- the team --------------------------------------------------------------------------
@@ -657,41 +325,6 @@ def fill(template: str, **values: Any) -> str:
         lambda m: str(values[m.group(1)]) if m.group(1) in values else m.group(0),
         template,
     )
-
-
-_FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.S | re.I)
-
-
-def parse_json_object(text: str) -> dict[str, Any]:
-    """The JSON object in a model reply: bare, in a ```json fence, or inside prose."""
-    candidates = [text.strip(), *(m.group(1).strip() for m in _FENCE.finditer(text))]
-    for candidate in candidates:
-        try:
-            value = json.loads(candidate)
-        except ValueError:
-            continue
-        if isinstance(value, dict):
-            return value
-    decoder = json.JSONDecoder()
-    for match in re.finditer(r"\{", text):
-        try:
-            value, _ = decoder.raw_decode(text, match.start())
-        except ValueError:
-            continue
-        if isinstance(value, dict):
-            return value
-    raise ValueError("the reply contains no JSON object")
-
-
-def describe_problem(exc: ValueError) -> str:
-    """A short description of why a structured reply was rejected, for the model to fix."""
-    if isinstance(exc, ValidationError):
-        parts = []
-        for error in exc.errors()[:5]:
-            where = ".".join(str(p) for p in error["loc"]) or "the object"
-            parts.append(f"{where}: {error['msg']}")
-        return "; ".join(parts)
-    return str(exc)
 
 
 async def gather_all(aws: Iterable[Awaitable[Any]]) -> list[Any]:
