@@ -10,7 +10,8 @@ notebook holds the final text. In a terminal the view prints text as it arrives.
     view = StreamView()
     answer = await view.run(agent, "Explain recursion")      # or agent.run(..., display=True)
 
-``VICTOR_STREAM=0`` (or ``live=False``) renders once, at the end.
+``VICTOR_STREAM=0`` (or ``live=False``) renders once, at the end. The pieces a view is
+drawn with (tool-call cards, code and JSON answers) are in stream_render.py.
 """
 
 from __future__ import annotations
@@ -19,12 +20,10 @@ import asyncio
 import html
 import json
 import os
-import re
 import sys
 import threading
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import aclosing
-from dataclasses import dataclass, field
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -39,6 +38,17 @@ from ..messages import (
     Usage,
 )
 from .runner import call_in_main
+from .stream_render import (
+    Card,
+    TextPart,
+    card_line,
+    card_markdown,
+    extract_code,
+    fence,
+    growing_json,
+    one_paragraph,
+    parse_json_answer,
+)
 
 if TYPE_CHECKING:
     from ..agent import Agent
@@ -52,30 +62,8 @@ FORMATS: tuple[str, ...] = ("markdown", "text", "code", "json")
 
 #: Seconds between two live updates: at most ~10 display messages a second.
 UPDATE_INTERVAL = 0.1
-#: Longest tool argument/result text a card shows (the model saw all of it).
-CARD_TEXT_LIMIT = 2000
 
 _CURSOR = " ▍"
-
-
-@dataclass
-class _Card:
-    """One tool call as the view shows it."""
-
-    key: str
-    name: str
-    arguments: dict[str, Any]
-    state: Literal["running", "ok", "error"] = "running"
-    output: str = ""
-    duration_ms: float = 0.0
-
-
-@dataclass
-class _Text:
-    parts: list[str] = field(default_factory=list)
-
-    def __str__(self) -> str:
-        return "".join(self.parts)
 
 
 class StreamView:
@@ -107,7 +95,7 @@ class StreamView:
         self.live = _stream_setting() if live is None else live
         self.target = target or _detect_target()
         self.interval = interval
-        self.segments: list[_Text | _Card] = []
+        self.segments: list[TextPart | Card] = []
         self.status: Literal["idle", "running", "done", "error", "interrupted"] = "idle"
         self.error: str | None = None
         self.finished: RunFinished | None = None
@@ -217,11 +205,11 @@ class StreamView:
     @property
     def text(self) -> str:
         """All answer text so far, across tool turns."""
-        return "".join(str(s) for s in self.segments if isinstance(s, _Text))
+        return "".join(str(s) for s in self.segments if isinstance(s, TextPart))
 
     @property
-    def cards(self) -> list[_Card]:
-        return [s for s in self.segments if isinstance(s, _Card)]
+    def cards(self) -> list[Card]:
+        return [s for s in self.segments if isinstance(s, Card)]
 
     # -- state changes (on the thread running the agent) ------------------------------
 
@@ -238,13 +226,13 @@ class StreamView:
 
     def _text(self, delta: str) -> None:
         last = self.segments[-1] if self.segments else None
-        if type(last) is _Text and not self._response_ended:
+        if type(last) is TextPart and not self._response_ended:
             last.parts.append(delta)
         else:
             # After a response ended (tools ran, or a typed answer is retried), new text is
             # a new segment: a retried JSON answer is not glued to the invalid one.
             self._response_ended = False
-            self.segments.append(_Text([delta]))
+            self.segments.append(TextPart([delta]))
         if self.live:
             if self.target == "print":
                 self._print_new_text()
@@ -252,7 +240,7 @@ class StreamView:
                 self._changed()
 
     def _tool_started(self, key: str, name: str, arguments: dict[str, Any]) -> None:
-        self.segments.append(_Card(key, name, dict(arguments)))
+        self.segments.append(Card(key, name, dict(arguments)))
         if self.live:
             self._changed()
 
@@ -267,13 +255,13 @@ class StreamView:
     ) -> None:
         card = next((c for c in self.cards if c.key == key), None)
         if card is None:  # no start seen (events from the bus): the card appears finished
-            card = _Card(key, name, dict(arguments))
+            card = Card(key, name, dict(arguments))
             self.segments.append(card)
         card.state, card.output, card.duration_ms = ("ok" if ok else "error"), output, duration_ms
         if self.live:
             if self.target == "print":
                 self._print_new_text()
-                line = f"\n{_card_line(card)}\n"
+                line = f"\n{card_line(card)}\n"
                 call_in_main(lambda: _write(line))
             else:
                 self._changed()
@@ -282,13 +270,13 @@ class StreamView:
         self.finished, self.status = finished, "done"
         if finished.content and not self.text.endswith(finished.content):
             last = self.segments[-1] if self.segments else None
-            if finished.output is not None and type(last) is _Text:
+            if finished.output is not None and type(last) is TextPart:
                 # A typed answer may stream in a slightly different form (the local model
                 # holds back closing braces): show the answer as it was validated.
                 last.parts = [finished.content]
             else:
                 # A run that did not stream (seen through the bus) brings its answer only here.
-                self.segments.append(_Text([finished.content]))
+                self.segments.append(TextPart([finished.content]))
         self._final()
 
     def _fail(self, message: str, *, interrupted: bool = False) -> None:
@@ -376,24 +364,24 @@ class StreamView:
             return {"text/plain": plain}
         return {"text/markdown": self._markdown(final=final), "text/plain": plain}
 
-    def _answer_segments(self, final: bool) -> list[_Text | _Card]:
+    def _answer_segments(self, final: bool) -> list[TextPart | Card]:
         """Segments to show; finished code/json answers are reshaped, and a json answer
         is shown as the value it is becoming while it streams."""
         segments = list(self.segments)
         done = final and self.status == "done"
         if (done and self.format in ("code", "json")) or (not final and self.format == "json"):
             for index in range(len(segments) - 1, -1, -1):
-                if isinstance(segments[index], _Text):
+                if isinstance(segments[index], TextPart):
                     text = str(segments[index])
-                    shown = self._reshaped_answer(text) if done else _growing_json(text)
-                    segments[index] = _Text([shown])
+                    shown = self._reshaped_answer(text) if done else growing_json(text)
+                    segments[index] = TextPart([shown])
                     break
         return segments
 
     def _reshaped_answer(self, answer: str) -> str:
         if self.format == "code":
             code, language = extract_code(answer)
-            return _fence(code, language or "python")
+            return fence(code, language or "python")
         if self.finished is not None and self.finished.output is not None:
             from pydantic_core import to_jsonable_python
 
@@ -403,13 +391,13 @@ class StreamView:
                 value = parse_json_answer(answer)
             except VictorError:
                 return answer  # shown as it came; the magic reports the error
-        return _fence(json.dumps(value, indent=2, ensure_ascii=False), "json")
+        return fence(json.dumps(value, indent=2, ensure_ascii=False), "json")
 
     def _markdown(self, *, final: bool) -> str:
         blocks = []
         for segment in self._answer_segments(final):
-            if isinstance(segment, _Card):
-                blocks.append(_card_markdown(segment))
+            if isinstance(segment, Card):
+                blocks.append(card_markdown(segment))
             elif str(segment).strip():
                 blocks.append(str(segment))
         body = "\n\n".join(blocks)
@@ -420,12 +408,12 @@ class StreamView:
         if self.status == "done":
             return f"{body}\n\n<sub>{html.escape(self._footer())}</sub>"
         label = "Interrupted" if self.status == "interrupted" else "Error"
-        return f"{body}\n\n> **{label}:** {_one_paragraph(self.error or '')}".lstrip()
+        return f"{body}\n\n> **{label}:** {one_paragraph(self.error or '')}".lstrip()
 
     def _plain(self, *, final: bool) -> str:
         lines = []
         for segment in self._answer_segments(final):
-            lines.append(_card_line(segment) if isinstance(segment, _Card) else str(segment))
+            lines.append(card_line(segment) if isinstance(segment, Card) else str(segment))
         body = "\n".join(line for line in lines if line)
         if not final:
             return body + _CURSOR if body else "thinking…"
@@ -510,98 +498,7 @@ class Attachment:
             del self.views[event.run_id]
 
 
-# -- helpers ------------------------------------------------------------------------------
-
-_FENCE = re.compile(r"```[ \t]*([\w+#.-]*)[^\n]*\n(.*?)(?:\n```|\Z)", re.DOTALL)
-
-
-def extract_code(answer: str) -> tuple[str, str | None]:
-    """The first fenced code block of ``answer`` and its language, else the whole answer."""
-    match = _FENCE.search(answer)
-    if match is None:
-        return answer.strip("\n"), None
-    return match.group(2).strip("\n"), (match.group(1) or None)
-
-
-def parse_json_answer(answer: str) -> Any:
-    """The JSON value in ``answer`` (bare, or in a fenced block); ``VictorError`` if none."""
-    text = answer.strip()
-    if text.startswith("```"):
-        text = extract_code(text)[0]
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise VictorError(
-            f"the answer is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}): "
-            f"{answer[:200]!r}. Ask for JSON only, or use --format markdown"
-        ) from None
-
-
-def _growing_json(text: str) -> str:
-    """JSON being written, shown as the value so far (open strings, lists and objects
-    closed, indented); the text as it is while it is not JSON (yet)."""
-    from pydantic_core import from_json
-
-    body = text.strip()
-    if body.startswith("```"):
-        body = extract_code(body)[0]
-    if not body.startswith(("{", "[")):
-        return text
-    try:
-        value = from_json(body, allow_partial="trailing-strings")
-    except ValueError:
-        return text
-    return _fence(json.dumps(value, indent=2, ensure_ascii=False), "json")
-
-
-def _fence(text: str, language: str = "") -> str:
-    """A fenced block that survives backticks inside ``text``."""
-    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
-    ticks = "`" * max(3, longest + 1)
-    return f"{ticks}{language}\n{text}\n{ticks}"
-
-
-def _clip(text: str, limit: int = CARD_TEXT_LIMIT) -> str:
-    return text if len(text) <= limit else text[:limit] + f"… ({len(text) - limit} more characters)"
-
-
-def _call_signature(card: _Card, limit: int = 80) -> str:
-    args = ", ".join(f"{key}={value!r}" for key, value in card.arguments.items())
-    if len(args) > limit:
-        args = args[: limit - 1] + "…"
-    return f"{card.name}({args})"
-
-
-def _card_status(card: _Card) -> str:
-    if card.state == "running":
-        return "running…"
-    mark = "✓" if card.state == "ok" else "✗ error"
-    return f"{mark} · {card.duration_ms:.0f} ms"
-
-
-def _card_markdown(card: _Card) -> str:
-    summary = f"🔧 <code>{html.escape(_call_signature(card))}</code> · {_card_status(card)}"
-    parts = [f"<details><summary>{summary}</summary>", ""]
-    arguments = json.dumps(card.arguments, indent=2, ensure_ascii=False, default=str)
-    parts += ["**Arguments**", "", _fence(_clip(arguments), "json"), ""]
-    if card.state != "running":
-        parts += [
-            f"**{'Result' if card.state == 'ok' else 'Error'}**",
-            "",
-            _fence(_clip(card.output)),
-            "",
-        ]
-    parts.append("</details>")
-    return "\n".join(parts)
-
-
-def _card_line(card: _Card) -> str:
-    outcome = "" if card.state == "running" else f" -> {_clip(card.output, 200)!r}"
-    return f"[tool {_call_signature(card)} {_card_status(card)}{outcome}]"
-
-
-def _one_paragraph(text: str) -> str:
-    return " ".join(text.split())
+# -- the environment ------------------------------------------------------------------
 
 
 def _write(text: str) -> None:
