@@ -20,7 +20,7 @@ from time import perf_counter
 from typing import Any
 
 from ..notebook.runner import call_in_main
-from ..notebook.stream import _detect_target
+from ..notebook.stream import LatestBundleDisplay, _detect_target
 from .items import BatchResult
 from .results import BatchSummary
 
@@ -32,7 +32,7 @@ UPDATE_INTERVAL = 0.25
 _BAR_WIDTH = 24  # characters of the text bar
 
 
-class Progress:
+class Progress(LatestBundleDisplay):
     """Counts one batch run and shows it (``show=False``: counts only).
 
     Called on the event loop running the batch; display messages go to the thread that
@@ -159,27 +159,6 @@ class Progress:
             self._post({"text/plain": line, "text/html": _html(self.summary, line)})
         else:
             call_in_main(lambda: _write(f"\r{line}\x1b[K"))
-
-    def _post(self, bundle: dict[str, str]) -> None:
-        """Hand the newest bundle to the main thread; bundles not shown yet are replaced."""
-        with self._pending_lock:
-            scheduled = self._pending is not None
-            self._pending = bundle
-        if not scheduled:
-            call_in_main(self._flush)
-
-    def _flush(self) -> None:
-        with self._pending_lock:
-            bundle, self._pending = self._pending, None
-        if bundle is None:
-            return
-        from IPython.display import display
-
-        if self._handle is None:
-            self._handle = display(bundle, raw=True, display_id=True)
-        else:
-            self._handle.update(bundle, raw=True)
-        self.updates_sent += 1
 
 
 def render_summary(summary: BatchSummary) -> dict[str, str]:

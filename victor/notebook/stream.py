@@ -66,7 +66,40 @@ UPDATE_INTERVAL = 0.1
 _CURSOR = " ▍"
 
 
-class StreamView:
+class LatestBundleDisplay:
+    """One display output updated in place from any thread: the newest bundle wins, and
+    the main thread shows it (``call_in_main``). Subclasses set ``_handle = None``,
+    ``_pending = None``, ``_pending_lock`` and ``updates_sent = 0``."""
+
+    _handle: Any
+    _pending: dict[str, str] | None
+    _pending_lock: threading.Lock
+    updates_sent: int
+
+    def _post(self, bundle: dict[str, str]) -> None:
+        """Hand the newest bundle to the main thread; bundles not shown yet are replaced."""
+        with self._pending_lock:
+            scheduled = self._pending is not None
+            self._pending = bundle
+        if not scheduled:
+            call_in_main(self._flush)
+
+    def _flush(self) -> None:
+        """On the main thread: show the newest bundle (first display, then updates)."""
+        with self._pending_lock:
+            bundle, self._pending = self._pending, None
+        if bundle is None:
+            return
+        from IPython.display import display
+
+        if self._handle is None:
+            self._handle = display(bundle, raw=True, display_id=True)
+        else:
+            self._handle.update(bundle, raw=True)
+        self.updates_sent += 1
+
+
+class StreamView(LatestBundleDisplay):
     """Live output of one agent run; also a static ``_repr_mimebundle_`` of its state.
 
     ``format`` shapes the final render: ``markdown`` (default), ``text`` (plain),
@@ -313,28 +346,6 @@ class StreamView:
             self._print_final()
         else:
             self._post(self._bundle(final=True))
-
-    def _post(self, bundle: dict[str, str]) -> None:
-        """Hand the newest bundle to the main thread; bundles not shown yet are replaced."""
-        with self._pending_lock:
-            scheduled = self._pending is not None
-            self._pending = bundle
-        if not scheduled:
-            call_in_main(self._flush)
-
-    def _flush(self) -> None:
-        """On the main thread: show the newest bundle (first display, then updates)."""
-        with self._pending_lock:
-            bundle, self._pending = self._pending, None
-        if bundle is None:
-            return
-        from IPython.display import display
-
-        if self._handle is None:
-            self._handle = display(bundle, raw=True, display_id=True)
-        else:
-            self._handle.update(bundle, raw=True)
-        self.updates_sent += 1
 
     def _print_new_text(self) -> None:
         text = self.text
