@@ -1,12 +1,17 @@
 """What serving adds: ``victor serve``'s SSE stream against in-process ``astream``, per
 streamed event and under concurrency. Not a test; prints medians and ratios.
 
-    python bench/http_api.py [--chunks 500] [--rounds 20] [--concurrent 100]
+    python bench/http_api.py [--chunks 500] [--rounds 40] [--concurrent 100]
 
 Three processes: the Anthropic protocol server (``bench/serve.py``), the victor server
 (this script with ``--serve``), and the client here, so no side's work lands on another's
 GIL. Both sides stream the same 500-chunk answer from the same model server; the HTTP side
 splits the stream into events and decodes each text event's JSON, as a client would.
+
+Besides the wall-clock ratio, (a) splits it: the time to the first event (what one HTTP
+request costs: a round trip more, routing, the run's start) and the stream after it
+(what each event costs); and the CPU a run takes in all (victor server + client, against
+the in-process client), which does not depend on how three processes share the cores.
 """
 
 from __future__ import annotations
@@ -14,9 +19,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import statistics
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,8 +37,9 @@ TASK = "Say something"
 
 
 @contextmanager
-def victor_server(model_url: str, max_runs: int) -> Iterator[str]:
-    """``victor serve`` (an Anthropic agent on ``model_url``) in its own process."""
+def victor_server(model_url: str, max_runs: int) -> Iterator[tuple[str, int]]:
+    """``victor serve`` (an Anthropic agent on ``model_url``) in its own process: its URL
+    and process id."""
     proc = subprocess.Popen(
         [sys.executable, __file__, "--serve", model_url, "--max-runs", str(max_runs)],
         stdout=subprocess.PIPE,
@@ -38,10 +47,20 @@ def victor_server(model_url: str, max_runs: int) -> Iterator[str]:
     )
     try:
         assert proc.stdout is not None
-        yield proc.stdout.readline().strip()
+        yield proc.stdout.readline().strip(), proc.pid
     finally:
         proc.kill()
         proc.wait()
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of process ``pid`` so far (Linux; None elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def serve(model_url: str, max_runs: int) -> None:
@@ -62,19 +81,25 @@ async def bench(args: argparse.Namespace) -> None:
     from victor import Agent
 
     with serving("anthropic", args.chunks) as model_url:
-        with victor_server(model_url, args.concurrent + 10) as victor_url:
+        with victor_server(model_url, args.concurrent + 10) as (victor_url, server_pid):
             agent = Agent(
                 provider="anthropic", base_url=model_url, api_key="bench", max_tokens=1024
             )
             # Idle connections are dropped before uvicorn would close them (5 s).
             limits = httpx.Limits(max_connections=args.concurrent + 10, keepalive_expiry=2)
             client = httpx.AsyncClient(base_url=victor_url, timeout=60, limits=limits)
+            first: dict[str, float] = {}  # when the last call's first text arrived
 
             async def in_process() -> str:
-                return "".join([t async for t in agent.astream(TASK)])
+                started, parts = time.perf_counter(), []
+                async for text in agent.astream(TASK):
+                    if not parts:
+                        first["in"] = time.perf_counter() - started
+                    parts.append(text)
+                return "".join(parts)
 
             async def over_sse() -> str:
-                parts: list[str] = []
+                started, parts = time.perf_counter(), []
                 rest = b""
                 async with client.stream("POST", "/v1/runs/stream", json={"task": TASK}) as r:
                     async for chunk in r.aiter_bytes():
@@ -82,6 +107,8 @@ async def bench(args: argparse.Namespace) -> None:
                         for event in events:  # "event: <kind>\ndata: <json>"
                             kind, _, data = event.partition(b"\ndata: ")
                             if kind == b"event: text":
+                                if not parts:
+                                    first["sse"] = time.perf_counter() - started
                                 parts.append(json.loads(data)["text"])
                 if len(parts) != args.chunks:
                     raise AssertionError(f"{len(parts)} text events, expected {args.chunks}")
@@ -89,12 +116,51 @@ async def bench(args: argparse.Namespace) -> None:
 
             assert await in_process() == await over_sse()
             print(f"victor serve over SSE vs in-process astream ({args.chunks}-chunk answer):")
-            report(
-                f"(a) one stream, {args.chunks} events",
-                *await interleaved(in_process, over_sse, args.rounds),
-                per=args.chunks,
-                unit="event",
+            # Each call timed for wall clock, its first text and this process's CPU.
+            times: dict[str, list[tuple[float, float, float]]] = {"in": [], "sse": []}
+
+            def measured(name: str, call):
+                async def timed() -> object:
+                    cpu = time.process_time()
+                    started = time.perf_counter()
+                    result = await call()
+                    wall = time.perf_counter() - started
+                    times[name].append((wall, first[name], time.process_time() - cpu))
+                    return result
+
+                return timed
+
+            server_cpu = cpu_seconds(server_pid)
+            raw, ours = await interleaved(
+                measured("in", in_process), measured("sse", over_sse), args.rounds
             )
+            if server_cpu is not None:  # over every SSE call, warm-up ones included
+                server_cpu = (cpu_seconds(server_pid) - server_cpu) / len(times["sse"])
+            report(f"(a) one stream, {args.chunks} events", raw, ours, args.chunks, "event")
+            (in_first, in_rest, in_cpu), (sse_first, sse_rest, sse_cpu) = (
+                (
+                    statistics.median(t[1] for t in runs[5:]),  # after interleaved's warm-up
+                    statistics.median(t[0] - t[1] for t in runs[5:]),
+                    statistics.median(t[2] for t in runs[5:]),
+                )
+                for runs in (times["in"], times["sse"])
+            )
+            print(
+                f"      first text                 in-process {in_first * 1e3:6.2f} ms  "
+                f"SSE {sse_first * 1e3:6.2f} ms  (+{(sse_first - in_first) * 1e3:.2f} ms a request)"
+            )
+            print(
+                f"      the stream after it        in-process {in_rest * 1e3:6.2f} ms  "
+                f"SSE {sse_rest * 1e3:6.2f} ms  ratio {sse_rest / in_rest:5.3f}  "
+                f"(+{(sse_rest - in_rest) / args.chunks * 1e6:.2f} µs/event)"
+            )
+            if server_cpu is not None:
+                print(
+                    f"      CPU per run                in-process {in_cpu * 1e3:6.2f} ms  "
+                    f"server {server_cpu * 1e3:6.2f} + client {sse_cpu * 1e3:5.2f} ms  "
+                    f"ratio {(server_cpu + sse_cpu) / in_cpu:5.3f} (server alone "
+                    f"{server_cpu / in_cpu:5.3f})"
+                )
 
             async def many_in_process() -> object:
                 return await asyncio.gather(*(in_process() for _ in range(args.concurrent)))
@@ -115,7 +181,7 @@ async def bench(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chunks", type=int, default=500)
-    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=40)
     parser.add_argument("--concurrent", type=int, default=100)
     parser.add_argument("--serve", metavar="MODEL_URL", help=argparse.SUPPRESS)
     parser.add_argument("--max-runs", type=int, default=110, help=argparse.SUPPRESS)

@@ -178,6 +178,24 @@ def test_a_quiet_stream_is_kept_open_with_comment_lines(monkeypatch):
     assert [kind for kind, _ in events] == ["text"] * 3 + ["response", "run_finished"]
 
 
+def test_a_burst_of_events_goes_out_first_event_first_then_in_one_write(monkeypatch):
+    """A model's stream arrives a network read at a time, many events each: the first is
+    written at once (time to first token), the rest of the burst joined into one write."""
+    import victor.serve.app as app
+
+    monkeypatch.setattr(app, "COALESCE_SECONDS", 60.0)
+
+    async def burst():  # 50 events ready at once: no await between them
+        for i in range(50):
+            yield f"e{i},"
+
+    async def writes() -> list[bytes]:
+        return [out async for out in app._batched(burst(), str.encode)]
+
+    written = asyncio.run(writes())
+    assert written == [b"e0,", "".join(f"e{i}," for i in range(1, 50)).encode()]
+
+
 def test_errors_mid_stream_end_the_stream_with_problem_details():
     def fail(messages, tools):
         raise RuntimeError(f"database password {SECRET} rejected")

@@ -329,7 +329,7 @@ class Agent:
         answer that turns out invalid may come before the retried one's.
         """
         output = self._output(output_type, output_retries)
-        # The loop is read here, not through _events: one generator less for every chunk.
+        # The loop is read here, not through events(): one generator less for every chunk.
         run_scope, loop, start = self._start(
             task, context, None, stream=True, remember=False, output=output
         )
@@ -407,11 +407,16 @@ class Agent:
         is the validated object.
         """
         output = self._output(output_type, output_retries)
-        async with aclosing(
-            self._events(task, context, tools, stream=True, remember=remember, output=output)
-        ) as events:
-            async for event in events:
-                yield event
+        # The loop is read here, not through another generator: one layer less per event.
+        run_scope, loop, start = self._start(
+            task, context, tools, stream=True, remember=remember, output=output
+        )
+        with scope(run_scope):
+            async with aclosing(loop):
+                async for event in loop:
+                    if type(event) is RunFinished:
+                        self._finished(event, remember, start)
+                    yield event
 
     async def run_workflow(
         self, workflow: str | Workflow, input: Mapping[str, Any] | None = None
@@ -480,27 +485,6 @@ class Agent:
 
         retries = self.output_retries if output_retries is None else output_retries
         return output_type_for(chosen, retries)
-
-    async def _events(
-        self,
-        task: str,
-        context: Mapping[str, Any] | None,
-        tools: Iterable[ToolLike] | None,
-        *,
-        stream: bool,
-        remember: bool = False,
-        output: OutputType | None = None,
-    ) -> AsyncIterator[StreamEvent]:
-        """Run and yield every event (``_answer`` is the same without the events)."""
-        run_scope, loop, start = self._start(
-            task, context, tools, stream=stream, remember=remember, output=output
-        )
-        with scope(run_scope):
-            async with aclosing(loop):
-                async for event in loop:
-                    if type(event) is RunFinished:
-                        self._finished(event, remember, start)
-                    yield event
 
     def _start(
         self,

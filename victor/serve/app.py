@@ -11,9 +11,8 @@ that disconnects cancels its run, which closes the model's stream.
 # name dependencies defined inside create_app.
 
 import asyncio
-import json
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Annotated, Any, TypeVar
@@ -37,9 +36,11 @@ from .wire import (
     PROBLEM_TYPE,
     Problem,
     encode_bus_event,
-    encode_event,
+    event_frame,
     finished,
     problem_for,
+    sse,
+    to_json,
     usage,
 )
 
@@ -49,6 +50,9 @@ T = TypeVar("T")
 
 #: Seconds a stream may stay silent (a long tool call) before a ``: ping`` comment is sent.
 PING_SECONDS = 15.0
+#: Seconds over which events ready at once are joined into one write (a stream's first
+#: event is written at once).
+COALESCE_SECONDS = 0.001
 
 STREAM = (
     "Server-Sent Events, one per event of the run: `event:` its kind, `data:` its JSON; "
@@ -302,7 +306,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     async def run_stream(body: m.RunRequest, target: AgentTarget) -> EventStream:
         """Do a task, streaming its events (``Agent.events``): ``text``, ``response``,
         ``tool_started``, ``tool_finished``, then ``run_finished`` (or ``error``)."""
-        return _sse(_agent_events(target[1].events(body.task, body.context)))
+        return _agent_sse(target[1].events(body.task, body.context))
 
     @app.post("/v1/chat", tags=["agents"], dependencies=[slot], responses=problems)
     async def chat(
@@ -332,7 +336,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     ) -> EventStream:
         """``/v1/chat`` as a stream of events; ``run_finished`` has the ``conversation_id``."""
         events = conversation.agent.events(body.message, remember=True)
-        return _sse(_agent_events(events, {"conversation_id": conversation.id}))
+        return _agent_sse(events, {"conversation_id": conversation.id})
 
     @app.get("/v1/conversations/{conversation_id}", tags=["agents"], responses=problems)
     async def conversation(conversation_id: str) -> m.ConversationOut:
@@ -383,7 +387,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
             async with aclosing(team.events(body.task, body.context)) as stream:
                 async for event in stream:
                     yield encode_bus_event(event)
-            yield "run_finished", _dumps({"team": name, **_team_result(team.last_result)})
+            yield "run_finished", to_json({"team": name, **_team_result(team.last_result)})
 
         return _sse(events())
 
@@ -421,7 +425,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
             async with aclosing(_workflow(agent, body.workflow, body.input, outcome)) as stream:
                 async for event in stream:
                     yield encode_bus_event(event)
-            yield "run_finished", _dumps({"workflow": body.workflow, "agent": name, **outcome})
+            yield "run_finished", to_json({"workflow": body.workflow, "agent": name, **outcome})
 
         return _sse(events())
 
@@ -478,48 +482,62 @@ async def _unless_gone(request: Request, work: Coroutine[Any, Any, T]) -> T:
 
 
 class EventStream(StreamingResponse):
-    """A ``text/event-stream`` response (its media type is what OpenAPI shows) of events
-    written as they come, several at once when several are ready (see ``_batched``)."""
+    """A ``text/event-stream`` response (its media type is what OpenAPI shows): each of
+    ``events`` written as ``frame(event)``, several at once when several are ready (see
+    ``_batched``). With ``on_error``, a failure becomes a last frame instead of a cut."""
 
     media_type = "text/event-stream"
 
-    def __init__(self, content: AsyncIterator[bytes], status_code: int = 200) -> None:
+    def __init__(
+        self,
+        events: AsyncIterator[T],
+        frame: Callable[[T], bytes],
+        *,
+        on_error: Callable[[Exception], bytes] | None = None,
+        status_code: int = 200,
+    ) -> None:
         # no-cache, and no buffering by proxies (nginx), so each event goes out at once.
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-        super().__init__(_batched(content), status_code, headers=headers)
+        content = _batched(events, frame, on_error)
+        super().__init__(content, status_code, headers=headers)
+
+
+def _error_frame(exc: Exception) -> bytes:
+    return sse("error", problem_for(exc).json().decode())
 
 
 def _sse(events: AsyncIterator[tuple[str, str]]) -> EventStream:
-    """A Server-Sent Events response: one ``event:``/``data:`` pair per (name, JSON) item,
-    and on failure an ``error`` event with problem details.
+    """Server-Sent Events of (name, JSON) pairs, and on failure an ``error`` event with
+    problem details."""
+    return EventStream(events, lambda pair: sse(*pair), on_error=_error_frame)
 
-    Not FastAPI's generator path (``EventSourceResponse``): it adds two tasks, two memory
-    streams and a timer per event for its keep-alive pings, several times the cost of the
-    event itself (bench/http_api.py). JSON never holds a raw newline, so one ``data:``
-    line is enough.
+
+def _agent_sse(events: AsyncIterator[Any], extra: dict[str, Any] | None = None) -> EventStream:
+    """An agent's stream events as Server-Sent Events, ``extra`` added to ``run_finished``.
+
+    Each event is framed where it is read: no generator between the run and the
+    response (every layer costs each of a run's hundreds of text events).
     """
-
-    async def encoded() -> AsyncIterator[bytes]:
-        try:
-            async with aclosing(events):
-                async for kind, data in events:
-                    yield f"event: {kind}\ndata: {data}\n\n".encode()
-        except Exception as exc:
-            problem = problem_for(exc).json().decode()
-            yield f"event: error\ndata: {problem}\n\n".encode()
-
-    return EventStream(encoded())
+    return EventStream(events, lambda event: event_frame(event, extra), on_error=_error_frame)
 
 
-async def _batched(chunks: AsyncIterator[bytes], limit: int = 1 << 16) -> AsyncIterator[bytes]:
-    """``chunks`` joined into one write when several are ready at once, and a comment
-    line (``: ping``) after ``PING_SECONDS`` idle so proxies keep a quiet stream open.
+async def _batched(
+    events: AsyncIterator[T],
+    frame: Callable[[T], bytes],
+    on_error: Callable[[Exception], bytes] | None = None,
+    limit: int = 1 << 16,
+) -> AsyncIterator[bytes]:
+    """The frames of ``events`` joined into one write when several are ready at once, and
+    a comment line (``: ping``) after ``PING_SECONDS`` idle so proxies keep a quiet stream
+    open.
 
     A model's stream arrives a few packets at a time, each holding many events; writing
     each event on its own costs a send through every middleware and a syscall, and the
     client a read, per event. A task reads ahead (at most ``limit`` bytes) while the
     response writes what is there. Closing this generator (the client went away) cancels
-    that task, which closes the run and the model's stream.
+    that task, which closes the run and the model's stream. Not FastAPI's generator path
+    (``EventSourceResponse``): it adds two tasks, two memory streams and a timer per event
+    for its keep-alive pings, several times the cost of the event (bench/http_api.py).
     """
     loop = asyncio.get_running_loop()
     pending: list[bytes] = []
@@ -528,18 +546,32 @@ async def _batched(chunks: AsyncIterator[bytes], limit: int = 1 << 16) -> AsyncI
     room = asyncio.Event()
     room.set()
     done = False
+    written = 0.0  # loop time of the last write
 
     async def read_ahead() -> None:
         nonlocal size, done
         try:
-            async with aclosing(chunks):
-                async for chunk in chunks:
+            async with aclosing(events):  # type: ignore[type-var]
+                async for event in events:
+                    chunk = frame(event)
                     pending.append(chunk)
                     size += len(chunk)
-                    ready.set()
                     if size >= limit:
+                        ready.set()
                         room.clear()
                         await room.wait()
+                    elif not ready.is_set():
+                        ready.set()
+                        # The writer is idle: a burst of events (one network read of the
+                        # model's stream) would otherwise go out only when all of it is
+                        # read. Let it write now if it has not for COALESCE_SECONDS, so
+                        # the first event goes at once and the client reads as we go.
+                        if loop.time() - written >= COALESCE_SECONDS:
+                            await asyncio.sleep(0)
+        except Exception as exc:
+            if on_error is None:
+                raise
+            pending.append(on_error(exc))
         finally:
             done = True
             ready.set()
@@ -559,24 +591,12 @@ async def _batched(chunks: AsyncIterator[bytes], limit: int = 1 << 16) -> AsyncI
             pending.clear()
             size = 0
             room.set()
+            written = loop.time()
             yield out
         await reader  # re-raises what the reader could not turn into an event
     finally:
         if not reader.done():
             reader.cancel()
-
-
-async def _agent_events(
-    events: AsyncIterator[Any], extra: dict[str, Any] | None = None
-) -> AsyncIterator[tuple[str, str]]:
-    """An agent's stream events as (name, JSON), ``extra`` added to ``run_finished``."""
-    async with aclosing(events):
-        async for event in events:
-            yield encode_event(event, extra if extra and event.kind == "run_finished" else None)
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, default=str)
 
 
 def _team_result(result: Any) -> dict[str, Any]:
@@ -654,12 +674,10 @@ def _add_agui(app: FastAPI, catalog: Catalog, slot: Any, problems: dict[int, Any
     async def agui(agent: str, body: RunAgentInput, view: AguiAgent) -> EventStream:
         """Run the agent for an AG-UI front end (``RunAgentInput`` in, AG-UI events out)."""
 
-        async def events() -> AsyncIterator[bytes]:
-            async with aclosing(agui_events(view, body)) as stream:
-                async for event in stream:
-                    yield f"data: {event.model_dump_json(by_alias=True)}\n\n".encode()
+        def frame(event: Any) -> bytes:
+            return f"data: {event.model_dump_json(by_alias=True)}\n\n".encode()
 
-        return EventStream(events())
+        return EventStream(agui_events(view, body), frame)
 
 
 def _mcp(settings: ServeSettings, catalog: Catalog) -> tuple[Any, Any]:
