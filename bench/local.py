@@ -1,6 +1,6 @@
 """The local provider's cost over llama-cpp-python itself. Not a test; prints numbers.
 
-    python bench/local.py [--rounds 5] [--tokens 128]
+    python bench/local.py [--rounds 9] [--tokens 128]
 
 1. Streaming throughput: ``LocalProvider.stream`` vs ``Llama.create_completion(stream=True)``
    with the same prompt and settings on the same loaded model, interleaved so drift on a
@@ -65,8 +65,8 @@ async def throughput(rounds: int, tokens: int) -> None:
         victor_rates.append(count / victor_seconds)
     direct, victor = statistics.median(direct_rates), statistics.median(victor_rates)
     print(f"streaming, {count} tokens, median of {rounds} interleaved rounds:")
-    print(f"  llama-cpp-python directly  {direct:7.1f} tokens/s")
-    print(f"  LocalProvider.stream       {victor:7.1f} tokens/s")
+    print(f"  llama-cpp-python directly  {direct:7.1f} tokens/s  {spread(direct_rates)}")
+    print(f"  LocalProvider.stream       {victor:7.1f} tokens/s  {spread(victor_rates)}")
     print(f"  ratio                      {victor / direct:7.3f}  (target >= 0.95)")
     await provider.close()
 
@@ -149,11 +149,19 @@ async def threads(rounds: int, tokens: int) -> None:
                               ("best", n == best))
             if hit
         ]  # fmt: skip
-        print(f"  llama.cpp, {n:2d} thread(s)     {rate:7.1f} tokens/s  {', '.join(notes)}")
+        print(
+            f"  llama.cpp, {n:2d} thread(s)     {rate:7.1f} tokens/s  {spread(samples[n])}  "
+            f"{', '.join(notes)}"
+        )
     default = provider.load_settings["n_threads"]
-    print(f"  victor default ({default} thread(s)) {ours:7.1f} tokens/s")
+    print(f"  victor default ({default} thread(s)) {ours:7.1f} tokens/s  {spread(ours_samples)}")
     print(f"  ratio to the best           {ours / raw[best]:7.3f}  (target >= 0.95)")
     await provider.close()
+
+
+def spread(rates: list[float]) -> str:
+    """The range of a setting's rounds: on a shared machine it says how far to trust a ratio."""
+    return f"(rounds {min(rates):.1f}..{max(rates):.1f})"
 
 
 def llama_lock(agent: Agent):
@@ -162,7 +170,7 @@ def llama_lock(agent: Agent):
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--tokens", type=int, default=128)
     args = parser.parse_args()
     await throughput(args.rounds, args.tokens)
