@@ -12,7 +12,7 @@ import openai
 import pytest
 from pydantic import BaseModel, Field
 
-from tests.servers import Call, Json, ToolCalls
+from tests.servers import Call, Json, Text, ToolCalls
 from tests.servers.openai import strict_schema_problem
 from victor import Agent, ConfigurationError, OutputValidationError
 from victor.core.events import EventBus
@@ -199,6 +199,29 @@ async def test_still_invalid_after_the_retries_is_an_output_validation_error(ser
     assert "not a valid City after 2 attempt(s)" in str(error)
     assert len(server.requests) == 2 and server.pending == 0
     assert errors[0].data["error_type"] == "OutputValidationError"
+    await agent.cleanup()
+
+
+@pytest.mark.parametrize("streaming", [False, True], ids=["run", "astream"])
+@pytest.mark.parametrize("name", ["openai", "anthropic"])
+async def test_a_refusal_is_an_output_validation_error_at_once(request, name, streaming):
+    """OpenAI's Structured Outputs refusal and Anthropic's ``refusal`` stop reason give no
+    value of the type: the run says the model refused, and does not ask again."""
+    server = request.getfixturevalue(f"{name}_server")
+    words = "I can't help with that request."
+    server.script(
+        Text(words, refusal=True) if name == "openai" else Text(words, stop_reason="refusal")
+    )
+    base_url = server.url + "/v1" if name == "openai" else server.url
+    agent = await Agent.create(provider=name, base_url=base_url, api_key=SECRET, max_retries=0)
+    with pytest.raises(OutputValidationError) as caught:
+        if streaming:
+            [value async for value in agent.astream("Capital of France?", output_type=City)]
+        else:
+            await agent.run("Capital of France?", output_type=City)
+    assert f"the model refused to give a City: {words!r}" in str(caught.value)
+    assert caught.value.raw == words and caught.value.errors == []
+    assert len(server.requests) == 1 and server.pending == 0  # not asked again
     await agent.cleanup()
 
 

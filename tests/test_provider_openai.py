@@ -241,6 +241,18 @@ async def test_stop_reasons(openai_server) -> None:
     await p.close()
 
 
+async def test_a_refusal_is_the_answer_and_its_stop_reason(openai_server) -> None:
+    words = "I can't help with that."
+    openai_server.script(Text(words, refusal=True), Text(words, refusal=True))
+    p = make(openai_server)
+    response = await p.chat([Message.user("x")])
+    assert (response.content, response.stop_reason) == (words, "refusal")
+    deltas, streamed = await collect(p, [Message.user("x")])
+    assert "".join(deltas) == streamed.content == words
+    assert streamed.stop_reason == "refusal"
+    await p.close()
+
+
 async def test_extra_headers_option_is_a_header_not_a_body_field(openai_server) -> None:
     p = make(openai_server, extra_headers={"X-Trace": "abc"}, stop=["END"])
     await p.chat([Message.user("x")])

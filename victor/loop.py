@@ -165,6 +165,8 @@ async def run_loop(
             messages.append(Message.assistant(response.content, response.tool_calls))
             if not response.tool_calls:
                 value = None
+                if output is not None and response.stop_reason == "refusal":
+                    raise _refused(output, response.content)
                 if output is not None:
                     try:
                         value = output.validate(response.content)
@@ -235,6 +237,17 @@ def _invalid_output(output: OutputType, raw: str, exc: ValidationError) -> Outpu
         f"{excerpt!r}. Raise output_retries=..., simplify the type, or use a stronger model",
         raw=raw,
         errors=exc.errors(include_url=False),
+    )
+
+
+def _refused(output: OutputType, raw: str) -> OutputValidationError:
+    """A model that declines to answer gives no value of the type; asking again rarely helps."""
+    excerpt = raw if len(raw) <= 300 else raw[:300] + "…"
+    return OutputValidationError(
+        f"the model refused to give a {output.schema.name}: {excerpt!r}. Rephrase the task "
+        f"or use another model",
+        raw=raw,
+        errors=[],
     )
 
 

@@ -178,11 +178,14 @@ class OpenAIServer(ScriptedServer):
         }
 
     def encode_response(self, reply: Text | ToolCalls, request: Request) -> dict[str, Any]:
+        refused = isinstance(reply, Text) and reply.refusal
         message: dict[str, Any] = {
             "role": "assistant",
             # The API sends null, not "", when a tool-call turn has no text.
-            "content": reply.text or (None if isinstance(reply, ToolCalls) else ""),
-            "refusal": None,
+            "content": None
+            if refused
+            else reply.text or (None if isinstance(reply, ToolCalls) else ""),
+            "refusal": reply.text if refused else None,
         }
         calls = self._calls(reply)
         if calls:
@@ -223,7 +226,8 @@ class OpenAIServer(ScriptedServer):
         frames = Frames(
             body=[chunk({"role": "assistant", "content": "" if text else None, "refusal": None})]
         )
-        frames.body += [chunk({"content": piece}) for piece in text]
+        field = "refusal" if isinstance(reply, Text) and reply.refusal else "content"
+        frames.body += [chunk({field: piece}) for piece in text]
         for index, (cid, call) in enumerate(self._calls(reply)):
             # First fragment names the call; the rest carry only index + argument text.
             frames.body.append(

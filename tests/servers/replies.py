@@ -19,7 +19,9 @@ class Text:
     ``chunks`` is how many stream deltas the text is split into (default: one per word,
     keeping the spaces). ``output_tokens`` defaults to the number of chunks.
     ``stop_reason`` is ``"end"`` or ``"length"`` (mapped to each API's own value); any
-    other string is sent verbatim, e.g. ``"stop_sequence"`` for Anthropic.
+    other string is sent verbatim, e.g. ``"stop_sequence"`` or ``"refusal"`` for Anthropic.
+    ``refusal``: OpenAI sends the text as a refusal (``message.refusal``, ``delta.refusal``)
+    with no content, as Structured Outputs does when the model declines.
     """
 
     text: str
@@ -27,6 +29,7 @@ class Text:
     input_tokens: int = 10
     output_tokens: int | None = None
     stop_reason: str = "end"
+    refusal: bool = False
 
     def pieces(self) -> list[str]:
         return split_text(self.text, self.chunks)

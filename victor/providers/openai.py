@@ -131,12 +131,17 @@ class OpenAIProvider(Provider):
             for c in message.tool_calls or []
             if getattr(c, "function", None) is not None  # skip non-function (custom) calls
         ]
+        # A refusal (Structured Outputs) comes instead of the content: it is the answer,
+        # and says so in its stop reason.
+        refusal = None if message.content else getattr(message, "refusal", None)
         return AgentResponse(
-            content=message.content or "",
+            content=message.content or refusal or "",
             tool_calls=calls,
             usage=_usage(completion.usage),
             model=completion.model or self.model,
-            stop_reason=stop_reason(choice.finish_reason, _STOP_REASONS, bool(calls)),
+            stop_reason="refusal"
+            if refusal
+            else stop_reason(choice.finish_reason, _STOP_REASONS, bool(calls)),
         )
 
     async def _stream(
@@ -155,6 +160,7 @@ class OpenAIProvider(Provider):
         finish: str | None = None
         usage: Any = None
         model = ""
+        refused = False
         try:
             async for chunk in stream:
                 if chunk.usage is not None:
@@ -169,6 +175,10 @@ class OpenAIProvider(Provider):
                 if text:
                     parts.append(text)
                     yield TextDelta(text)
+                elif getattr(delta, "refusal", None):  # instead of content, see _chat
+                    refused = True
+                    parts.append(delta.refusal)
+                    yield TextDelta(delta.refusal)
                 if delta.tool_calls:
                     for position, fragment in enumerate(delta.tool_calls):
                         index = fragment.index if fragment.index is not None else position
@@ -216,7 +226,9 @@ class OpenAIProvider(Provider):
                 tool_calls=tool_calls,
                 usage=_usage(usage),
                 model=model or self.model,
-                stop_reason=stop_reason(finish, _STOP_REASONS, bool(tool_calls)),
+                stop_reason="refusal"
+                if refused
+                else stop_reason(finish, _STOP_REASONS, bool(tool_calls)),
             )
         )
 
