@@ -336,15 +336,21 @@ def test_config_persists_and_reaches_the_provider(ip, anthropic_server, monkeypa
     assert "sk-ant-test-key" not in str(captured.outputs) + captured.stdout
 
 
-def test_list_shows_providers_and_tools(ip, monkeypatch, ollama_server, registered_tool):
+def test_list_shows_providers_and_tools(
+    ip, monkeypatch, ollama_server, openai_server, registered_tool
+):
+    """The doctor's provider checks: key set or not (never shown), server reachable."""
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-secret-value")
+    monkeypatch.setenv("OPENAI_BASE_URL", openai_server.url + "/v1")
     monkeypatch.setenv("OLLAMA_HOST", ollama_server.url)
     result, captured = run(ip, "%victor list")
     assert result.success
     out = captured.stdout
-    assert "anthropic  not configured: set ANTHROPIC_API_KEY" in out
-    assert "openai     configured (OPENAI_API_KEY is set)" in out
-    assert f"ollama     reachable at {ollama_server.url}" in out
+    assert "anthropic  not configured: ANTHROPIC_API_KEY is not set -> export " in out
+    assert f"openai     OPENAI_API_KEY is set; {openai_server.url}/v1 answers" in out
+    assert f"ollama     no key needed; {ollama_server.url} answers, " in out
+    assert "local      the embedded model, in this process" in out
     assert "lookup_capital" in out
     assert "sk-secret-value" not in out
 

@@ -24,7 +24,7 @@ from ._machine import available_cpus, cpu_flags, cpu_name
 from .config import _env, settings
 from .errors import VictorError
 
-__all__ = ["Check", "Report", "diagnose"]
+__all__ = ["Check", "Report", "diagnose", "provider_checks"]
 
 #: Seconds to wait for a provider's server to answer.
 REACH_TIMEOUT = 3.0
@@ -259,25 +259,38 @@ def _version(distribution: str) -> str:
 
 async def _providers(report: Report, *, network: bool, local_ok: bool) -> dict[str, bool]:
     """One line per provider; returns whether each can work."""
-    from .providers import available_providers, get_provider_class
+    from .providers import available_providers
 
     section = "Providers"
-    works: dict[str, bool] = {}
-    names = [n for n in available_providers() if n != "llamacpp"]
-    checks = []
-    for name in names:
+    works: dict[str, bool] = {"llamacpp": local_ok}
+    checks = await provider_checks(network=network)
+    for name in available_providers():
         if name == "local":
-            works[name] = local_ok
             detail = "ready, no key needed" if local_ok else "not usable (see above)"
             report.add(section, Check(name, "ok" if local_ok else "fail", detail))
-            continue
-        checks.append((name, get_provider_class(name)))
-    results = await asyncio.gather(*(_provider(n, cls, network) for n, cls in checks))
-    for (name, _), (ok, check) in zip(checks, results, strict=True):
-        works[name] = ok
-        report.add(section, check)
-    works["llamacpp"] = local_ok
+            works[name] = local_ok
+        elif name in checks:
+            works[name], check = checks[name]
+            report.add(section, check)
     return works
+
+
+async def provider_checks(*, network: bool = True) -> dict[str, tuple[bool, Check]]:
+    """Every provider but the embedded model (``victor doctor`` checks that apart): whether
+    it can work, and the finding: key set or not (never shown), server reachable or not
+    (unless ``network=False``). ``%victor list`` shows these too."""
+    from .providers import available_providers, get_provider_class
+
+    names = [n for n in available_providers() if n not in ("local", "llamacpp")]
+
+    async def check(name: str) -> tuple[bool, Check]:
+        try:
+            cls = get_provider_class(name)
+        except Exception as exc:  # noqa: BLE001 - a broken provider must not hide the others
+            return False, Check(name, "fail", f"unavailable ({type(exc).__name__}: {exc})")
+        return await _provider(name, cls, network)
+
+    return dict(zip(names, await asyncio.gather(*map(check, names)), strict=True))
 
 
 async def _provider(name: str, cls: type, network: bool) -> tuple[bool, Check]:

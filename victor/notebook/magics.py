@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import keyword
-import os
 import re
 import sys
 import traceback
@@ -234,16 +233,21 @@ class VictorMagics(Magics):
 
     def _list(self) -> None:
         from ..config import settings
-        from ..providers.base import available_providers, get_provider_class
+        from ..doctor import provider_checks
+        from ..providers.base import available_providers
 
         default = self.session.config.get("provider") or settings().provider
         print(f"Providers (session default: {default}):")
+        checks = run_sync(provider_checks())  # the doctor's, so both say the same
         for name in available_providers():
-            try:
-                status = _provider_status(get_provider_class(name))
-            except Exception as exc:  # noqa: BLE001 - a broken provider must not hide the others
-                status = f"unavailable ({type(exc).__name__}: {exc})"
-            print(f"  {name:<10} {status}")
+            if name in checks:
+                _, check = checks[name]
+                fix = f" -> {check.fix}" if check.fix else ""
+                print(f"  {name:<10} {check.detail}{fix}")
+            else:
+                print(
+                    f"  {name:<10} the embedded model, in this process (`%victor doctor` checks it)"
+                )
         tools = registry.list()
         print(f"Tools: {', '.join(tools) if tools else '(none registered)'}")
         toolsets = registry.toolsets()
@@ -486,32 +490,6 @@ def _prompt_part(line: str, word_count: int) -> str:
             break
         position = match.end()
     return line[position:].strip()
-
-
-def _provider_status(cls: type) -> str:
-    """Whether a provider can be used now, without sending a model request."""
-    key_env = getattr(cls, "api_key_env", None)
-    base_env = getattr(cls, "base_url_env", None)
-    base_url = (os.environ.get(base_env) if base_env else None) or getattr(
-        cls, "default_base_url", None
-    )
-    if key_env:
-        if os.environ.get(key_env):
-            return f"configured ({key_env} is set)"
-        return f"not configured: set {key_env}"
-    if base_url:
-        return _reachability(base_url)
-    return "in-process"
-
-
-def _reachability(url: str) -> str:
-    import httpx
-
-    try:
-        httpx.get(url, timeout=1.0)
-    except httpx.HTTPError as exc:
-        return f"not reachable at {url} ({type(exc).__name__})"
-    return f"reachable at {url}"
 
 
 def _shorten(text: str, limit: int = 160) -> str:
