@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 
 from IPython.core.interactiveshell import InteractiveShell
@@ -90,3 +91,25 @@ def test_in_a_notebook(monkeypatch):
     [shown] = [o.data for o in captured.outputs]
     assert "first use    loads and generates" in shown["text/plain"]
     assert "<table>" in shown["text/html"] and "Default provider" in shown["text/html"]
+
+
+def test_providers_of_your_own_are_checked_without_hiding_the_others(monkeypatch):
+    """An in-process provider registered by the user needs no server; one that cannot be
+    made without arguments is reported, and the rest are still checked."""
+    from victor.doctor import provider_checks
+    from victor.providers import base
+    from victor.testing import FunctionProvider, ScriptedProvider
+
+    class Echo(FunctionProvider):
+        def __init__(self, **settings):
+            super().__init__(lambda messages: messages[-1].content, **settings)
+
+    monkeypatch.setitem(base._registry, "echo", Echo)
+    monkeypatch.setitem(base._registry, "scripted", ScriptedProvider)  # needs its replies
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    checks = asyncio.run(provider_checks(network=False))
+    assert checks["echo"][0] and checks["echo"][1].detail == "no key needed; runs in this process"
+    works, check = checks["scripted"]
+    assert not works and check.status == "fail" and check.detail.startswith("unavailable (")
+    assert checks["anthropic"][1].detail == "not configured: ANTHROPIC_API_KEY is not set"
+    assert "local" not in checks and "llamacpp" not in checks
