@@ -165,9 +165,9 @@ async def run_loop(
             messages.append(Message.assistant(response.content, response.tool_calls))
             if not response.tool_calls:
                 value = None
-                if output is not None and response.stop_reason == "refusal":
-                    raise _refused(output, response.content)
                 if output is not None:
+                    if response.stop_reason == "refusal":
+                        raise _refused(output, response.content)
                     try:
                         value = output.validate(response.content)
                     except ValidationError as exc:
@@ -226,15 +226,18 @@ async def run_loop(
         raise
 
 
+def _excerpt(raw: str, limit: int = 300) -> str:
+    return raw if len(raw) <= limit else raw[:limit] + "…"
+
+
 def _invalid_output(output: OutputType, raw: str, exc: ValidationError) -> OutputValidationError:
     from .output import describe_errors
 
-    excerpt = raw if len(raw) <= 300 else raw[:300] + "…"
     attempts = output.retries + 1
     return OutputValidationError(
         f"the model's answer is not a valid {output.schema.name} after {attempts} "
         f"attempt(s):\n{describe_errors(exc, wrapped=output.wrapped)}\nIts last answer: "
-        f"{excerpt!r}. Raise output_retries=..., simplify the type, or use a stronger model",
+        f"{_excerpt(raw)!r}. Raise output_retries=..., simplify the type, or use a stronger model",
         raw=raw,
         errors=exc.errors(include_url=False),
     )
@@ -242,9 +245,8 @@ def _invalid_output(output: OutputType, raw: str, exc: ValidationError) -> Outpu
 
 def _refused(output: OutputType, raw: str) -> OutputValidationError:
     """A model that declines to answer gives no value of the type; asking again rarely helps."""
-    excerpt = raw if len(raw) <= 300 else raw[:300] + "…"
     return OutputValidationError(
-        f"the model refused to give a {output.schema.name}: {excerpt!r}. Rephrase the task "
+        f"the model refused to give a {output.schema.name}: {_excerpt(raw)!r}. Rephrase the task "
         f"or use another model",
         raw=raw,
         errors=[],

@@ -139,9 +139,9 @@ class OpenAIProvider(Provider):
             tool_calls=calls,
             usage=_usage(completion.usage),
             model=completion.model or self.model,
-            stop_reason="refusal"
-            if refusal
-            else stop_reason(choice.finish_reason, _STOP_REASONS, bool(calls)),
+            stop_reason=stop_reason(
+                "refusal" if refusal else choice.finish_reason, _STOP_REASONS, bool(calls)
+            ),
         )
 
     async def _stream(
@@ -226,9 +226,9 @@ class OpenAIProvider(Provider):
                 tool_calls=tool_calls,
                 usage=_usage(usage),
                 model=model or self.model,
-                stop_reason="refusal"
-                if refused
-                else stop_reason(finish, _STOP_REASONS, bool(tool_calls)),
+                stop_reason=stop_reason(
+                    "refusal" if refused else finish, _STOP_REASONS, bool(tool_calls)
+                ),
             )
         )
 

@@ -30,7 +30,6 @@ if TYPE_CHECKING:
 __all__ = [
     "Problem",
     "problem_for",
-    "encode_event",
     "encode_bus_event",
     "event_frame",
     "sse",
@@ -166,14 +165,15 @@ def event_frame(event: StreamEvent, extra: Mapping[str, Any] | None = None) -> b
     every event of a run, takes the short way."""
     if type(event) is TextDelta:
         return b'event: text\ndata: {"text":' + to_json(event.text).encode() + b"}\n\n"
-    return sse(*encode_event(event, extra if event.kind == "run_finished" else None))
+    data = _event_data(event)
+    if extra and event.kind == "run_finished":
+        data.update(extra)
+    return sse(event.kind, to_json(data))
 
 
-def encode_event(event: StreamEvent, extra: Mapping[str, Any] | None = None) -> tuple[str, str]:
-    """(SSE event name, JSON data) for one stream event: its ``kind`` and its fields."""
+def _event_data(event: StreamEvent) -> dict[str, Any]:
+    """The JSON fields of a stream event other than text."""
     kind = event.kind
-    if kind == "text":
-        return "text", '{"text":' + to_json(event.text) + "}"  # type: ignore[union-attr]
     if kind == "response":
         response = event.response  # type: ignore[union-attr]
         data: dict[str, Any] = {
@@ -198,9 +198,7 @@ def encode_event(event: StreamEvent, extra: Mapping[str, Any] | None = None) -> 
         data = finished(event)  # type: ignore[arg-type]
     else:  # a kind added later: its fields as they are
         data = {"kind": kind}
-    if extra:
-        data.update(extra)
-    return kind, to_json(data)
+    return data
 
 
 def _call(call: Any) -> dict[str, Any]:
