@@ -92,6 +92,7 @@ test-pythons:
 	[ -z "$$failed" ]
 
 bench: install
+	$(BIN)/python -m pip install --quiet -e ".[bench]"
 	$(BIN)/python bench/overhead.py
 
 clean:

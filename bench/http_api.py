@@ -6,7 +6,10 @@ streamed event and under concurrency. Not a test; prints medians and ratios.
 Three processes: the Anthropic protocol server (``bench/serve.py``), the victor server
 (this script with ``--serve``), and the client here, so no side's work lands on another's
 GIL. Both sides stream the same 500-chunk answer from the same model server; the HTTP side
-splits the stream into events and decodes each text event's JSON, as a client would.
+splits the stream into events and decodes each text event's JSON, as a client would, with
+two clients: aiohttp (``pip install "victor-ai[bench]"``), lean, and httpx, which spends
+about 1 ms more of its own per request (a GET to a bare ASGI app on loopback: httpx
+1.1-1.7 ms, aiohttp 0.5-0.6 ms, a raw socket 0.3-0.4 ms on a 2-core VM).
 
 Besides the wall-clock ratio, (a) splits it: the time to the first event (what one HTTP
 request costs: a round trip more, routing, the run's start) and the stream after it
@@ -75,9 +78,126 @@ def serve(model_url: str, max_runs: int) -> None:
     threading.Event().wait()  # until the parent kills us
 
 
-async def bench(args: argparse.Namespace) -> None:
-    import httpx
+class Clients:
+    """One streamed run of the bench's agent, in-process and over SSE with each client.
 
+    Each call records when its first text arrived (``first``), for the split."""
+
+    def __init__(self, agent, victor_url: str, chunks: int, concurrent: int) -> None:
+        import httpx
+
+        self.agent, self.chunks = agent, chunks
+        self.first: dict[str, float] = {}
+        # Idle connections are dropped before uvicorn would close them (5 s).
+        limits = httpx.Limits(max_connections=concurrent + 10, keepalive_expiry=2)
+        self.httpx = httpx.AsyncClient(base_url=victor_url, timeout=60, limits=limits)
+        self.over_sse = {"httpx": self.over_httpx}
+        try:
+            import aiohttp
+        except ImportError:
+            print("(aiohttp is not installed: pip install aiohttp to measure the lean client)")
+        else:  # the lean client: a request costs it about a third of what it costs httpx
+            connector = aiohttp.TCPConnector(limit=concurrent + 10, keepalive_timeout=2)
+            self.aiohttp = aiohttp.ClientSession(victor_url, connector=connector)
+            self.over_sse = {"aiohttp": self.over_aiohttp, **self.over_sse}
+
+    async def in_process(self) -> str:
+        started, parts = time.perf_counter(), []
+        async for text in self.agent.astream(TASK):
+            if not parts:
+                self.first["in"] = time.perf_counter() - started
+            parts.append(text)
+        return "".join(parts)
+
+    async def over_httpx(self) -> str:
+        started, parts, rest = time.perf_counter(), [], b""
+        async with self.httpx.stream("POST", "/v1/runs/stream", json={"task": TASK}) as r:
+            async for chunk in r.aiter_bytes():
+                rest = self._texts(rest + chunk, parts, started, "httpx")
+        return self._answer(parts)
+
+    async def over_aiohttp(self) -> str:
+        started, parts, rest = time.perf_counter(), [], b""
+        async with self.aiohttp.post("/v1/runs/stream", json={"task": TASK}) as r:
+            async for chunk in r.content.iter_any():
+                rest = self._texts(rest + chunk, parts, started, "aiohttp")
+        return self._answer(parts)
+
+    def _texts(self, received: bytes, parts: list[str], started: float, key: str) -> bytes:
+        """The text of each whole event in ``received`` appended to ``parts``, as a client
+        would decode it; what is left of an event cut in two."""
+        *events, rest = received.split(b"\n\n")
+        for event in events:  # "event: <kind>\ndata: <json>"
+            kind, _, data = event.partition(b"\ndata: ")
+            if kind == b"event: text":
+                if not parts:
+                    self.first[key] = time.perf_counter() - started
+                parts.append(json.loads(data)["text"])
+        return rest
+
+    def _answer(self, parts: list[str]) -> str:
+        if len(parts) != self.chunks:
+            raise AssertionError(f"{len(parts)} text events, expected {self.chunks}")
+        return "".join(parts)
+
+    async def aclose(self) -> None:
+        await self.httpx.aclose()
+        if "aiohttp" in self.over_sse:
+            await self.aiohttp.close()
+
+
+async def one_stream(label: str, clients: Clients, name: str, rounds: int, server_pid: int) -> None:
+    """(a): the wall-clock ratio of one stream, split into the time to the first text and
+    the stream after it, and the CPU a run takes."""
+    over_sse = clients.over_sse[name]
+    # Each call timed for wall clock, its first text and this process's CPU.
+    times: dict[str, list[tuple[float, float, float]]] = {"in": [], name: []}
+
+    def measured(key: str, call):
+        async def timed() -> object:
+            cpu = time.process_time()
+            started = time.perf_counter()
+            result = await call()
+            wall = time.perf_counter() - started
+            times[key].append((wall, clients.first[key], time.process_time() - cpu))
+            return result
+
+        return timed
+
+    server_cpu = cpu_seconds(server_pid)
+    raw, ours = await interleaved(
+        measured("in", clients.in_process), measured(name, over_sse), rounds
+    )
+    if server_cpu is not None:  # over every SSE call, warm-up ones included
+        server_cpu = (cpu_seconds(server_pid) - server_cpu) / len(times[name])
+    report(label, raw, ours, clients.chunks, "event")
+    (in_first, in_rest, in_cpu), (sse_first, sse_rest, sse_cpu) = (
+        (
+            statistics.median(t[1] for t in runs[5:]),  # after interleaved's warm-up
+            statistics.median(t[0] - t[1] for t in runs[5:]),
+            statistics.median(t[2] for t in runs[5:]),
+        )
+        for runs in (times["in"], times[name])
+    )
+    print(
+        f"      first text                 in-process {in_first * 1e3:6.2f} ms  "
+        f"SSE {sse_first * 1e3:6.2f} ms  (+{(sse_first - in_first) * 1e3:.2f} ms a request)"
+    )
+    print(
+        f"      the stream after it        in-process {in_rest * 1e3:6.2f} ms  "
+        f"SSE {sse_rest * 1e3:6.2f} ms  ratio {sse_rest / in_rest:5.3f}  "
+        f"(+{(sse_rest - in_rest) / clients.chunks * 1e6:.2f} µs/event)"
+    )
+    if server_cpu is not None:
+        print(
+            f"      CPU per run                in-process {in_cpu * 1e3:6.2f} ms  "
+            f"server {server_cpu * 1e3:6.2f} + client {sse_cpu * 1e3:5.2f} ms  "
+            f"ratio {(server_cpu + sse_cpu) / in_cpu:5.3f} (server alone "
+            f"{server_cpu / in_cpu:5.3f})"
+        )
+
+
+async def bench(args: argparse.Namespace) -> None:
     from victor import Agent
 
     with serving("anthropic", args.chunks) as model_url:
@@ -85,96 +205,29 @@ async def bench(args: argparse.Namespace) -> None:
             agent = Agent(
                 provider="anthropic", base_url=model_url, api_key="bench", max_tokens=1024
             )
-            # Idle connections are dropped before uvicorn would close them (5 s).
-            limits = httpx.Limits(max_connections=args.concurrent + 10, keepalive_expiry=2)
-            client = httpx.AsyncClient(base_url=victor_url, timeout=60, limits=limits)
-            first: dict[str, float] = {}  # when the last call's first text arrived
-
-            async def in_process() -> str:
-                started, parts = time.perf_counter(), []
-                async for text in agent.astream(TASK):
-                    if not parts:
-                        first["in"] = time.perf_counter() - started
-                    parts.append(text)
-                return "".join(parts)
-
-            async def over_sse() -> str:
-                started, parts = time.perf_counter(), []
-                rest = b""
-                async with client.stream("POST", "/v1/runs/stream", json={"task": TASK}) as r:
-                    async for chunk in r.aiter_bytes():
-                        *events, rest = (rest + chunk).split(b"\n\n")
-                        for event in events:  # "event: <kind>\ndata: <json>"
-                            kind, _, data = event.partition(b"\ndata: ")
-                            if kind == b"event: text":
-                                if not parts:
-                                    first["sse"] = time.perf_counter() - started
-                                parts.append(json.loads(data)["text"])
-                if len(parts) != args.chunks:
-                    raise AssertionError(f"{len(parts)} text events, expected {args.chunks}")
-                return "".join(parts)
-
-            assert await in_process() == await over_sse()
+            clients = Clients(agent, victor_url, args.chunks, args.concurrent)
+            for over_sse in clients.over_sse.values():
+                assert await clients.in_process() == await over_sse()
             print(f"victor serve over SSE vs in-process astream ({args.chunks}-chunk answer):")
-            # Each call timed for wall clock, its first text and this process's CPU.
-            times: dict[str, list[tuple[float, float, float]]] = {"in": [], "sse": []}
+            for label, name in zip("aA", clients.over_sse, strict=False):
+                label = f"({label}) one stream, {name}"
+                await one_stream(label, clients, name, args.rounds, server_pid)
 
-            def measured(name: str, call):
-                async def timed() -> object:
-                    cpu = time.process_time()
-                    started = time.perf_counter()
-                    result = await call()
-                    wall = time.perf_counter() - started
-                    times[name].append((wall, first[name], time.process_time() - cpu))
-                    return result
-
-                return timed
-
-            server_cpu = cpu_seconds(server_pid)
-            raw, ours = await interleaved(
-                measured("in", in_process), measured("sse", over_sse), args.rounds
-            )
-            if server_cpu is not None:  # over every SSE call, warm-up ones included
-                server_cpu = (cpu_seconds(server_pid) - server_cpu) / len(times["sse"])
-            report(f"(a) one stream, {args.chunks} events", raw, ours, args.chunks, "event")
-            (in_first, in_rest, in_cpu), (sse_first, sse_rest, sse_cpu) = (
-                (
-                    statistics.median(t[1] for t in runs[5:]),  # after interleaved's warm-up
-                    statistics.median(t[0] - t[1] for t in runs[5:]),
-                    statistics.median(t[2] for t in runs[5:]),
-                )
-                for runs in (times["in"], times["sse"])
-            )
-            print(
-                f"      first text                 in-process {in_first * 1e3:6.2f} ms  "
-                f"SSE {sse_first * 1e3:6.2f} ms  (+{(sse_first - in_first) * 1e3:.2f} ms a request)"
-            )
-            print(
-                f"      the stream after it        in-process {in_rest * 1e3:6.2f} ms  "
-                f"SSE {sse_rest * 1e3:6.2f} ms  ratio {sse_rest / in_rest:5.3f}  "
-                f"(+{(sse_rest - in_rest) / args.chunks * 1e6:.2f} µs/event)"
-            )
-            if server_cpu is not None:
-                print(
-                    f"      CPU per run                in-process {in_cpu * 1e3:6.2f} ms  "
-                    f"server {server_cpu * 1e3:6.2f} + client {sse_cpu * 1e3:5.2f} ms  "
-                    f"ratio {(server_cpu + sse_cpu) / in_cpu:5.3f} (server alone "
-                    f"{server_cpu / in_cpu:5.3f})"
-                )
+            name, over_sse = next(iter(clients.over_sse.items()))
 
             async def many_in_process() -> object:
-                return await asyncio.gather(*(in_process() for _ in range(args.concurrent)))
+                return await asyncio.gather(*(clients.in_process() for _ in range(args.concurrent)))
 
             async def many_over_sse() -> object:
                 return await asyncio.gather(*(over_sse() for _ in range(args.concurrent)))
 
             report(
-                f"(b) {args.concurrent} concurrent streams",
+                f"(b) {args.concurrent} concurrent, {name}",
                 *await interleaved(many_in_process, many_over_sse, max(3, args.rounds // 4)),
                 per=args.concurrent * args.chunks,
                 unit="event",
             )
-            await client.aclose()
+            await clients.aclose()
             await agent.cleanup()
 
 

@@ -166,9 +166,9 @@ def test_a_client_that_gives_up_on_a_plain_run_cancels_it_too(anthropic_server):
 
 
 def test_a_quiet_stream_is_kept_open_with_comment_lines(monkeypatch):
-    import victor.serve.app
+    import victor.serve.streaming
 
-    monkeypatch.setattr(victor.serve.app, "PING_SECONDS", 0.05)
+    monkeypatch.setattr(victor.serve.streaming, "PING_SECONDS", 0.05)
     agent = Agent(provider=ScriptedProvider(["slow words here"], chunk_delay=0.3))
     with serving(agents={"slow": agent}) as client:
         with client.stream("POST", "/v1/runs/stream", json={"task": "go"}) as response:
@@ -181,19 +181,54 @@ def test_a_quiet_stream_is_kept_open_with_comment_lines(monkeypatch):
 def test_a_burst_of_events_goes_out_first_event_first_then_in_one_write(monkeypatch):
     """A model's stream arrives a network read at a time, many events each: the first is
     written at once (time to first token), the rest of the burst joined into one write."""
-    import victor.serve.app as app
+    from victor.serve import streaming
 
-    monkeypatch.setattr(app, "COALESCE_SECONDS", 60.0)
+    monkeypatch.setattr(streaming, "COALESCE_SECONDS", 60.0)
 
     async def burst():  # 50 events ready at once: no await between them
         for i in range(50):
             yield f"e{i},"
 
     async def writes() -> list[bytes]:
-        return [out async for out in app._batched(burst(), str.encode)]
+        return [out async for out in streaming.Frames(burst(), str.encode)]
 
     written = asyncio.run(writes())
     assert written == [b"e0,", "".join(f"e{i}," for i in range(1, 50)).encode()]
+
+
+def test_a_stream_starts_its_run_while_the_headers_go_out_and_cancels_it_if_they_fail():
+    """The model's request should not wait for the response headers to be written; and a
+    response that cannot be written (the client is gone) leaves no run behind."""
+    from starlette.requests import ClientDisconnect
+
+    from victor.serve.streaming import EventStream
+
+    async def respond() -> tuple[bool, bool]:
+        started, finished = asyncio.Event(), asyncio.Event()
+
+        async def events():
+            started.set()
+            try:
+                yield "e"
+                await asyncio.sleep(STALL)
+            finally:
+                finished.set()
+
+        async def send(message):  # the headers are written only once the run has begun
+            await asyncio.wait_for(started.wait(), PROMPTLY)
+            raise OSError("the client went away")
+
+        async def receive():
+            await asyncio.sleep(STALL)
+
+        response = EventStream(events(), str.encode)
+        scope = {"type": "http", "asgi": {"spec_version": "2.4"}}
+        with pytest.raises(ClientDisconnect):
+            await response(scope, receive, send)
+        await asyncio.wait_for(finished.wait(), PROMPTLY)
+        return started.is_set(), finished.is_set()
+
+    assert asyncio.run(respond()) == (True, True)
 
 
 def test_errors_mid_stream_end_the_stream_with_problem_details():

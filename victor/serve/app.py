@@ -12,7 +12,7 @@ that disconnects cancels its run, which closes the model's stream.
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Annotated, Any, TypeVar
@@ -21,7 +21,6 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
-from starlette.responses import StreamingResponse
 
 from .. import __version__
 from .._util import new_id
@@ -32,14 +31,13 @@ from ..teams import AgentTeam
 from . import models as m
 from .catalog import Catalog
 from .settings import ServeSettings, is_loopback
+from .streaming import EventStream, agent_sse, sse_pairs
 from .wire import (
     PROBLEM_TYPE,
     Problem,
     encode_bus_event,
-    event_frame,
     finished,
     problem_for,
-    sse,
     to_json,
     usage,
 )
@@ -47,12 +45,6 @@ from .wire import (
 __all__ = ["create_app", "ServerState"]
 
 T = TypeVar("T")
-
-#: Seconds a stream may stay silent (a long tool call) before a ``: ping`` comment is sent.
-PING_SECONDS = 15.0
-#: Seconds over which events ready at once are joined into one write (a stream's first
-#: event is written at once).
-COALESCE_SECONDS = 0.001
 
 STREAM = (
     "Server-Sent Events, one per event of the run: `event:` its kind, `data:` its JSON; "
@@ -306,7 +298,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     async def run_stream(body: m.RunRequest, target: AgentTarget) -> EventStream:
         """Do a task, streaming its events (``Agent.events``): ``text``, ``response``,
         ``tool_started``, ``tool_finished``, then ``run_finished`` (or ``error``)."""
-        return _agent_sse(target[1].events(body.task, body.context))
+        return agent_sse(target[1].events(body.task, body.context))
 
     @app.post("/v1/chat", tags=["agents"], dependencies=[slot], responses=problems)
     async def chat(
@@ -336,7 +328,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     ) -> EventStream:
         """``/v1/chat`` as a stream of events; ``run_finished`` has the ``conversation_id``."""
         events = conversation.agent.events(body.message, remember=True)
-        return _agent_sse(events, {"conversation_id": conversation.id})
+        return agent_sse(events, {"conversation_id": conversation.id})
 
     @app.get("/v1/conversations/{conversation_id}", tags=["agents"], responses=problems)
     async def conversation(conversation_id: str) -> m.ConversationOut:
@@ -389,7 +381,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
                     yield encode_bus_event(event)
             yield "run_finished", to_json({"team": name, **_team_result(team.last_result)})
 
-        return _sse(events())
+        return sse_pairs(events())
 
     @app.post("/v1/workflows/runs", tags=["workflows"], dependencies=[slot], responses=problems)
     async def workflow_run(
@@ -427,7 +419,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
                     yield encode_bus_event(event)
             yield "run_finished", to_json({"workflow": body.workflow, "agent": name, **outcome})
 
-        return _sse(events())
+        return sse_pairs(events())
 
     _add_agui(app, catalog, slot, problems)
     if mcp_endpoint is not None:
@@ -476,127 +468,6 @@ async def _unless_gone(request: Request, work: Coroutine[Any, Any, T]) -> T:
         ) from None
     finally:
         watcher.cancel()
-
-
-# -- streams ---------------------------------------------------------------------------
-
-
-class EventStream(StreamingResponse):
-    """A ``text/event-stream`` response (its media type is what OpenAPI shows): each of
-    ``events`` written as ``frame(event)``, several at once when several are ready (see
-    ``_batched``). With ``on_error``, a failure becomes a last frame instead of a cut."""
-
-    media_type = "text/event-stream"
-
-    def __init__(
-        self,
-        events: AsyncIterator[T],
-        frame: Callable[[T], bytes],
-        *,
-        on_error: Callable[[Exception], bytes] | None = None,
-        status_code: int = 200,
-    ) -> None:
-        # no-cache, and no buffering by proxies (nginx), so each event goes out at once.
-        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-        content = _batched(events, frame, on_error)
-        super().__init__(content, status_code, headers=headers)
-
-
-def _error_frame(exc: Exception) -> bytes:
-    return sse("error", problem_for(exc).json().decode())
-
-
-def _sse(events: AsyncIterator[tuple[str, str]]) -> EventStream:
-    """Server-Sent Events of (name, JSON) pairs, and on failure an ``error`` event with
-    problem details."""
-    return EventStream(events, lambda pair: sse(*pair), on_error=_error_frame)
-
-
-def _agent_sse(events: AsyncIterator[Any], extra: dict[str, Any] | None = None) -> EventStream:
-    """An agent's stream events as Server-Sent Events, ``extra`` added to ``run_finished``.
-
-    Each event is framed where it is read: no generator between the run and the
-    response (every layer costs each of a run's hundreds of text events).
-    """
-    return EventStream(events, lambda event: event_frame(event, extra), on_error=_error_frame)
-
-
-async def _batched(
-    events: AsyncIterator[T],
-    frame: Callable[[T], bytes],
-    on_error: Callable[[Exception], bytes] | None = None,
-    limit: int = 1 << 16,
-) -> AsyncIterator[bytes]:
-    """The frames of ``events`` joined into one write when several are ready at once, and
-    a comment line (``: ping``) after ``PING_SECONDS`` idle so proxies keep a quiet stream
-    open.
-
-    A model's stream arrives a few packets at a time, each holding many events; writing
-    each event on its own costs a send through every middleware and a syscall, and the
-    client a read, per event. A task reads ahead (at most ``limit`` bytes) while the
-    response writes what is there. Closing this generator (the client went away) cancels
-    that task, which closes the run and the model's stream. Not FastAPI's generator path
-    (``EventSourceResponse``): it adds two tasks, two memory streams and a timer per event
-    for its keep-alive pings, several times the cost of the event (bench/http_api.py).
-    """
-    loop = asyncio.get_running_loop()
-    pending: list[bytes] = []
-    size = 0
-    ready = asyncio.Event()
-    room = asyncio.Event()
-    room.set()
-    done = False
-    written = 0.0  # loop time of the last write
-
-    async def read_ahead() -> None:
-        nonlocal size, done
-        try:
-            async with aclosing(events):  # type: ignore[type-var]
-                async for event in events:
-                    chunk = frame(event)
-                    pending.append(chunk)
-                    size += len(chunk)
-                    if size >= limit:
-                        ready.set()
-                        room.clear()
-                        await room.wait()
-                    elif not ready.is_set():
-                        ready.set()
-                        # The writer is idle: a burst of events (one network read of the
-                        # model's stream) would otherwise go out only when all of it is
-                        # read. Let it write now if it has not for COALESCE_SECONDS, so
-                        # the first event goes at once and the client reads as we go.
-                        if loop.time() - written >= COALESCE_SECONDS:
-                            await asyncio.sleep(0)
-        except Exception as exc:
-            if on_error is None:
-                raise
-            pending.append(on_error(exc))
-        finally:
-            done = True
-            ready.set()
-
-    reader = asyncio.create_task(read_ahead())
-    try:
-        while pending or not done:
-            if not pending:
-                timer = loop.call_later(PING_SECONDS, ready.set)
-                await ready.wait()
-                ready.clear()
-                timer.cancel()
-                if not pending and not done:
-                    yield b": ping\n\n"
-                continue
-            out = b"".join(pending)
-            pending.clear()
-            size = 0
-            room.set()
-            written = loop.time()
-            yield out
-        await reader  # re-raises what the reader could not turn into an event
-    finally:
-        if not reader.done():
-            reader.cancel()
 
 
 def _team_result(result: Any) -> dict[str, Any]:
