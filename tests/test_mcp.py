@@ -212,6 +212,32 @@ async def test_stdio_server_round_trip_through_an_agent_on_the_anthropic_protoco
         await asyncio.sleep(0.05)
 
 
+async def test_a_server_that_dies_is_started_again_on_the_next_call(capsys):
+    """A stdio server that exits (a crash, an OOM kill) costs one failed call, which says
+    so, not every call after it: the next call starts the server again."""
+    demo = victor.mcp.server(STDIO_SERVER, name="demo", requires_approval=False)
+    agent = await Agent.create(
+        provider=ScriptedProvider([call("demo_add", a=1, b=2), call("demo_add", a=3, b=4), "done"]),
+        tools=[demo],
+    )
+    assert (await demo.call("add", {"a": 20, "b": 22})).output == "42"
+    first = _server_pid(capsys.readouterr().err)
+    os.kill(first, 9)
+    deadline = time.monotonic() + PROMPTLY
+    while _alive(first) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert await agent.run("add twice") == "done"
+    (_, lost, failed), again = transcript(agent)
+    assert failed and "closed the connection" in lost and "call 'add' again" in lost
+    assert again == ("demo_add", "7", False)
+    assert _server_pid(capsys.readouterr().err) != first  # a new server answered
+    await demo.aclose()
+
+
+def _server_pid(stderr: str) -> int:
+    return int(stderr.split("(pid ")[-1].split(")")[0])
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -203,7 +203,17 @@ class MCPToolset:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            return ToolResult.fail(f"the MCP server {self.name!r} failed: {_describe(exc)}")
+            if not _connection_lost(exc):
+                return ToolResult.fail(f"the MCP server {self.name!r} failed: {_describe(exc)}")
+            # The server exited or hung up. Whether this call reached it is unknown, so it
+            # is not repeated here; the dead connection is dropped and the next call
+            # starts (or reaches) the server again.
+            await asyncio.wrap_future(_mcp_loop().submit(self._close_if(client)))
+            return ToolResult.fail(
+                f"the MCP server {self.name!r} closed the connection ({self._describe_target()} "
+                f"exited or hung up). It is started again on the next call: call {tool!r} "
+                f"again if it should still run"
+            )
         finally:
             if self._stderr is not None:
                 self._stderr.drain()  # what the server logged while working, before its answer
@@ -357,6 +367,11 @@ class MCPToolset:
             needs = rule if isinstance(rule, bool) else spec.name in rule
             tools[local] = MCPTool(self, spec, local, needs)
         return list(tools.values())
+
+    async def _close_if(self, client: mcp.Client) -> None:
+        """Close the connection if it is still ``client`` (not one opened since)."""
+        if self._client is client:
+            await self._close()
 
     async def _close(self) -> None:
         owner, stop = self._owner, self._stop
@@ -643,6 +658,18 @@ def _content_text(block: Any) -> str:
         text = getattr(resource, "text", None)
         return text if text is not None else f"[resource: {resource.uri}]"
     return f"[{kind or 'content'}]"
+
+
+def _connection_lost(exc: BaseException) -> bool:
+    """Whether ``exc`` says the connection to the server is gone (not that a call failed)."""
+    import anyio
+    from mcp import MCPError
+    from mcp.types import CONNECTION_CLOSED
+
+    leaf = _innermost(exc)
+    if isinstance(leaf, MCPError):
+        return leaf.code == CONNECTION_CLOSED
+    return isinstance(leaf, (anyio.ClosedResourceError, anyio.BrokenResourceError))
 
 
 def _innermost(exc: BaseException) -> BaseException:
