@@ -491,6 +491,8 @@ async def test_notebook_progress_is_throttled_and_ends_in_its_static_form(monkey
 async def test_terminal_progress(monkeypatch, capsys):
     from victor.batch import progress as progress_module
 
+    # Not under a kernel, whatever shell an earlier test in this process left behind.
+    monkeypatch.setattr(progress_module, "_detect_target", lambda: "print")
     await victor.batch(["a", "b"], shouting())
     err = capsys.readouterr().err  # not a terminal: the summary line only
     assert err.startswith("shout: 2/2 done in") and err.count("\n") == 1
