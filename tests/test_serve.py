@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.servers import Hang, Status, Text
+from tests.servers import Call, Hang, Status, Text, ToolCalls
 from tests.timing import PROMPTLY, STALL
 from victor import Agent, AgentTeam, ConfigurationError
 from victor.cli import main as victor_cli
@@ -411,6 +411,99 @@ def test_ag_ui_runs_the_agent_with_the_front_ends_conversation():
         ("user", "What is 1 + 2?"),
     ]
     assert '<context name="units">' in sent[-1].content
+
+
+def test_ag_ui_front_end_tools_are_offered_to_the_model_and_run_by_the_front_end(
+    anthropic_server,
+):
+    """A front end's tool (a confirmation dialog): the model's call to it ends the run with
+    the call; the front end runs it and posts the conversation again with the result."""
+    anthropic_server.script(
+        ToolCalls([Call("confirm", {"question": "Book it?"}, id="toolu_1")]), Text("Booked.")
+    )
+    agent = Agent(provider="anthropic", base_url=anthropic_server.url, api_key=SECRET, tools=[add])
+    confirm = {
+        "name": "confirm",
+        "description": "Ask the user to confirm.",
+        "parameters": {"type": "object", "properties": {"question": {"type": "string"}}},
+    }
+    asked = {"id": "m1", "role": "user", "content": "Book the 9:00 train."}
+    run_input = {
+        "threadId": "t1",
+        "runId": "r1",
+        "messages": [asked],
+        "tools": [confirm],
+        "context": [],
+        "state": {},
+        "forwardedProps": {},
+    }
+    call_message = {
+        "id": "m2",
+        "role": "assistant",
+        "toolCalls": [
+            {
+                "id": "toolu_1",
+                "type": "function",
+                "function": {"name": "confirm", "arguments": '{"question": "Book it?"}'},
+            }
+        ],
+    }
+    answered = {"id": "m3", "role": "tool", "toolCallId": "toolu_1", "content": "yes"}
+    with serving(agents={"travel": agent}) as client:
+        with client.stream("POST", "/v1/agui/travel", json=run_input) as response:
+            first = [data for _, data in sse(response)]
+        again = {**run_input, "runId": "r2", "messages": [asked, call_message, answered]}
+        with client.stream("POST", "/v1/agui/travel", json=again) as response:
+            second = [data for _, data in sse(response)]
+        clash = {**run_input, "tools": [{**confirm, "name": "add"}]}
+        with client.stream("POST", "/v1/agui/travel", json=clash) as response:
+            clashed = [data for _, data in sse(response)]
+    assert [e["type"] for e in first] == [
+        "RUN_STARTED",
+        "TOOL_CALL_START",
+        "TOOL_CALL_ARGS",
+        "TOOL_CALL_END",
+        "RUN_FINISHED",
+    ]
+    assert first[1]["toolCallName"] == "confirm" and first[1]["toolCallId"] == "toolu_1"
+    assert json.loads(first[2]["delta"]) == {"question": "Book it?"}
+    offered, resumed = (r.body for r in anthropic_server.requests[-2:])
+    assert [t["name"] for t in offered["tools"]] == ["add", "confirm"]
+    assert [e["type"] for e in second][-2:] == ["TEXT_MESSAGE_END", "RUN_FINISHED"]
+    assert second[-1]["result"] == "Booked."
+    # The model read the front end's result after its own call, with no new user turn.
+    assert [m["role"] for m in resumed["messages"]] == ["user", "assistant", "user"]
+    result = resumed["messages"][-1]["content"][0]
+    assert (result["type"], result["tool_use_id"], result["content"]) == (
+        "tool_result",
+        "toolu_1",
+        "yes",
+    )
+    assert clashed[-1]["type"] == "RUN_ERROR" and "'add'" in clashed[-1]["message"]
+
+
+def test_a_conversation_goes_on_from_the_results_of_client_side_tools():
+    """The Python side of the same mechanism: ``ClientTool`` and ``events(None, ...)``."""
+    from victor.messages import Message
+    from victor.tools import ClientTool
+
+    provider = ScriptedProvider([call("pick", options=["a", "b"]), "You picked b."])
+    agent = Agent(provider=provider)
+
+    async def converse():
+        pick = ClientTool("pick", "Let the user pick one.", {"type": "object"})
+        first = [e async for e in agent.events("Choose for me", tools=[pick], remember=True)]
+        started = [e.call for e in first if e.kind == "tool_started"]
+        agent.history.append(Message.tool(started[0], "b"))
+        second = [e async for e in agent.events(None, tools=[pick], remember=True)]
+        return first, second
+
+    first, second = asyncio.run(converse())
+    assert [e.kind for e in first] == ["response", "tool_started", "run_finished"]
+    assert second[-1].content == "You picked b."
+    assert [m.role for m in provider.requests[-1]] == ["user", "assistant", "tool"]
+    with pytest.raises(ConfigurationError, match="task=None continues"):
+        asyncio.run(anext(Agent(provider=provider).events(None)))
 
 
 # -- safety ------------------------------------------------------------------------------

@@ -392,7 +392,7 @@ class Agent:
 
     async def events(
         self,
-        task: str,
+        task: str | None,
         context: Mapping[str, Any] | None = None,
         tools: Iterable[ToolLike] | None = None,
         *,
@@ -402,9 +402,10 @@ class Agent:
     ) -> AsyncIterator[StreamEvent]:
         """Do ``task`` and yield typed events: text deltas, responses, tool calls, the end.
 
-        With ``remember=True`` the task continues the ``chat()`` conversation. With an
-        ``output_type`` the text deltas are the answer's JSON and ``RunFinished.output``
-        is the validated object.
+        With ``remember=True`` the task continues the ``chat()`` conversation; ``task=None``
+        continues it from tool results the caller added to ``history`` (the results of a
+        ``ClientTool``'s calls). With an ``output_type`` the text deltas are the answer's
+        JSON and ``RunFinished.output`` is the validated object.
         """
         output = self._output(output_type, output_retries)
         # The loop is read here, not through another generator: one layer less per event.
@@ -488,7 +489,7 @@ class Agent:
 
     def _start(
         self,
-        task: str,
+        task: str | None,
         context: Mapping[str, Any] | None,
         tools: Iterable[ToolLike] | None,
         *,
@@ -498,7 +499,10 @@ class Agent:
     ) -> tuple[EventScope, AsyncIterator[StreamEvent], int]:
         """The one path every run takes, up to the loop: the run's event scope, its loop
         (not started yet), and where the conversation begins in the transcript."""
-        if not isinstance(task, str) or not task.strip():
+        resumed = task is None  # the conversation goes on from tool results the caller ran
+        if resumed:
+            task = self._resumed_task(remember)
+        elif not isinstance(task, str) or not task.strip():
             raise ConfigurationError(f"task={task!r} is empty: give the agent something to do")
         provider = (
             _provider_override.get()
@@ -515,7 +519,8 @@ class Agent:
         messages = [system] if system else []
         if remember:
             messages += self.history
-        messages.append(Message.user(render_task(task, context)))
+        if not resumed:
+            messages.append(Message.user(render_task(task, context)))
         parent = current_scope()
         # Inside another run's scope (a team's), events go where that run's events go.
         bus = parent.bus if parent.run_id is not None and not self._bus_given else self.bus
@@ -532,6 +537,15 @@ class Agent:
             output=output,
         )
         return run_scope, loop, 1 if system else 0
+
+    def _resumed_task(self, remember: bool) -> str:
+        """The task of a conversation continued from tool results (``events(None, ...)``)."""
+        if not remember or not self.history or self.history[-1].role != "tool":
+            raise ConfigurationError(
+                "task=None continues a conversation from tool results: use remember=True, "
+                "with history ending in the results (Message.tool) of the last tool calls"
+            )
+        return next((m.content for m in reversed(self.history) if m.role == "user"), "")
 
     def _finished(self, event: RunFinished, remember: bool, start: int) -> None:
         """Keep what a finished run leaves: ``last_run`` and, for ``chat``, the conversation

@@ -163,53 +163,58 @@ async def run_loop(
                 )
             yield ResponseComplete(response)
             messages.append(Message.assistant(response.content, response.tool_calls))
-            if not response.tool_calls:
-                value = None
-                if output is not None:
-                    if response.stop_reason == "refusal":
-                        raise _refused(output, response.content)
-                    try:
-                        value = output.validate(response.content)
-                    except ValidationError as exc:
-                        if retries == output.retries:
-                            raise _invalid_output(output, response.content, exc) from None
-                        retries += 1
-                        logger.debug("invalid output, asking again: %s", exc)
-                        messages.append(Message.user(output.retry_message(exc)))
-                        continue
-                duration_ms = (perf_counter() - started) * 1000
-                if listening("agent.complete"):
-                    complete = {
-                        "result": response.content,
-                        "usage": usage.model_dump(),
-                        "duration_ms": duration_ms,
-                    }
-                    if output is not None:
-                        complete["output"] = output.to_data(value)
-                    await scope.emit("agent.complete", complete)
-                finished = True  # closing the generator after this is not a cancellation
-                yield RunFinished(
-                    content=response.content,
-                    usage=usage,
-                    messages=messages,
-                    iterations=iteration,
-                    duration_ms=duration_ms,
-                    model=response.model or provider.model,
-                    provider=provider.name,
-                    output=value,
-                )
-                return
-            async for event in _run_tools(response, by_name, scope, limits, messages, context):
-                if type(event) is ToolCallFinished and not event.result.success:
-                    tool_errors += 1
-                yield event
-            if limits.max_tool_errors is not None and tool_errors > limits.max_tool_errors:
-                raise LimitExceededError(
-                    f"the run stopped after {tool_errors} failed tool calls "
-                    f"(max_tool_errors={limits.max_tool_errors}); the last: "
-                    f"{messages[-1].content[:300]}. "
-                    f"Raise the budget with Agent.create(..., max_tool_errors=N) or fix the tools"
-                )
+            handed_over = False  # calls of tools the caller runs (``BaseTool.client_side``)
+            if response.tool_calls:
+                async for event in _run_tools(response, by_name, scope, limits, messages, context):
+                    if type(event) is ToolCallFinished and not event.result.success:
+                        tool_errors += 1
+                    yield event
+                if limits.max_tool_errors is not None and tool_errors > limits.max_tool_errors:
+                    raise LimitExceededError(
+                        f"the run stopped after {tool_errors} failed tool calls "
+                        f"(max_tool_errors={limits.max_tool_errors}); the last: "
+                        f"{messages[-1].content[:300]}. Raise the budget with "
+                        f"Agent.create(..., max_tool_errors=N) or fix the tools"
+                    )
+                handed_over = any(_client_side(call, by_name) for call in response.tool_calls)
+                if not handed_over:
+                    continue
+            # The answer, or (handed_over) the caller's turn: the run ends either way.
+            value = None
+            if output is not None and not handed_over:
+                if response.stop_reason == "refusal":
+                    raise _refused(output, response.content)
+                try:
+                    value = output.validate(response.content)
+                except ValidationError as exc:
+                    if retries == output.retries:
+                        raise _invalid_output(output, response.content, exc) from None
+                    retries += 1
+                    logger.debug("invalid output, asking again: %s", exc)
+                    messages.append(Message.user(output.retry_message(exc)))
+                    continue
+            duration_ms = (perf_counter() - started) * 1000
+            if listening("agent.complete"):
+                complete = {
+                    "result": response.content,
+                    "usage": usage.model_dump(),
+                    "duration_ms": duration_ms,
+                }
+                if output is not None and not handed_over:
+                    complete["output"] = output.to_data(value)
+                await scope.emit("agent.complete", complete)
+            finished = True  # closing the generator after this is not a cancellation
+            yield RunFinished(
+                content=response.content,
+                usage=usage,
+                messages=messages,
+                iterations=iteration,
+                duration_ms=duration_ms,
+                model=response.model or provider.model,
+                provider=provider.name,
+                output=value,
+            )
+            return
         pending = ", ".join(call.name for call in response.tool_calls)
         raise LimitExceededError(
             f"the run stopped after max_iterations={limits.max_iterations} model calls and the "
@@ -266,15 +271,19 @@ async def _run_tools(
 
     for call in response.tool_calls:
         yield ToolCallStarted(call)
+    # Calls of client-side tools are the caller's to run: started, not run here.
+    ours = [call for call in response.tool_calls if not _client_side(call, tools)]
     outcomes = await gather(
-        *(
-            _run_tool(call, tools, scope, limits.tool_timeout, context)
-            for call in response.tool_calls
-        )
+        *(_run_tool(call, tools, scope, limits.tool_timeout, context) for call in ours)
     )
-    for call, (result, duration_ms) in zip(response.tool_calls, outcomes, strict=True):
+    for call, (result, duration_ms) in zip(ours, outcomes, strict=True):
         messages.append(Message.tool(call, result.to_text(), is_error=not result.success))
         yield ToolCallFinished(call, result, duration_ms)
+
+
+def _client_side(call: ToolCall, tools: dict[str, BaseTool]) -> bool:
+    tool = tools.get(call.name)
+    return tool is not None and tool.client_side
 
 
 async def _run_tool(

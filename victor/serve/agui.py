@@ -6,7 +6,9 @@ last user message is the task, the messages before it are the conversation so fa
 agent's ``events()`` become AG-UI events: ``RUN_STARTED``, ``TEXT_MESSAGE_START/CONTENT/
 END`` per model response, ``TOOL_CALL_START/ARGS/END`` and ``TOOL_CALL_RESULT`` per tool
 call (run on the server), ``RUN_FINISHED`` with the answer and token usage, or
-``RUN_ERROR``. Tools the front end declares are not called (victor runs its own).
+``RUN_ERROR``. The front end's own tools are offered to the model too: a call to one
+ends the run after its ``TOOL_CALL_START/ARGS/END``; the front end runs it and posts the
+conversation again with the result, and the agent goes on from there.
 """
 
 from __future__ import annotations
@@ -25,12 +27,15 @@ if TYPE_CHECKING:
     from ag_ui.core import BaseEvent, RunAgentInput
 
     from ..agent import Agent
+    from ..tools import ClientTool
 
-__all__ = ["split_input", "agui_events"]
+__all__ = ["split_input", "front_end_tools", "agui_events"]
 
 
-def split_input(run: RunAgentInput) -> tuple[str, list[Message], dict[str, Any]]:
-    """(task, the conversation before it, context) from an AG-UI run input."""
+def split_input(run: RunAgentInput) -> tuple[str | None, list[Message], dict[str, Any]]:
+    """(task, the conversation before it, context) from an AG-UI run input. A run that
+    brings the results of front-end tool calls has no new task (None): the conversation,
+    ending with those results, goes on."""
     history: list[Message] = []
     names: dict[str, str] = {}  # tool call id -> tool name, for the results that follow
     for message in run.messages:
@@ -49,12 +54,31 @@ def split_input(run: RunAgentInput) -> tuple[str, list[Message], dict[str, Any]]
             history.append(Message.tool(call, _text(message.content)))
         # system/developer messages: the agent keeps its own system prompt; activity and
         # reasoning messages are for display only.
+    context = {item.description: item.value for item in run.context or ()}
+    if history and history[-1].role == "tool":
+        return None, history, context
     if not history or history[-1].role != "user" or not history[-1].content.strip():
         raise ConfigurationError(
-            "the AG-UI run input must end with a user message: it is the task to do"
+            "the AG-UI run input must end with a user message (the task to do) or with the "
+            "results of front-end tool calls"
         )
-    context = {item.description: item.value for item in run.context or ()}
     return history[-1].content, history[:-1], context
+
+
+def front_end_tools(run: RunAgentInput, agent: Agent) -> list[ClientTool]:
+    """The front end's tools, for the model to call and the front end to run."""
+    from ..tools import ClientTool
+
+    served = {tool.name for tool in agent.tools}
+    tools = []
+    for spec in run.tools or ():
+        if spec.name in served:
+            raise ConfigurationError(
+                f"the front end's tool {spec.name!r} has the name of one of the agent's own "
+                f"tools: rename it"
+            )
+        tools.append(ClientTool(spec.name, spec.description, spec.parameters))
+    return tools
 
 
 def _text(content: Any) -> str:
@@ -86,7 +110,8 @@ async def agui_events(agent: Agent, run: RunAgentInput) -> AsyncIterator[BaseEve
         agent.history = history
         message_id: str | None = None
         last_message: str | None = None
-        events = agent.events(task, context or None, remember=True)
+        tools = front_end_tools(run, agent)
+        events = agent.events(task, context or None, tools, remember=True)
         async with aclosing(events):
             async for event in events:
                 kind = event.kind

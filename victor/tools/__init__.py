@@ -5,7 +5,7 @@ workspace sandbox and approval."""
 from typing import TYPE_CHECKING
 
 from .approval import ApprovalDecision, ApprovalRequest, Ask
-from .base import BaseTool, FunctionTool, ToolResult, tool
+from .base import BaseTool, ClientTool, FunctionTool, ToolResult, tool
 from .context import ToolContext, current_context
 from .registry import ToolRegistry, registry
 from .sandbox import CommandResult, Executor, SubprocessExecutor, Workspace
@@ -34,6 +34,7 @@ __all__ = [
     "ApprovalRequest",
     "Ask",
     "BaseTool",
+    "ClientTool",
     "CommandResult",
     "Composition",
     "CompositionResult",

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from ..errors import ToolError
 from ..messages import ToolSpec
 
-__all__ = ["BaseTool", "ToolResult", "FunctionTool", "tool"]
+__all__ = ["BaseTool", "ClientTool", "ToolResult", "FunctionTool", "tool"]
 
 
 class ToolResult(BaseModel):
@@ -64,6 +64,9 @@ class BaseTool:
     #: Whether a model's call must be approved first (see ``victor.tools.approval``):
     #: a bool, or a callable on the validated arguments.
     requires_approval: ClassVar[bool | Callable[[dict[str, Any]], bool]] = False
+    #: Whether the caller runs this tool, not the agent (``ClientTool``): a model's call
+    #: to it ends the run, and the caller sends the result with the next one.
+    client_side: ClassVar[bool] = False
 
     async def execute(self, **kwargs: Any) -> ToolResult:
         raise NotImplementedError(f"{type(self).__name__} must implement async execute(**kwargs)")
@@ -112,6 +115,28 @@ class BaseTool:
 
     def __repr__(self) -> str:
         return f"<tool {self.name}: {self.description.splitlines()[0] if self.description else ''}>"
+
+
+class ClientTool(BaseTool):
+    """A tool the caller runs, described by name, description and JSON schema: an AG-UI
+    front end's tools (a confirmation dialog, a page action). When the model calls one,
+    ``events()`` yields its ``ToolCallStarted`` and the run ends there; the caller runs it
+    and continues the conversation with the result (``events(None, remember=True)`` after
+    appending ``Message.tool(call, result)`` to ``agent.history``).
+    """
+
+    client_side = True
+
+    def __init__(self, name: str, description: str = "", parameters: dict[str, Any] | None = None):
+        self.name = name  # type: ignore[misc]  # per instance: each front end names its own
+        self.description = description  # type: ignore[misc]
+        self.parameters = parameters or {"type": "object", "properties": {}}  # type: ignore[misc]
+
+    async def execute(self, **kwargs: Any) -> ToolResult:
+        return ToolResult.fail(f"{self.name!r} is run by the caller, not by the agent")
+
+    def __repr__(self) -> str:
+        return f"ClientTool({self.name!r})"
 
 
 def to_json_schema(parameters: dict[str, Any]) -> dict[str, Any]:
