@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from victor import Agent, AgentTeam, ConfigurationError, VictorError
-from victor.agent import SETTINGS
+from victor.agent_settings import SETTINGS
 from victor.config import Profile
 from victor.core.events import EventBus
 from victor.providers.base import PASS_THROUGH_SETTINGS, PROVIDER_SETTINGS, Provider

@@ -8,19 +8,13 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 
-from ._util import (
-    Setting,
-    check_settings,
-    did_you_mean,
-    instance_setting,
-    new_id,
-    number_setting,
-)
+from ._util import check_settings, did_you_mean, new_id
+from .agent_settings import AGENT_ONLY, SETTINGS
 from .core.events import EventBus, EventScope, current_scope, scope
 from .errors import ConfigurationError
 from .loop import Limits, run_loop
 from .messages import Message, ResponseComplete, RunFinished, StreamEvent, TextDelta
-from .providers.base import PROVIDER_SETTINGS, Provider, check_options, get_provider_class
+from .providers.base import Provider, check_options, get_provider_class
 
 if TYPE_CHECKING:
     from .config import Profile
@@ -41,90 +35,6 @@ _provider_override: contextvars.ContextVar[Provider | None] = contextvars.Contex
 _default_provider: contextvars.ContextVar[Provider | None] = contextvars.ContextVar(
     "victor_default_provider", default=None
 )
-
-
-def _is_workspace(value: Any) -> bool:
-    if value is None or isinstance(value, (str, os.PathLike)):
-        return True
-    from .tools.sandbox import Workspace  # the tool machinery comes with the first agent
-
-    return isinstance(value, Workspace)
-
-
-def _is_tool_list(value: Any) -> bool:
-    return value is None or (
-        isinstance(value, Iterable) and not isinstance(value, (str, bytes, Mapping))
-    )
-
-
-def _check_approval(value: Any) -> None:
-    from .tools.approval import check_policy
-
-    check_policy(value)
-
-
-def _check_output_type(value: Any) -> None:
-    if value is not None:
-        from .output import output_type_for
-
-        output_type_for(value)
-
-
-#: Every keyword ``Agent(...)`` and ``Agent.create(...)`` take, in one place: what each
-#: accepts and how to fix a bad value. ``Agent.__init__`` checks them all before doing
-#: anything; other keywords are the provider's (``PROVIDER_SETTINGS``, its API parameters).
-SETTINGS: dict[str, Setting] = {
-    "role": instance_setting("use a string such as 'code reviewer', or None", str),
-    "provider": instance_setting(
-        "use a provider name ('anthropic', 'openai', 'ollama', 'local') or a Provider instance",
-        str,
-        Provider,
-    ),
-    "model": instance_setting(
-        "use a model name (a string such as 'gpt-4o'), or None for the provider's default",
-        str,
-        os.PathLike,
-    ),
-    "tools": Setting(
-        _is_tool_list,
-        "use a list of tool names, toolset names or tools, e.g. tools=['read_file', 'pytest']",
-    ),
-    "name": instance_setting("use a string, or None to take the role's", str),
-    "system_prompt": instance_setting("use a string, or None", str),
-    "temperature": PROVIDER_SETTINGS["temperature"],
-    "max_tokens": PROVIDER_SETTINGS["max_tokens"],
-    "max_iterations": number_setting(
-        "use a whole number of model calls per run, 1 or more (e.g. max_iterations=10)",
-        whole=True,
-        at_least=1,
-    ),
-    "tool_timeout": number_setting(
-        "use a positive number of seconds a tool call may take (e.g. tool_timeout=30), or "
-        "None for no limit",
-        above=0,
-        optional=True,
-    ),
-    "bus": instance_setting("use an EventBus, or None for the default bus", EventBus),
-    "workspace": Setting(
-        _is_workspace, "use a directory (a str or pathlib.Path) or a Workspace, or None for cwd"
-    ),
-    "approval": Setting(validate=_check_approval),
-    "max_tool_errors": number_setting(
-        "use a whole number of failed tool calls a run may make, 0 or more (e.g. "
-        "max_tool_errors=20), or None for no limit",
-        whole=True,
-        at_least=0,
-        optional=True,
-    ),
-    "output_type": Setting(validate=_check_output_type),
-    "output_retries": number_setting(
-        "use a whole number, 0 or more: how many times an invalid typed answer is sent back",
-        whole=True,
-        at_least=0,
-    ),
-}
-#: The Agent's own settings, as unknown-name messages list them.
-_AGENT_SETTINGS = {"Agent settings": [n for n in SETTINGS if n not in PROVIDER_SETTINGS]}
 
 
 class Agent:
@@ -182,7 +92,7 @@ class Agent:
 
             env = settings()
             cls = get_provider_class(provider or env.provider)
-            check_options(cls, provider_options, _AGENT_SETTINGS, "Agent")
+            check_options(cls, provider_options, AGENT_ONLY, "Agent")
             self.provider = cls(
                 model or (env.model if provider is None else None),
                 temperature=temperature,
