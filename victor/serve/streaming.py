@@ -37,7 +37,7 @@ class Frames(Generic[T]):
     each event on its own costs a send through every middleware and a syscall, and the
     client a read, per event. A task reads ahead (at most ``limit`` bytes) while the
     response writes what is there; ``start`` starts it before the first write is asked
-    for. ``aclose`` (the client went away) cancels it, which closes the run and the
+    for. ``cancel`` (the client went away) cancels it, which closes the run and the
     model's stream. Not FastAPI's generator path (``EventSourceResponse``): it adds two
     tasks, two memory streams and a timer per event for its keep-alive pings, several
     times the cost of the event (bench/http_api.py).
@@ -68,7 +68,7 @@ class Frames(Generic[T]):
         if self._reader is None:
             self._reader = asyncio.create_task(self._read_ahead())
 
-    async def aclose(self) -> None:
+    def cancel(self) -> None:
         """Stop reading: the run is cancelled if it has not finished."""
         if self._reader is not None and not self._reader.done():
             self._reader.cancel()
@@ -124,7 +124,7 @@ class Frames(Generic[T]):
                 yield out
             await self._reader  # re-raises what the reader could not turn into an event
         finally:
-            await self.aclose()
+            self.cancel()
 
 
 class EventStream(StreamingResponse):
@@ -156,7 +156,7 @@ class EventStream(StreamingResponse):
         try:
             await super().__call__(scope, receive, send)
         finally:
-            await self.frames.aclose()
+            self.frames.cancel()
 
 
 def error_frame(exc: Exception) -> bytes:
