@@ -78,6 +78,32 @@ async def test_astream_yields_tokens(served):
     await agent.cleanup()
 
 
+@pytest.mark.parametrize("stream", [False, True])
+async def test_calls_reuse_one_connection(served, stream):
+    # A stream closed before its body ended costs the next call a new connection (a TLS
+    # handshake against the real service): each stream must be read to its end.
+    name, server, kwargs = served
+    agent = await Agent.create(provider=name, **kwargs)
+    for _ in range(3):
+        if stream:
+            assert "".join([t async for t in agent.astream("Say hi")]) == "ok"
+        else:
+            assert await agent.run("Say hi") == "ok"
+    assert len(server.requests) == 3 and server.connections == 1
+    await agent.cleanup()
+
+
+async def test_a_stream_cut_after_its_last_event_keeps_the_answer(served):
+    # Read to the body's end for the connection's sake, a cut after the closing events
+    # must not cost the whole answer (nor a retry).
+    name, server, kwargs = served
+    server.script(Truncate("the whole answer", whole=True))
+    agent = await Agent.create(provider=name, **kwargs)
+    assert "".join([t async for t in agent.astream("Say it")]) == "the whole answer"
+    assert len(server.requests) == 1
+    await agent.cleanup()
+
+
 async def test_chat_remembers(served):
     name, server, kwargs = served
     server.script(Text("class User: pass"), Text("class User: password = None"))

@@ -166,6 +166,7 @@ class ScriptedServer:
         self._disconnects = 0
         self._ids: dict[str, int] = {}
         self._conns: set[socket.socket] = set()
+        self._connections = 0
         self._stop = threading.Event()
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -286,6 +287,12 @@ class ScriptedServer:
         with self._cond:
             return self._disconnects
 
+    @property
+    def connections(self) -> int:
+        """Connections clients have opened so far (a pooled client reuses one)."""
+        with self._cond:
+            return self._connections
+
     def wait_disconnects(self, n: int = 1, timeout: float = 2.0) -> bool:
         """Block until at least ``n`` disconnects were seen (they are noticed on the
         server thread, slightly after the client hangs up)."""
@@ -303,6 +310,7 @@ class ScriptedServer:
     def _track(self, conn: socket.socket, add: bool) -> None:
         with self._cond:
             (self._conns.add if add else self._conns.discard)(conn)
+            self._connections += add
 
     def _count_disconnect(self) -> None:
         with self._cond:
@@ -359,8 +367,9 @@ class ScriptedServer:
             if not stream:
                 return h.send_json(200, self.encode_response(text, request), headers, cut=True)
             h.start_stream(self.stream_content_type, headers)
-            if self._write(h, self.encode_stream(text, request).body):
-                h.abort()  # no closing events, no terminating chunk
+            frames = self.encode_stream(text, request)
+            if self._write(h, frames.body + (frames.end if reply.whole else [])):
+                h.abort()  # no terminating chunk (and unless whole, no closing events)
             return None
         if isinstance(reply, Hang):
             text = Text(reply.text)

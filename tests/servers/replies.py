@@ -119,9 +119,11 @@ class Status:
 @dataclass(frozen=True)
 class Truncate:
     """Start answering ``text``, then drop the connection before the response is complete
-    (stream: after the content deltas, before the closing events)."""
+    (stream: after the content deltas, before the closing events). ``whole``: a stream
+    sends every event, closing ones included, and lacks only the body's last chunk."""
 
     text: str = "partial answer"
+    whole: bool = False
 
 
 @dataclass(frozen=True)

@@ -190,8 +190,14 @@ class AnthropicProvider(Provider):
                     if event.usage is not None:
                         usage = _merge_delta_usage(usage, event.usage)
                 elif kind == "message_stop":
+                    # Not a break: the body ends right after it, and a response read to
+                    # its end leaves its connection in the pool for the next call (closed
+                    # early, the next call would open a new one, a TLS handshake).
                     finished = True
-                    break
+        except Exception:
+            if not finished:
+                raise
+            # The answer is whole: a failure reading past its end costs the connection only.
         finally:
             # Closes the HTTP response, also when the caller abandons or cancels the
             # stream, so the connection is not left open.

@@ -144,23 +144,29 @@ class OllamaProvider(Provider):
             if response.status_code >= 400:
                 await response.aread()  # so _map_error can read the error body
                 response.raise_for_status()
-            async for line in response.aiter_lines():
-                if not line:
-                    continue
-                data = json.loads(line)
-                message = data.get("message")
-                if message:
-                    text = message.get("content")
-                    if text:
-                        parts.append(text)
-                        yield TextDelta(text)
-                    if "tool_calls" in message:
-                        calls.extend(_tool_call(c) for c in message["tool_calls"] or ())
-                elif "error" in data:  # a failure after the 200 status was sent
-                    raise self._error(data["error"], None, response.headers)
-                if data.get("done"):
-                    final = data
-                    break  # the done line is the last; don't wait on a server that lingers
+            try:
+                async for line in response.aiter_lines():
+                    if not line:
+                        continue
+                    data = json.loads(line)
+                    message = data.get("message")
+                    if message:
+                        text = message.get("content")
+                        if text:
+                            parts.append(text)
+                            yield TextDelta(text)
+                        if "tool_calls" in message:
+                            calls.extend(_tool_call(c) for c in message["tool_calls"] or ())
+                    elif "error" in data:  # a failure after the 200 status was sent
+                        raise self._error(data["error"], None, response.headers)
+                    if data.get("done"):
+                        # The last line; read on to the body's end (no break) so the
+                        # connection goes back to the pool for the next call.
+                        final = data
+            except Exception:
+                if final is None:
+                    raise
+                # The answer is whole: a failure reading past its end costs the connection only.
         if final is None:
             raise ProviderError(
                 "stream ended early: Ollama closed the response before its final "
