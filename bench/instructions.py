@@ -27,7 +27,8 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from serve import serving  # bench/ is on sys.path when a script here runs
+from overhead import TEMPERATURE  # bench/ is on sys.path when a script here runs
+from serve import serving
 
 HERE = Path(__file__).resolve().parent
 MESSAGES = [{"role": "user", "content": "Say something"}]
@@ -85,7 +86,11 @@ async def calls(side: str, stream: bool, count: int, recorded: dict[str, str]) -
     agent = Agent(provider=Replayed(api_key="bench", max_tokens=1024))
 
     async def raw() -> str:
-        request = {"model": AnthropicProvider.default_model, "max_tokens": 1024}
+        request = {
+            "model": AnthropicProvider.default_model,
+            "max_tokens": 1024,
+            "extra_body": {"temperature": TEMPERATURE},  # as an agent sends it
+        }
         if not stream:
             message = await client.messages.create(**request, messages=MESSAGES)
             return message.content[0].text

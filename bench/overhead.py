@@ -22,6 +22,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from serve import serving  # bench/ is on sys.path when a script here runs
 
 MESSAGES = [{"role": "user", "content": "Say something"}]
+#: Sent by the raw side too, so both make the same request: an agent sends its
+#: temperature (0.7 by default) on every call. Anthropic's SDK (2.x) has no parameter
+#: for it, so there, as in victor, it goes in ``extra_body``.
+TEMPERATURE = 0.7
 
 
 async def interleaved(
@@ -80,13 +84,15 @@ def anthropic_raw(url: str, stream: bool):
     async def raw_call() -> object:
         if not stream:
             msg = await client.messages.create(
-                model="claude-sonnet-4-20250514", max_tokens=1024, messages=MESSAGES
-            )
+                model="claude-sonnet-4-20250514", max_tokens=1024, messages=MESSAGES,
+                extra_body={"temperature": TEMPERATURE},
+            )  # fmt: skip
             return msg.content[0].text
         parts = []
         events = await client.messages.create(
-            model="claude-sonnet-4-20250514", max_tokens=1024, messages=MESSAGES, stream=True
-        )
+            model="claude-sonnet-4-20250514", max_tokens=1024, messages=MESSAGES, stream=True,
+            extra_body={"temperature": TEMPERATURE},
+        )  # fmt: skip
         async for event in events:
             if event.type == "content_block_delta" and event.delta.type == "text_delta":
                 parts.append(event.delta.text)
@@ -104,7 +110,7 @@ def openai_raw(url: str, stream: bool):
     async def raw_call() -> object:
         if not stream:
             r = await client.chat.completions.create(
-                model="gpt-4o", messages=MESSAGES, max_tokens=1024
+                model="gpt-4o", messages=MESSAGES, max_tokens=1024, temperature=TEMPERATURE
             )
             return r.choices[0].message.content
         parts = []
@@ -112,6 +118,7 @@ def openai_raw(url: str, stream: bool):
             model="gpt-4o",
             messages=MESSAGES,
             max_tokens=1024,
+            temperature=TEMPERATURE,
             stream=True,
             stream_options={"include_usage": True},
         )
