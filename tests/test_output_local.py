@@ -79,3 +79,26 @@ def test_with_tools_the_answer_branch_is_the_output_schema():
     jsonschema.validate({"tool": "capital_of", "arguments": {"country": "France"}}, schema)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"answer": {"capital": {"town": "Paris"}}}, schema)
+
+
+async def test_a_team_on_the_local_model_votes_with_valid_ballots(keep_loaded):
+    # A team's structured steps are typed runs: the grammar holds a 270M model to the vote
+    # schema, labels included, so no ballot is rejected or asked again.
+    from victor import AgentTeam
+
+    team = AgentTeam.consensus(
+        ["first", "second"],
+        min_agreement=1,
+        max_revisions=0,
+        provider="local",
+        provider_options={"temperature": 0.0, "max_tokens": 24},
+    )
+    try:
+        result = await team.run(FRANCE)
+    finally:
+        await team.cleanup()
+    votes = [t for t in result.transcript if t.kind == "vote"]
+    labels = set(result.details["rounds"][0]["candidates"])
+    assert len(votes) == 2 and all(t.ok and t.rejected is None for t in votes)
+    assert {v["choice"] for v in result.details["votes"]} <= labels
+    assert all(json.loads(t.content)["vote"] in labels for t in votes)

@@ -9,9 +9,16 @@ from contextlib import aclosing
 
 import pytest
 
-from tests.servers import AnthropicServer, Text
+from tests.servers import AnthropicServer, Json, Text
 from tests.timing import PROMPTLY, STALL, Rendezvous
-from victor import Agent, AgentTeam, ConfigurationError, LimitExceededError, State
+from victor import (
+    Agent,
+    AgentTeam,
+    ConfigurationError,
+    LimitExceededError,
+    OutputValidationError,
+    State,
+)
 from victor.core.events import EventBus
 from victor.teams import NoConsensusError, StructuredOutputError, TeamError, TeamResult
 from victor.testing import FunctionProvider, ScriptedProvider, call
@@ -717,11 +724,13 @@ async def test_a_hierarchical_team_over_the_anthropic_protocol(anthropic_server:
             {"id": 2, "assignee": "editor", "task": "style guide"},
         ]
     }
+    # The lead's plan and review are typed runs: the API's answer is a call to the output
+    # tool the request forces, as the real API sends it.
     anthropic_server.script(
-        Text(json.dumps(plan)),
+        Json(plan),
         Text("member result"),
         Text("member result"),
-        Text('{"decision": "accept"}'),
+        Json({"decision": "accept"}),
         Text("The final article."),
     )
     team = AgentTeam.hierarchical(
@@ -738,10 +747,30 @@ async def test_a_hierarchical_team_over_the_anthropic_protocol(anthropic_server:
         await team.cleanup()
     assert result.answer == "The final article."
     assert [t.content for t in result.transcript[1:3]] == ["member result", "member result"]
+    assert [s["assignee"] for s in result.details["plan"]] == ["writer", "editor"]
     assert len(anthropic_server.requests) == 5 and len(responses) == 5
+    forced = [(r.body.get("tool_choice") or {}).get("name") for r in anthropic_server.requests]
+    assert forced == ["Plan", None, None, "Review", None]
     systems = [r.body.get("system") for r in anthropic_server.requests]
     assert (
         sum("writer" in str(s) for s in systems) == 1
         and sum("lead" in str(s) for s in systems) == 3
     )
     assert result.usage.total_tokens > 0 and "test-key" not in repr(result.events)
+
+
+async def test_a_typed_plan_that_stays_invalid_is_a_structured_output_error(anthropic_server):
+    # The run sends the invalid plan back itself (output_retries); then the team gives up.
+    anthropic_server.script(Json({"subtasks": "none"}), Json({"steps": []}))
+    team = AgentTeam.hierarchical(
+        "lead", ["writer"], provider="anthropic", base_url=anthropic_server.url, api_key="k"
+    )
+    try:
+        with pytest.raises(StructuredOutputError, match="valid plan: .* after 2 attempt") as err:
+            await team.run("Write an article")
+    finally:
+        await team.cleanup()
+    assert "subtasks" in str(err.value) and isinstance(err.value.__cause__, OutputValidationError)
+    assert len(anthropic_server.requests) == 2
+    sent_back = anthropic_server.requests[1].body["messages"]
+    assert "subtasks" in json.dumps(sent_back[-1])  # the validation errors, to the model

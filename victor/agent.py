@@ -414,11 +414,7 @@ class Agent:
             task = self._resumed_task(remember)
         elif not isinstance(task, str) or not task.strip():
             raise ConfigurationError(f"task={task!r} is empty: give the agent something to do")
-        provider = (
-            _provider_override.get()
-            or (None if self._provider_given else _default_provider.get())
-            or self.provider
-        )
+        provider = self._run_provider()
         if tools:
             from .tools.registry import registry
 
@@ -447,6 +443,15 @@ class Agent:
             output=output,
         )
         return run_scope, loop, 1 if system else 0
+
+    def _run_provider(self) -> Provider:
+        """The provider a run started here would use: an override (``victor.testing``), the
+        one a team lends to members that were given none, or the agent's own."""
+        return (
+            _provider_override.get()
+            or (None if self._provider_given else _default_provider.get())
+            or self.provider
+        )
 
     def _resumed_task(self, remember: bool) -> str:
         """The task of a conversation continued from tool results (``events(None, ...)``)."""

@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, create_model
 
 from ..agent import Agent
 from ..errors import ConfigurationError
@@ -80,6 +81,15 @@ class NoConsensusError(TeamError):
 class Vote(BaseModel):
     vote: str
     reason: str = ""
+
+
+@lru_cache(maxsize=64)
+def _ballot_type(labels: tuple[str, ...]) -> type[Vote]:
+    """``Vote`` whose schema lists the labels: a model held to the schema (structured
+    outputs, the local model's grammar) can only name one. Validation stays lenient
+    ("Candidate B" is matched by the vote's check), for replies parsed from words."""
+    label = Field(json_schema_extra={"enum": list(labels)})
+    return create_model("Vote", __base__=Vote, vote=(str, label))
 
 
 class ConsensusTeam(AgentTeam):
@@ -195,7 +205,7 @@ class ConsensusTeam(AgentTeam):
             vote, turn = await run.ask_json(
                 agent,
                 fill(self.vote_prompt, task=run.task, labels=", ".join(labels)),
-                Vote,
+                _ballot_type(tuple(labels)),
                 kind="vote",
                 what="vote",
                 context={"candidates": _ballot(candidates)},

@@ -59,6 +59,8 @@ class Turn:
     error: BaseException | None = None
     #: Why a structured reply was rejected (the member was asked again).
     rejected: str | None = None
+    #: A structured reply as the object it was validated into (``ask_json``).
+    output: Any = field(default=None, repr=False)
 
     @property
     def ok(self) -> bool:

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 from .._util import bound, new_id
 from ..agent import Agent, _default_provider
 from ..core.events import Event, EventBus, EventScope, current_scope, scope
-from ..errors import LimitExceededError
+from ..errors import LimitExceededError, OutputValidationError
 from ..messages import RunFinished, TextDelta, Usage
 from ..tools.registry import ToolLike
 from .result import StructuredOutputError, TeamError, TeamResult, Turn
@@ -84,11 +84,14 @@ class TeamRun:
         round: int | None = None,
         tools: Iterable[ToolLike] | None = None,
         final: bool = False,
+        output_type: Any = None,
+        output_retries: int | None = None,
     ) -> Turn:
         """Run ``member`` on ``prompt`` and record the turn. A member failure is returned
         in ``turn.error`` (the formation decides); team limits and cancellation raise.
 
         ``final=True`` marks the run whose text is the team's answer: ``astream`` yields it.
+        With ``output_type`` the run is typed and ``turn.output`` is the validated answer.
         """
         limit = self.team.max_requests
         if limit is not None and self.requests >= limit:
@@ -122,14 +125,21 @@ class TeamRun:
                 lend = self.team.provider
                 lent = bound(_default_provider, lend) if lend else nullcontext()
                 with lent, scope(member_scope):
-                    async with aclosing(member.events(prompt, context, tools)) as events:
+                    run = member.events(
+                        prompt,
+                        context,
+                        tools,
+                        output_type=output_type,
+                        output_retries=output_retries,
+                    )
+                    async with aclosing(run) as events:
                         async for event in events:
                             if type(event) is TextDelta:
                                 if final and self.tokens is not None:
                                     self.tokens.put_nowait(event.text)
                                     self.streamed = True
                             elif type(event) is RunFinished:
-                                turn.content = event.content
+                                turn.content, turn.output = event.content, event.output
         except asyncio.CancelledError as exc:
             turn.error = exc
             raise
@@ -157,16 +167,35 @@ class TeamRun:
         ``ValueError`` to reject it. A rejected reply is sent back with the problem, up to
         ``retries`` times, then ``StructuredOutputError``. A member failure returns
         ``(None, turn)`` with ``turn.error`` set.
+
+        A member whose provider constrains answers to a schema (the APIs' structured
+        outputs, the local model's grammar) is asked a typed run: its reply is valid JSON
+        of ``schema`` by construction, or sent back by the run itself. Others (test
+        providers, your own) are asked in words and their reply's JSON is parsed here.
         """
+        typed = self._native_output(member)
         attempt_prompt, attempt_context = prompt, dict(context or {})
         for _ in range(retries + 1):
             turn = await self.ask(
-                member, attempt_prompt, kind=kind, context=attempt_context, round=round
+                member,
+                attempt_prompt,
+                kind=kind,
+                context=attempt_context,
+                round=round,
+                output_type=schema if typed else None,
+                output_retries=retries,
             )
+            if isinstance(turn.error, OutputValidationError):  # sent back ``retries`` times
+                turn.rejected = str(turn.error)
+                raise StructuredOutputError(
+                    f"{member.name} did not reply with a valid {what}: {turn.error}"
+                ) from turn.error
             if not turn.ok:
                 return None, turn
             try:
-                value = schema.model_validate(parse_json_object(turn.content))
+                value = (
+                    turn.output if typed else schema.model_validate(parse_json_object(turn.content))
+                )
                 if check is not None:
                     check(value)
                 return value, turn
@@ -180,6 +209,13 @@ class TeamRun:
             f"{turn.rejected}. Its last reply: {excerpt!r}. A model that follows JSON "
             f"instructions more reliably (or a lower temperature) usually fixes this"
         )
+
+    def _native_output(self, member: Agent) -> bool:
+        """Whether ``member``'s provider in this team (its own, or the one the team lends)
+        constrains answers to a schema itself."""
+        lend = self.team.provider
+        with bound(_default_provider, lend) if lend else nullcontext():
+            return member._run_provider().native_output
 
     def require(self, turn: Turn, doing: str) -> Turn:
         """Raise ``TeamError`` carrying the member's error if ``turn`` failed."""
