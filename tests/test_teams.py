@@ -774,3 +774,20 @@ async def test_a_typed_plan_that_stays_invalid_is_a_structured_output_error(anth
     assert len(anthropic_server.requests) == 2
     sent_back = anthropic_server.requests[1].body["messages"]
     assert "subtasks" in json.dumps(sent_back[-1])  # the validation errors, to the model
+
+
+@pytest.mark.parametrize(
+    ("make", "setting", "says"),
+    [
+        (lambda **kw: AgentTeam.consensus(["a", "b"], **kw), "temperature", "provider_options"),
+        (lambda **kw: AgentTeam.consensus(["a", "b"], **kw), "min_agrement", "'min_agreement'"),
+        (lambda **kw: AgentTeam.hierarchical("l", ["a"], **kw), "max_request", "'max_requests'"),
+        (lambda **kw: AgentTeam.debate(["a", "b"], **kw), "zzz", "It takes: "),
+        (lambda **kw: AgentTeam.pipeline(["a", "b"], **kw), "check_stage", "'check'"),
+        (lambda **kw: AgentTeam.flat(["a", "b"], **kw), "sharedmemory", "'shared_memory'"),
+    ],
+)
+def test_a_setting_no_formation_takes_is_refused_with_the_fix(make, setting, says):
+    with pytest.raises(ConfigurationError, match=f"takes no setting '{setting}'") as err:
+        make(provider=ScriptedProvider(["x"]), **{setting: 1})
+    assert says in str(err.value)

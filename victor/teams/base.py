@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping, Sequenc
 from contextlib import aclosing, suppress
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from .._util import did_you_mean
 from ..agent import Agent
 from ..core.events import Event, EventBus
 from ..errors import ConfigurationError
@@ -85,7 +86,10 @@ class AgentTeam:
         timeout: float | None = None,
         max_concurrency: int | None = None,
         bus: EventBus | None = None,
+        **unknown: Any,
     ) -> None:
+        if unknown:
+            raise _unknown_setting(type(self), next(iter(unknown)))
         self.members: list[Agent] = []
         for member in members:
             self._adopt(member, "member")
@@ -316,6 +320,26 @@ def check_positive(value: Any, label: str, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ConfigurationError(f"{label}={value!r} is invalid: use an integer >= {minimum}")
     return value
+
+
+def _unknown_setting(team: type[AgentTeam], name: str) -> ConfigurationError:
+    """The error for a keyword no team formation takes: the closest that it does, or where
+    a provider's setting goes."""
+    import inspect  # only an error message needs it
+
+    from ..providers.base import PROVIDER_SETTINGS
+
+    taken = [
+        p
+        for cls in (team, AgentTeam)
+        for p in inspect.signature(cls.__init__).parameters
+        if p not in ("self", "unknown")
+    ]
+    if name in PROVIDER_SETTINGS:
+        fix = f" A provider setting goes in provider_options={{{name!r}: ...}}."
+    else:
+        fix = did_you_mean(name, taken) or f" It takes: {', '.join(sorted(set(taken)))}."
+    return ConfigurationError(f"{team.__name__} takes no setting {name!r}.{fix}")
 
 
 def fill(template: str, **values: Any) -> str:
