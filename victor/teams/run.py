@@ -122,9 +122,7 @@ class TeamRun:
         started = perf_counter()
         try:
             async with self._slot():
-                lend = self.team.provider
-                lent = bound(_default_provider, lend) if lend else nullcontext()
-                with lent, scope(member_scope):
+                with self._lent(), scope(member_scope):
                     run = member.events(
                         prompt,
                         context,
@@ -183,7 +181,7 @@ class TeamRun:
                 context=attempt_context,
                 round=round,
                 output_type=schema if typed else None,
-                output_retries=retries,
+                output_retries=retries if typed else None,
             )
             if isinstance(turn.error, OutputValidationError):  # sent back ``retries`` times
                 turn.rejected = str(turn.error)
@@ -213,9 +211,13 @@ class TeamRun:
     def _native_output(self, member: Agent) -> bool:
         """Whether ``member``'s provider in this team (its own, or the one the team lends)
         constrains answers to a schema itself."""
-        lend = self.team.provider
-        with bound(_default_provider, lend) if lend else nullcontext():
+        with self._lent():
             return member._run_provider().native_output
+
+    def _lent(self) -> Any:
+        """The team's provider lent to members given none, while the block runs."""
+        lend = self.team.provider
+        return bound(_default_provider, lend) if lend else nullcontext()
 
     def require(self, turn: Turn, doing: str) -> Turn:
         """Raise ``TeamError`` carrying the member's error if ``turn`` failed."""
