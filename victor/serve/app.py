@@ -31,7 +31,7 @@ from ..teams import AgentTeam
 from . import models as m
 from .catalog import Catalog
 from .settings import ServeSettings, is_loopback
-from .streaming import EventStream, agent_sse, sse_pairs
+from .streaming import EventStream, agent_sse, sse_pairs, until_disconnect
 from .wire import (
     PROBLEM_TYPE,
     Problem,
@@ -450,13 +450,7 @@ async def _unless_gone(request: Request, work: Coroutine[Any, Any, T]) -> T:
     """Await ``work``, cancelling it if the client disconnects first (which closes the
     model's stream): an abandoned request should not go on spending tokens."""
     task = asyncio.ensure_future(work)
-
-    async def watch() -> None:
-        while (await request.receive())["type"] != "http.disconnect":
-            pass
-        task.cancel()
-
-    watcher = asyncio.ensure_future(watch())
+    watcher = asyncio.ensure_future(until_disconnect(request.receive, task.cancel))
     try:
         return await task
     except asyncio.CancelledError:

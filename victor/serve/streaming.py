@@ -12,12 +12,13 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
 from typing import Any, Generic, TypeVar
 
+from starlette.requests import ClientDisconnect
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from .wire import event_frame, problem_for, sse
 
-__all__ = ["EventStream", "Frames", "agent_sse", "sse_pairs"]
+__all__ = ["EventStream", "Frames", "agent_sse", "sse_pairs", "until_disconnect"]
 
 T = TypeVar("T")
 
@@ -122,7 +123,8 @@ class Frames(Generic[T]):
                 self._room.set()
                 self._written = loop.time()
                 yield out
-            await self._reader  # re-raises what the reader could not turn into an event
+            if not self._reader.cancelled():  # cancelled: the client went away
+                await self._reader  # re-raises what the reader could not turn into an event
         finally:
             self.cancel()
 
@@ -152,11 +154,35 @@ class EventStream(StreamingResponse):
         super().__init__(self.frames, status_code, headers=headers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        self.frames.start()
+        frames = self.frames
+        frames.start()
+        # A client that goes away stops the run at once, even while the stream is quiet.
+        # One plain task listens for it: Starlette's way, an anyio task group a response,
+        # cost 0.2 ms of CPU a request, more than the routing, body and dependencies.
+        listener = asyncio.ensure_future(until_disconnect(receive, frames.cancel))
         try:
-            await super().__call__(scope, receive, send)
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": self.status_code,
+                    "headers": self.raw_headers,
+                }
+            )
+            async for chunk in frames:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except OSError:  # ASGI 2.4: what a send to a client that left raises
+            raise ClientDisconnect() from None
         finally:
-            self.frames.cancel()
+            listener.cancel()
+            frames.cancel()
+
+
+async def until_disconnect(receive: Receive, then: Callable[[], None]) -> None:
+    """Call ``then`` when the client disconnects (or the response is complete)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    then()
 
 
 def error_frame(exc: Exception) -> bytes:
