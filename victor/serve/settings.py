@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 from collections.abc import Mapping, Sequence
@@ -78,6 +79,7 @@ class ServeSettings:
         return self
 
 
+@functools.lru_cache(maxsize=64)  # asked for every request's local address
 def is_loopback(host: str) -> bool:
     """Whether ``host`` is this machine only (127.0.0.0/8, ::1, localhost)."""
     if host == "localhost":
