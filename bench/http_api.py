@@ -11,6 +11,11 @@ two clients: aiohttp (``pip install "victor-ai[bench]"``), lean, and httpx, whic
 about 1 ms more of its own per request (a GET to a bare ASGI app on loopback: httpx
 1.1-1.7 ms, aiohttp 0.5-0.6 ms, a raw socket 0.3-0.4 ms on a 2-core VM).
 
+(a0) is the floor under (a): the same agent's events, framed the same way, from a bare
+ASGI app on the same uvicorn, with no framework, routing, checks or limits. What (a) adds
+over (a0) is what victor serve's app costs; what (a0) adds over in-process is HTTP's and the
+machine's (on a 2-core VM, three busy processes on two cores).
+
 Besides the wall-clock ratio, (a) splits it: the time to the first event (what one HTTP
 request costs: a round trip more, routing, the run's start) and the stream after it
 (what each event costs); and the CPU a run takes in all (victor server + client, against
@@ -40,9 +45,9 @@ TASK = "Say something"
 
 
 @contextmanager
-def victor_server(model_url: str, max_runs: int) -> Iterator[tuple[str, int]]:
-    """``victor serve`` (an Anthropic agent on ``model_url``) in its own process: its URL
-    and process id."""
+def victor_server(model_url: str, max_runs: int) -> Iterator[tuple[str, str, int]]:
+    """``victor serve`` (an Anthropic agent on ``model_url``) in its own process: its URL,
+    the URL of the bare app beside it (``floor_app``), and the process id."""
     proc = subprocess.Popen(
         [sys.executable, __file__, "--serve", model_url, "--max-runs", str(max_runs)],
         stdout=subprocess.PIPE,
@@ -50,7 +55,7 @@ def victor_server(model_url: str, max_runs: int) -> Iterator[tuple[str, int]]:
     )
     try:
         assert proc.stdout is not None
-        yield proc.stdout.readline().strip(), proc.pid
+        yield proc.stdout.readline().strip(), proc.stdout.readline().strip(), proc.pid
     finally:
         proc.kill()
         proc.wait()
@@ -70,12 +75,33 @@ def serve(model_url: str, max_runs: int) -> None:
     sys.path.insert(0, str(HERE.parent))
     from victor import Agent
     from victor.serve import ServeSettings, start
+    from victor.serve.runner import BackgroundServer
 
     agent = Agent(provider="anthropic", base_url=model_url, api_key="bench", max_tokens=1024)
     settings = ServeSettings(agents={"bench": agent}, max_concurrent_runs=max_runs, mcp=False)
     server = start(settings, log_level="error")
-    print(server.url, flush=True)
+    floor = BackgroundServer(floor_app(agent), host="127.0.0.1", port=0, log_level="error")
+    print(server.url, floor.start().url, sep="\n", flush=True)
     threading.Event().wait()  # until the parent kills us
+
+
+def floor_app(agent):
+    """The least a server can do for a streamed run: read the body, run the agent, write
+    its events as victor serve frames them. No framework, routing, checks or limits."""
+    from victor.serve.streaming import agent_sse
+
+    async def app(scope, receive, send) -> None:
+        if scope["type"] == "lifespan":  # startup, then shutdown
+            while (message := await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            return await send({"type": "lifespan.shutdown.complete"})
+        body, more = b"", True
+        while more:
+            message = await receive()
+            body, more = body + message.get("body", b""), message.get("more_body", False)
+        await agent_sse(agent.events(json.loads(body)["task"]))(scope, receive, send)
+
+    return app
 
 
 class Clients:
@@ -83,7 +109,9 @@ class Clients:
 
     Each call records when its first text arrived (``first``), for the split."""
 
-    def __init__(self, agent, victor_url: str, chunks: int, concurrent: int) -> None:
+    def __init__(
+        self, agent, victor_url: str, floor_url: str, chunks: int, concurrent: int
+    ) -> None:
         import httpx
 
         self.agent, self.chunks = agent, chunks
@@ -92,6 +120,7 @@ class Clients:
         limits = httpx.Limits(max_connections=concurrent + 10, keepalive_expiry=2)
         self.httpx = httpx.AsyncClient(base_url=victor_url, timeout=60, limits=limits)
         self.over_sse = {"httpx": self.over_httpx}
+        self.floor_url = floor_url
         try:
             import aiohttp
         except ImportError:
@@ -116,12 +145,16 @@ class Clients:
                 rest = self._texts(rest + chunk, parts, started, "httpx")
         return self._answer(parts)
 
-    async def over_aiohttp(self) -> str:
+    async def over_aiohttp(self, url: str = "/v1/runs/stream", key: str = "aiohttp") -> str:
         started, parts, rest = time.perf_counter(), [], b""
-        async with self.aiohttp.post("/v1/runs/stream", json={"task": TASK}) as r:
+        async with self.aiohttp.post(url, json={"task": TASK}) as r:
             async for chunk in r.content.iter_any():
-                rest = self._texts(rest + chunk, parts, started, "aiohttp")
+                rest = self._texts(rest + chunk, parts, started, key)
         return self._answer(parts)
+
+    async def floor(self) -> str:
+        """The bare app (``floor_app``), with aiohttp."""
+        return await self.over_aiohttp(self.floor_url, "floor")
 
     def _texts(self, received: bytes, parts: list[str], started: float, key: str) -> bytes:
         """The text of each whole event in ``received`` appended to ``parts``, as a client
@@ -149,7 +182,7 @@ class Clients:
 async def one_stream(label: str, clients: Clients, name: str, rounds: int, server_pid: int) -> None:
     """(a): the wall-clock ratio of one stream, split into the time to the first text and
     the stream after it, and the CPU a run takes."""
-    over_sse = clients.over_sse[name]
+    over_sse = clients.floor if name == "floor" else clients.over_sse[name]
     # Each call timed for wall clock, its first text and this process's CPU.
     times: dict[str, list[tuple[float, float, float]]] = {"in": [], name: []}
 
@@ -201,17 +234,20 @@ async def bench(args: argparse.Namespace) -> None:
     from victor import Agent
 
     with serving("anthropic", args.chunks) as model_url:
-        with victor_server(model_url, args.concurrent + 10) as (victor_url, server_pid):
+        with victor_server(model_url, args.concurrent + 10) as (victor_url, floor_url, pid):
             agent = Agent(
                 provider="anthropic", base_url=model_url, api_key="bench", max_tokens=1024
             )
-            clients = Clients(agent, victor_url, args.chunks, args.concurrent)
+            clients = Clients(agent, victor_url, floor_url, args.chunks, args.concurrent)
             for over_sse in clients.over_sse.values():
                 assert await clients.in_process() == await over_sse()
             print(f"victor serve over SSE vs in-process astream ({args.chunks}-chunk answer):")
             for label, name in zip("aA", clients.over_sse, strict=False):
                 label = f"({label}) one stream, {name}"
-                await one_stream(label, clients, name, args.rounds, server_pid)
+                await one_stream(label, clients, name, args.rounds, pid)
+            if "aiohttp" in clients.over_sse:
+                label = "(a0) bare ASGI app, aiohttp"
+                await one_stream(label, clients, "floor", args.rounds, pid)
 
             name, over_sse = next(iter(clients.over_sse.items()))
 
