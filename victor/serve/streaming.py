@@ -157,8 +157,8 @@ class EventStream(StreamingResponse):
         frames = self.frames
         frames.start()
         # A client that goes away stops the run at once, even while the stream is quiet.
-        # One plain task listens for it: Starlette's way, an anyio task group a response,
-        # cost 0.2 ms of CPU a request, more than the routing, body and dependencies.
+        # One plain task listens for it: Starlette's way (an anyio task group a response,
+        # under uvicorn's ASGI 2.3) cost 0.2 ms of CPU a request.
         listener = asyncio.ensure_future(until_disconnect(receive, frames.cancel))
         try:
             await send(
