@@ -16,10 +16,13 @@ ASGI app on the same uvicorn, with no framework, routing, checks or limits. What
 over (a0) is what victor serve's app costs; what (a0) adds over in-process is HTTP's and the
 machine's (on a 2-core VM, three busy processes on two cores).
 
-Besides the wall-clock ratio, (a) splits it: the time to the first event (what one HTTP
-request costs: a round trip more, routing, the run's start) and the stream after it
-(what each event costs); and the CPU a run takes in all (victor server + client, against
-the in-process client), which does not depend on how three processes share the cores.
+In-process, (a), (A) and (a0) take turns within each round, so a machine whose speed
+drifts (a shared VM's does, by a third) moves them alike; the paired ratio is the median
+of each round's own ratio. Besides the wall-clock ratio, each is split: the time to the
+first event (what one HTTP request costs: a round trip more, routing, the run's start)
+and the stream after it (what each event costs); and the CPU a run takes in all (victor
+server + client, against the in-process client; the server's measured over calls in a
+row), which does not depend on how three processes share the cores.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -152,6 +155,10 @@ class Clients:
                 rest = self._texts(rest + chunk, parts, started, key)
         return self._answer(parts)
 
+    @property
+    def has_floor(self) -> bool:
+        return "aiohttp" in self.over_sse
+
     async def floor(self) -> str:
         """The bare app (``floor_app``), with aiohttp."""
         return await self.over_aiohttp(self.floor_url, "floor")
@@ -179,55 +186,79 @@ class Clients:
             await self.aiohttp.close()
 
 
-async def one_stream(label: str, clients: Clients, name: str, rounds: int, server_pid: int) -> None:
-    """(a): the wall-clock ratio of one stream, split into the time to the first text and
-    the stream after it, and the CPU a run takes."""
-    over_sse = clients.floor if name == "floor" else clients.over_sse[name]
-    # Each call timed for wall clock, its first text and this process's CPU.
-    times: dict[str, list[tuple[float, float, float]]] = {"in": [], name: []}
+Timed = tuple[float, float, float]  # a call's wall clock, its first text, client CPU
 
-    def measured(key: str, call):
-        async def timed() -> object:
-            cpu = time.process_time()
-            started = time.perf_counter()
-            result = await call()
+
+async def rotated(
+    calls: dict[str, Callable[[], Awaitable[str]]], rounds: int, clients: Clients
+) -> dict[str, list[Timed]]:
+    """Each call ``rounds`` times, every round all of them, in an order that turns from
+    round to round, so a machine that speeds up or slows down hits them alike."""
+    for _ in range(5):  # warm up connections, caches, lazy imports
+        for call in calls.values():
+            await call()
+    times: dict[str, list[Timed]] = {name: [] for name in calls}
+    names = list(calls)
+    for i in range(rounds):
+        for name in names[i % len(names) :] + names[: i % len(names)]:
+            cpu, started = time.process_time(), time.perf_counter()
+            await calls[name]()
             wall = time.perf_counter() - started
-            times[key].append((wall, clients.first[key], time.process_time() - cpu))
-            return result
+            times[name].append((wall, clients.first[name], time.process_time() - cpu))
+    return times
 
-        return timed
 
-    server_cpu = cpu_seconds(server_pid)
-    raw, ours = await interleaved(
-        measured("in", clients.in_process), measured(name, over_sse), rounds
-    )
-    if server_cpu is not None:  # over every SSE call, warm-up ones included
-        server_cpu = (cpu_seconds(server_pid) - server_cpu) / len(times[name])
-    report(label, raw, ours, clients.chunks, "event")
-    (in_first, in_rest, in_cpu), (sse_first, sse_rest, sse_cpu) = (
-        (
-            statistics.median(t[1] for t in runs[5:]),  # after interleaved's warm-up
-            statistics.median(t[0] - t[1] for t in runs[5:]),
-            statistics.median(t[2] for t in runs[5:]),
-        )
-        for runs in (times["in"], times[name])
-    )
-    print(
-        f"      first text                 in-process {in_first * 1e3:6.2f} ms  "
-        f"SSE {sse_first * 1e3:6.2f} ms  (+{(sse_first - in_first) * 1e3:.2f} ms a request)"
-    )
-    print(
-        f"      the stream after it        in-process {in_rest * 1e3:6.2f} ms  "
-        f"SSE {sse_rest * 1e3:6.2f} ms  ratio {sse_rest / in_rest:5.3f}  "
-        f"(+{(sse_rest - in_rest) / clients.chunks * 1e6:.2f} µs/event)"
-    )
-    if server_cpu is not None:
+async def server_cpu(call: Callable[[], Awaitable[str]], pid: int, n: int) -> float | None:
+    """CPU seconds the server process spends on one ``call`` (over ``n`` in a row)."""
+    before = cpu_seconds(pid)
+    for _ in range(n):
+        await call()
+    after = cpu_seconds(pid)
+    return None if before is None or after is None else (after - before) / n
+
+
+async def one_stream(clients: Clients, rounds: int, pid: int) -> None:
+    """(a): the wall-clock ratio of one stream over each client and the bare app, split
+    into the time to the first text and the stream after it, and the CPU a run takes."""
+    sse = {**clients.over_sse, **({"floor": clients.floor} if clients.has_floor else {})}
+    times = await rotated({"in": clients.in_process, **sse}, rounds, clients)
+    labels = {"aiohttp": "(a) one stream, aiohttp", "httpx": "(A) one stream, httpx"}
+    labels["floor"] = "(a0) bare ASGI app, aiohttp"
+    inside = times["in"]
+    in_first, in_rest, in_cpu = _medians(inside)
+    for name in sse:
+        runs = times[name]
+        report(labels[name], [t[0] for t in inside], [t[0] for t in runs], clients.chunks, "event")
+        paired = statistics.median(ours[0] / raw[0] for raw, ours in zip(inside, runs, strict=True))
+        first, rest, cpu = _medians(runs)
         print(
-            f"      CPU per run                in-process {in_cpu * 1e3:6.2f} ms  "
-            f"server {server_cpu * 1e3:6.2f} + client {sse_cpu * 1e3:5.2f} ms  "
-            f"ratio {(server_cpu + sse_cpu) / in_cpu:5.3f} (server alone "
-            f"{server_cpu / in_cpu:5.3f})"
+            f"      paired ratio               median of each round's SSE/in-process {paired:5.3f}"
         )
+        print(
+            f"      first text                 in-process {in_first * 1e3:6.2f} ms  "
+            f"SSE {first * 1e3:6.2f} ms  (+{(first - in_first) * 1e3:.2f} ms a request)"
+        )
+        print(
+            f"      the stream after it        in-process {in_rest * 1e3:6.2f} ms  "
+            f"SSE {rest * 1e3:6.2f} ms  ratio {rest / in_rest:5.3f}  "
+            f"(+{(rest - in_rest) / clients.chunks * 1e6:.2f} µs/event)"
+        )
+        server = await server_cpu(sse[name], pid, min(rounds, 20))
+        if server is not None:
+            print(
+                f"      CPU per run                in-process {in_cpu * 1e3:6.2f} ms  "
+                f"server {server * 1e3:6.2f} + client {cpu * 1e3:5.2f} ms  "
+                f"ratio {(server + cpu) / in_cpu:5.3f} (server alone {server / in_cpu:5.3f})"
+            )
+
+
+def _medians(runs: list[Timed]) -> tuple[float, float, float]:
+    """Median time to the first text, of the stream after it, and of the client's CPU."""
+    return (
+        statistics.median(t[1] for t in runs),
+        statistics.median(t[0] - t[1] for t in runs),
+        statistics.median(t[2] for t in runs),
+    )
 
 
 async def bench(args: argparse.Namespace) -> None:
@@ -242,12 +273,7 @@ async def bench(args: argparse.Namespace) -> None:
             for over_sse in clients.over_sse.values():
                 assert await clients.in_process() == await over_sse()
             print(f"victor serve over SSE vs in-process astream ({args.chunks}-chunk answer):")
-            for label, name in zip("aA", clients.over_sse, strict=False):
-                label = f"({label}) one stream, {name}"
-                await one_stream(label, clients, name, args.rounds, pid)
-            if "aiohttp" in clients.over_sse:
-                label = "(a0) bare ASGI app, aiohttp"
-                await one_stream(label, clients, "floor", args.rounds, pid)
+            await one_stream(clients, args.rounds, pid)
 
             name, over_sse = next(iter(clients.over_sse.items()))
 
