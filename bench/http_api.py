@@ -40,7 +40,12 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from overhead import interleaved, report  # bench/ is on sys.path when a script here runs
+from overhead import (  # bench/ is on sys.path when a script here runs
+    WARM_UP,
+    interleaved,
+    report,
+    rotated,
+)
 from serve import serving
 
 HERE = Path(__file__).resolve().parent
@@ -131,7 +136,7 @@ class Clients:
         else:  # the lean client: a request costs it about a third of what it costs httpx
             connector = aiohttp.TCPConnector(limit=concurrent + 10, keepalive_timeout=2)
             self.aiohttp = aiohttp.ClientSession(victor_url, connector=connector)
-            self.over_sse = {"aiohttp": self.over_aiohttp, **self.over_sse}
+            self.over_sse = {"aiohttp": self.over_aiohttp, **self.over_sse, "floor": self.floor}
 
     async def in_process(self) -> str:
         started, parts = time.perf_counter(), []
@@ -154,10 +159,6 @@ class Clients:
             async for chunk in r.content.iter_any():
                 rest = self._texts(rest + chunk, parts, started, key)
         return self._answer(parts)
-
-    @property
-    def has_floor(self) -> bool:
-        return "aiohttp" in self.over_sse
 
     async def floor(self) -> str:
         """The bare app (``floor_app``), with aiohttp."""
@@ -189,23 +190,26 @@ class Clients:
 Timed = tuple[float, float, float]  # a call's wall clock, its first text, client CPU
 
 
-async def rotated(
-    calls: dict[str, Callable[[], Awaitable[str]]], rounds: int, clients: Clients
-) -> dict[str, list[Timed]]:
-    """Each call ``rounds`` times, every round all of them, in an order that turns from
-    round to round, so a machine that speeds up or slows down hits them alike."""
-    for _ in range(5):  # warm up connections, caches, lazy imports
-        for call in calls.values():
-            await call()
-    times: dict[str, list[Timed]] = {name: [] for name in calls}
-    names = list(calls)
-    for i in range(rounds):
-        for name in names[i % len(names) :] + names[: i % len(names)]:
-            cpu, started = time.process_time(), time.perf_counter()
-            await calls[name]()
-            wall = time.perf_counter() - started
-            times[name].append((wall, clients.first[name], time.process_time() - cpu))
-    return times
+async def timed_rounds(clients: Clients, rounds: int) -> dict[str, list[Timed]]:
+    """In-process and each SSE call ``rounds`` times, taking turns (``rotated``), each
+    with its wall clock, when its first text came and this process's CPU."""
+    calls = {"in": clients.in_process, **clients.over_sse}
+    seen: dict[str, list[tuple[float, float]]] = {name: [] for name in calls}
+
+    def measured(name: str, call: Callable[[], Awaitable[str]]) -> Callable[[], Awaitable[str]]:
+        async def call_measured() -> str:
+            cpu = time.process_time()
+            answer = await call()
+            seen[name].append((clients.first[name], time.process_time() - cpu))
+            return answer
+
+        return call_measured
+
+    walls = await rotated({name: measured(name, call) for name, call in calls.items()}, rounds)
+    return {
+        name: [(wall, *rest) for wall, rest in zip(walls[name], seen[name][WARM_UP:], strict=True)]
+        for name in calls
+    }
 
 
 async def server_cpu(call: Callable[[], Awaitable[str]], pid: int, n: int) -> float | None:
@@ -220,13 +224,12 @@ async def server_cpu(call: Callable[[], Awaitable[str]], pid: int, n: int) -> fl
 async def one_stream(clients: Clients, rounds: int, pid: int) -> None:
     """(a): the wall-clock ratio of one stream over each client and the bare app, split
     into the time to the first text and the stream after it, and the CPU a run takes."""
-    sse = {**clients.over_sse, **({"floor": clients.floor} if clients.has_floor else {})}
-    times = await rotated({"in": clients.in_process, **sse}, rounds, clients)
+    times = await timed_rounds(clients, rounds)
     labels = {"aiohttp": "(a) one stream, aiohttp", "httpx": "(A) one stream, httpx"}
     labels["floor"] = "(a0) bare ASGI app, aiohttp"
     inside = times["in"]
     in_first, in_rest, in_cpu = _medians(inside)
-    for name in sse:
+    for name, call in clients.over_sse.items():
         runs = times[name]
         report(labels[name], [t[0] for t in inside], [t[0] for t in runs], clients.chunks, "event")
         paired = statistics.median(ours[0] / raw[0] for raw, ours in zip(inside, runs, strict=True))
@@ -243,7 +246,7 @@ async def one_stream(clients: Clients, rounds: int, pid: int) -> None:
             f"SSE {rest * 1e3:6.2f} ms  ratio {rest / in_rest:5.3f}  "
             f"(+{(rest - in_rest) / clients.chunks * 1e6:.2f} µs/event)"
         )
-        server = await server_cpu(sse[name], pid, min(rounds, 20))
+        server = await server_cpu(call, pid, min(rounds, 20))
         if server is not None:
             print(
                 f"      CPU per run                in-process {in_cpu * 1e3:6.2f} ms  "

@@ -28,22 +28,34 @@ MESSAGES = [{"role": "user", "content": "Say something"}]
 TEMPERATURE = 0.7
 
 
+#: Calls of each kind made before timing: connections, caches, lazy imports warm up.
+WARM_UP = 5
+
+
+async def rotated(
+    calls: dict[str, Callable[[], Awaitable[object]]], n: int
+) -> dict[str, list[float]]:
+    """Time ``n`` calls of each, every round all of them in an order that turns from round
+    to round, so a machine that speeds up or slows down hits them alike."""
+    for _ in range(WARM_UP):
+        for call in calls.values():
+            await call()
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    names = list(calls)
+    for i in range(n):
+        for name in names[i % len(names) :] + names[: i % len(names)]:
+            start = time.perf_counter()
+            await calls[name]()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
 async def interleaved(
     raw: Callable[[], Awaitable[object]], ours: Callable[[], Awaitable[object]], n: int
 ) -> tuple[list[float], list[float]]:
     """Time ``n`` calls of each, alternating which goes first."""
-    for _ in range(5):  # warm up connections, caches, lazy imports
-        await raw()
-        await ours()
-    raw_t: list[float] = []
-    our_t: list[float] = []
-    for i in range(n):
-        pair = [(raw, raw_t), (ours, our_t)]
-        for fn, out in pair if i % 2 else reversed(pair):
-            start = time.perf_counter()
-            await fn()
-            out.append(time.perf_counter() - start)
-    return raw_t, our_t
+    times = await rotated({"raw": raw, "ours": ours}, n)
+    return times["raw"], times["ours"]
 
 
 Timings = tuple[list[float], list[float]]  # (raw, victor) of one interleaved round
