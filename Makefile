@@ -15,7 +15,7 @@ $(BIN)/python:
 # victor/providers/local_build.py). The extras then find it installed.
 llama: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
-	$(BIN)/python -m victor.providers.local_build
+	$(BIN)/python -m victor.providers.local.build
 
 install: llama
 	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"

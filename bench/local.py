@@ -25,9 +25,9 @@ from contextlib import aclosing
 
 from victor import Agent
 from victor._machine import available_cpus
-from victor.messages import Message, TextDelta
-from victor.providers.local import LocalProvider
-from victor.providers.local_guard import guard_active, llama_class
+from victor.core.messages import Message, TextDelta
+from victor.providers.local.guard import guard_active, llama_class
+from victor.providers.local.provider import LocalProvider
 
 PROMPT = "Write a long story about a dragon who learns to read."
 

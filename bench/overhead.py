@@ -216,7 +216,7 @@ def bench_import(repeat: int = 15) -> None:
         [
             sys.executable,
             "-c",
-            "import sys, victor.agent; print(sorted(m for m in "
+            "import sys, victor.core.agent; print(sorted(m for m in "
             "('anthropic','openai','httpx','IPython','ipywidgets','jsonschema') "
             "if m in sys.modules))",
         ],
@@ -224,7 +224,7 @@ def bench_import(repeat: int = 15) -> None:
         text=True,
         check=True,
     ).stdout.strip()
-    print(f"    heavy modules loaded by `import victor.agent`: {heavy}")
+    print(f"    heavy modules loaded by `import victor.core.agent`: {heavy}")
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ import pytest
 from tests.timing import Rendezvous
 from victor import Agent, ConfigurationError, LimitExceededError, ProviderError, ToolError
 from victor.core.events import EventBus
-from victor.messages import (
+from victor.core.messages import (
     ResponseComplete,
     RunFinished,
     TextDelta,
@@ -97,7 +97,7 @@ async def test_invalid_arguments_become_a_result_the_model_reads():
 
 
 async def test_unknown_tool_and_malformed_json_are_reported_to_the_model():
-    from victor.messages import ToolCall
+    from victor.core.messages import ToolCall
 
     bad_json = ToolCall.from_json("c1", "add", '{"a": 1')
     provider = ScriptedProvider([[call("nope"), bad_json], "sorry"])

@@ -26,7 +26,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from victor._machine import cpu_flags
-from victor.providers import local_build
+from victor.providers.local import build as local_build
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -364,7 +364,7 @@ def test_replay_of_the_binder_build_runs_every_notebook(tmp_path):
     # 3. The running container: binder/start sets VICTOR_HOME; threads follow CPU_LIMIT.
     facts = json.loads(_run(["./binder/start", "python", "-c", textwrap.dedent("""
         import json, os, llama_cpp
-        from victor.providers.local import LocalProvider
+        from victor.providers.local.provider import LocalProvider
         provider = LocalProvider()
         print(json.dumps({
             "home": os.environ["VICTOR_HOME"],

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from victor import Agent, AgentTeam, ProviderError
-from victor.messages import TextDelta
+from victor.core.messages import TextDelta
 from victor.providers.base import Provider
 from victor.teams import TeamError
 from victor.testing import ScriptedProvider, call
@@ -340,7 +340,7 @@ def _age(path: Path, seconds: float) -> None:
 @posix_only
 def test_a_killed_save_leaves_a_temporary_file_the_next_save_removes(tmp_path):
     from victor import State
-    from victor.state import STALE_AFTER
+    from victor.core.state import STALE_AFTER
 
     target = tmp_path / "state.json"
     State(step=1).save(target)
@@ -360,7 +360,7 @@ def test_a_live_writers_temporary_file_is_never_removed(tmp_path):
     import fcntl
 
     from victor import State
-    from victor.state import STALE_AFTER
+    from victor.core.state import STALE_AFTER
 
     target = tmp_path / "state.json"
     live = tmp_path / ".state.json.abcd1234.tmp"  # a concurrent save, paused mid-write

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from victor import Agent
-from victor.providers.local_model import bundled_model_path
+from victor.providers.local.model import bundled_model_path
 
 MODEL = "gemma3-270m"
 

@@ -12,15 +12,15 @@ import pytest
 
 from victor import Agent, ConfigurationError
 from victor._machine import available_cpus
-from victor.providers import local_guard
-from victor.providers.local import LocalProvider
-from victor.providers.local_guard import (
+from victor.providers.local import guard as local_guard
+from victor.providers.local.guard import (
     build_features,
     check_first_use,
     llama_class,
     needs_amx_guard,
 )
-from victor.providers.local_model import bundled_model_path
+from victor.providers.local.model import bundled_model_path
+from victor.providers.local.provider import LocalProvider
 
 #: llama_print_system_info() of a native build on a Sapphire Rapids Xeon.
 AMX_BUILD = (

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from victor._machine import available_cpus, cpu_flags, cpu_name
-from victor.providers import local_build
-from victor.providers.local_build import cmake_args, install_command, rebuild_command, wheel_cache
+from victor.providers.local import build as local_build
+from victor.providers.local.build import cmake_args, install_command, rebuild_command, wheel_cache
 
 
 def cgroup_v2(tmp_path: Path, limits: dict[str, str], path: str = "/kubepods/pod1") -> dict:

@@ -20,10 +20,10 @@ from traitlets.config import Config
 
 from tests.servers import Text
 from victor import Agent, ConfigurationError, ProviderError, VictorError
-from victor.messages import TextDelta
+from victor._sync import call_in_main
+from victor.core.messages import TextDelta
 from victor.notebook import StreamView, run_sync
 from victor.notebook.magics import VictorMagics, interpolate
-from victor.notebook.runner import call_in_main
 from victor.notebook.stream import UPDATE_INTERVAL
 from victor.testing import FunctionProvider, ScriptedProvider, call, override
 from victor.tools import registry, tool

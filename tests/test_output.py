@@ -16,7 +16,7 @@ from tests.servers import Call, Json, Text, ToolCalls
 from tests.servers.openai import strict_schema_problem
 from victor import Agent, ConfigurationError, OutputValidationError
 from victor.core.events import EventBus
-from victor.output import output_type_for, strict_schema
+from victor.core.output import output_type_for, strict_schema
 from victor.testing import ScriptedProvider, call
 from victor.tools import tool
 

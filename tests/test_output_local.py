@@ -10,7 +10,7 @@ import pytest
 from pydantic import BaseModel
 
 from victor import Agent
-from victor.providers.local import LocalProvider
+from victor.providers.local.provider import LocalProvider
 from victor.tools import tool
 
 FRANCE = "What is the capital of France?"
@@ -66,8 +66,8 @@ def test_with_tools_the_answer_branch_is_the_output_schema():
     import jsonschema
     from llama_cpp import LlamaGrammar
 
-    from victor.output import output_type_for
-    from victor.providers.local import tool_schema
+    from victor.core.output import output_type_for
+    from victor.providers.local.provider import tool_schema
 
     class Trip(BaseModel):
         capital: Capital

@@ -13,8 +13,8 @@ import pytest
 
 from tests.servers import AnthropicServer, Call, Hang, Slow, Status, Text, ToolCalls, Truncate
 from tests.timing import PROMPTLY, STALL
+from victor.core.messages import Message, ResponseComplete, TextDelta, ToolCall, ToolSpec
 from victor.errors import ConfigurationError, ProviderError
-from victor.messages import Message, ResponseComplete, TextDelta, ToolCall, ToolSpec
 from victor.providers.anthropic import AnthropicProvider
 from victor.providers.base import AgentResponse
 

@@ -10,9 +10,9 @@ import jsonschema
 import pytest
 
 from victor import Agent, ConfigurationError
-from victor.messages import Message, ResponseComplete, TextDelta, ToolSpec
-from victor.providers.local import LocalProvider, loaded_models, tool_schema
-from victor.providers.local_model import GGUF_MAGIC, bundled_model_path
+from victor.core.messages import Message, ResponseComplete, TextDelta, ToolSpec
+from victor.providers.local.model import GGUF_MAGIC, bundled_model_path
+from victor.providers.local.provider import LocalProvider, loaded_models, tool_schema
 from victor.tools import tool
 
 FRANCE = "What is the capital of France?"

@@ -17,8 +17,8 @@ from tests.servers import Call, Hang, Slow, Status, Text, ToolCalls, Truncate
 from tests.servers.base import Frames, Request
 from tests.servers.ollama import OllamaServer, ndjson
 from tests.timing import PROMPTLY, STALL
+from victor.core.messages import Message, ResponseComplete, TextDelta, ToolCall, ToolSpec
 from victor.errors import ProviderError
-from victor.messages import Message, ResponseComplete, TextDelta, ToolCall, ToolSpec
 from victor.providers import get_provider_class
 from victor.providers.ollama import OllamaProvider, normalise_host
 

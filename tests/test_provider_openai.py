@@ -14,8 +14,8 @@ import pytest
 
 from tests.servers import Call, Hang, Slow, Status, Text, ToolCalls, Truncate
 from tests.timing import PROMPTLY, STALL
+from victor.core.messages import Message, ResponseComplete, TextDelta, ToolCall, ToolSpec
 from victor.errors import ConfigurationError, ProviderError
-from victor.messages import Message, ResponseComplete, TextDelta, ToolCall, ToolSpec
 from victor.providers.openai import OpenAIProvider
 from victor.testing import block_requests
 

@@ -484,7 +484,7 @@ def test_ag_ui_front_end_tools_are_offered_to_the_model_and_run_by_the_front_end
 
 def test_a_conversation_goes_on_from_the_results_of_client_side_tools():
     """The Python side of the same mechanism: ``ClientTool`` and ``events(None, ...)``."""
-    from victor.messages import Message
+    from victor.core.messages import Message
     from victor.tools import ClientTool
 
     provider = ScriptedProvider([call("pick", options=["a", "b"]), "You picked b."])

@@ -1,7 +1,7 @@
 """Every ``Agent.create``/``Agent(...)`` setting is checked at construction.
 
 The table of bad values below must cover every setting victor declares (``SETTINGS`` in
-``victor.agent``, ``PROVIDER_SETTINGS`` and ``PASS_THROUGH_SETTINGS`` in
+``victor.core.agent``, ``PROVIDER_SETTINGS`` and ``PASS_THROUGH_SETTINGS`` in
 ``victor.providers.base``), and the declarations must cover every parameter of
 ``Agent.__init__`` and ``Provider.__init__``: a new setting that is not declared, or has
 no bad values here, fails these tests before it can skip validation.
@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from victor import Agent, AgentTeam, ConfigurationError, VictorError
-from victor.agent_settings import SETTINGS
 from victor.config import Profile
 from victor.core.events import EventBus
+from victor.core.settings import SETTINGS
 from victor.providers.base import PASS_THROUGH_SETTINGS, PROVIDER_SETTINGS, Provider
 from victor.testing import ScriptedProvider
 from victor.tools import Workspace

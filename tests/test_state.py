@@ -8,8 +8,8 @@ from collections.abc import MutableMapping
 
 import pytest
 
+from victor.core.state import State
 from victor.errors import StateError, VictorError
-from victor.state import State
 
 
 def leftovers(directory) -> list[str]:

@@ -11,7 +11,7 @@ import pytest
 
 from tests.servers import Text
 from victor import Agent, AgentTeam, ProviderError, TeamResult
-from victor.notebook.runner import background_loop
+from victor._sync import background_loop
 from victor.testing import FunctionProvider, ScriptedProvider, call
 
 

@@ -9,10 +9,10 @@ import pytest
 
 from tests.timing import PROMPTLY, STALL
 from victor import hooks as hooks_module
-from victor.agent import Agent
+from victor.core.agent import Agent
+from victor.core.hooks import HOOK_NAMES, call_hook, logging_hooks, validate_hooks
+from victor.core.task import Task, TaskStatus
 from victor.errors import ConfigurationError, VictorError
-from victor.hooks import HOOK_NAMES, call_hook, logging_hooks, validate_hooks
-from victor.task import Task, TaskStatus
 from victor.testing import FunctionProvider
 from victor.tools import registry, tool
 

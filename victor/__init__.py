@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
+from .core import seams as _seams
 from .errors import (
     ConfigurationError,
     LimitExceededError,
@@ -29,22 +30,22 @@ __version__ = "0.1.0"
 
 # Public names and the module each lives in, imported when first touched (PEP 562).
 _LAZY = {
-    "Agent": "victor.agent",
-    "AgentResponse": "victor.messages",
-    "Task": "victor.task",
-    "TaskStatus": "victor.task",
-    "State": "victor.state",
+    "Agent": "victor.core.agent",
+    "AgentResponse": "victor.core.messages",
+    "Task": "victor.core.task",
+    "TaskStatus": "victor.core.task",
+    "State": "victor.core.state",
     "AgentTeam": "victor.teams",
     "TeamResult": "victor.teams",
     "Profile": "victor.config",
     "load_profile": "victor.config",
     "EventBus": "victor.core.events",
     "Event": "victor.core.events",
-    "Message": "victor.messages",
-    "ToolCall": "victor.messages",
-    "Usage": "victor.messages",
-    "hooks": "victor.hooks",
-    "run_sync": "victor.notebook.runner",
+    "Message": "victor.core.messages",
+    "ToolCall": "victor.core.messages",
+    "Usage": "victor.core.messages",
+    "hooks": "victor.core.hooks",
+    "run_sync": "victor._sync",
     "batch": "victor.batch",
     "evaluate": "victor.batch",
 }
@@ -117,6 +118,12 @@ def unload_ipython_extension(ipython: Any) -> None:
     unload(ipython)
 
 
+# The front ends victor brings, plugged into the core's seams by path: imported only when
+# the core first asks (display=True, a timeline, an approval card in a kernel).
+_seams.plug("run_view", "victor.notebook.stream:StreamView")
+_seams.plug("team_view", "victor.notebook.timeline:TeamTimeline")
+_seams.plug("kernel_approval", "victor.notebook.approval")
+
 if os.environ.get("VICTOR_OTEL"):  # tracing from the start (extra otel)
     from .telemetry import instrument_from_env
 
@@ -127,12 +134,12 @@ if TYPE_CHECKING:
     from . import mcp as mcp
     from . import serve as serve
     from . import telemetry as telemetry
-    from .agent import Agent
+    from ._sync import run_sync
     from .batch import batch, evaluate
     from .config import Profile, load_profile
+    from .core.agent import Agent
     from .core.events import Event, EventBus
-    from .messages import AgentResponse, Message, ToolCall, Usage
-    from .notebook.runner import run_sync
-    from .state import State
-    from .task import Task, TaskStatus
+    from .core.messages import AgentResponse, Message, ToolCall, Usage
+    from .core.state import State
+    from .core.task import Task, TaskStatus
     from .teams import AgentTeam, TeamResult

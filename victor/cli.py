@@ -121,7 +121,7 @@ def _add_serving(commands: argparse._SubParsersAction) -> None:  # type: ignore[
 
 
 async def _run(args: argparse.Namespace) -> None:
-    from .agent import Agent
+    from .core.agent import Agent
 
     tools = [name.strip() for name in args.tools.split(",") if name.strip()]
     # Only what was given on the command line overrides the profile (or the defaults).

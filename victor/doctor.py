@@ -152,7 +152,7 @@ _CPU_FEATURES = (
 
 def _local_model(report: Report) -> bool:
     """The llama.cpp build, the model file, threads, and a first use; True if it works."""
-    from .providers.local_build import install_command, rebuild_command
+    from .providers.local.build import install_command, rebuild_command
 
     section = 'Local model (provider "local")'
     if importlib.util.find_spec("llama_cpp") is None:
@@ -169,7 +169,7 @@ def _local_model(report: Report) -> bool:
                   rebuild_command()),
         )  # fmt: skip
         return False
-    from .providers.local_guard import build_features, needs_amx_guard
+    from .providers.local.guard import build_features, needs_amx_guard
 
     features = build_features(build.stdout)
     sets = [n for n in ("AVX", "AVX2", "FMA", "F16C", "AVX512", "AMX_INT8", "NEON") if
@@ -199,7 +199,7 @@ def _local_model(report: Report) -> bool:
         ),
     )
     try:
-        from .providers.local import LocalProvider
+        from .providers.local.provider import LocalProvider
 
         provider = LocalProvider()
         path = provider.model_file()
@@ -232,7 +232,7 @@ def _build_report() -> subprocess.CompletedProcess[str]:
 
 
 def _describe_model(path: Path) -> str:
-    from .providers.local_model import bundled_sha256
+    from .providers.local.model import bundled_sha256
 
     size = path.stat().st_size / 1e6
     known = bundled_sha256(path)

@@ -16,9 +16,17 @@ from contextlib import contextmanager
 from typing import Any
 
 from ._util import bound, maybe_await
-from .agent import _provider_override
+from .core.agent import _provider_override
+from .core.messages import (
+    Message,
+    ResponseComplete,
+    StreamEvent,
+    TextDelta,
+    ToolCall,
+    ToolSpec,
+    Usage,
+)
 from .errors import ProviderError
-from .messages import Message, ResponseComplete, StreamEvent, TextDelta, ToolCall, ToolSpec, Usage
 from .providers.base import AgentResponse, Provider, _set_blocked
 
 __all__ = [

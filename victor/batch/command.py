@@ -66,7 +66,7 @@ async def _run(args: argparse.Namespace) -> int:
 async def _agent(args: argparse.Namespace) -> Any:
     if args.agent:
         return load_object(args.agent)
-    from ..agent import Agent
+    from ..core.agent import Agent
 
     given = {
         "provider": args.provider,

@@ -298,7 +298,7 @@ class Batch:
 
     def _check_first_task(self, prompt: Prompt, workflow: str | None) -> None:
         """A template that does not fit the items fails now, not once per item."""
-        from ..agent import Agent
+        from ..core.agent import Agent
         from ..teams.base import AgentTeam
 
         if self.items and workflow is None and isinstance(self.agent, (Agent, AgentTeam)):

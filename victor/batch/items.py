@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from .._util import bound
 from ..core.events import EventScope, scope
+from ..core.messages import Usage
 from ..errors import ConfigurationError
-from ..messages import Usage
 
 if TYPE_CHECKING:
     from ..core.events import Event
@@ -235,7 +235,7 @@ def make_call(target: Any, prompt: Prompt, workflow: str | None) -> Callable[[An
     returns (awaited if need be) is the output, unless it is an agent or team made for the
     item, which is then run like one and cleaned up.
     """
-    from ..agent import Agent
+    from ..core.agent import Agent
     from ..teams.base import AgentTeam
 
     async def run(runner: Any, item: Any) -> Any:

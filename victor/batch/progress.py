@@ -19,7 +19,7 @@ import threading
 from time import perf_counter
 from typing import Any
 
-from ..notebook.runner import call_in_main
+from .._sync import call_in_main
 from ..notebook.stream import LatestBundleDisplay, _detect_target
 from .items import BatchResult
 from .results import BatchSummary

@@ -6,8 +6,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..core.messages import Usage
 from ..errors import ConfigurationError
-from ..messages import Usage
 from .items import BatchResult
 
 __all__ = ["BatchResults", "BatchSummary"]

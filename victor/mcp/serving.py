@@ -18,7 +18,7 @@ from ..errors import ConfigurationError, VictorError
 if TYPE_CHECKING:
     import mcp.server
 
-    from ..agent import Agent
+    from ..core.agent import Agent
     from ..serve.catalog import Catalog
     from ..teams import AgentTeam
     from ..tools.approval import ApprovalPolicy

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from .runner import run_sync
+from .._sync import run_sync
 from .stream import StreamView
 
 __all__ = [

@@ -34,7 +34,7 @@ import time
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Literal
 
-from .runner import call_in_main, in_run_sync
+from .._sync import call_in_main, in_run_sync
 
 if TYPE_CHECKING:
     from ..tools.approval import Answer, ApprovalRequest

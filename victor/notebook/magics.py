@@ -19,11 +19,11 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
-from ..agent import Agent
+from .._sync import run_sync
+from ..core.agent import Agent
+from ..core.messages import Message
 from ..errors import ConfigurationError, VictorError
-from ..messages import Message
 from ..tools.registry import registry
-from .runner import run_sync
 from .stream import FORMATS, StreamView, extract_code, parse_json_answer
 
 __all__ = [
@@ -187,8 +187,8 @@ class VictorMagics(Magics):
     def _doctor(self) -> None:
         from IPython.display import display
 
+        from .._sync import run_sync
         from ..doctor import diagnose
-        from .runner import run_sync
 
         display(run_sync(diagnose()))
 
@@ -343,7 +343,7 @@ class VictorMagics(Magics):
     def _schema(self, name: str) -> Any:
         """The notebook's type called ``name`` (``mod.Type`` too), checked for use as an
         output type."""
-        from ..output import output_type_for
+        from ..core.output import output_type_for
 
         value = _lookup(name, self.shell.user_ns) if _NAME_PATH.fullmatch(name) else _MISSING
         if value is _MISSING:

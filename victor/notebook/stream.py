@@ -27,8 +27,8 @@ from contextlib import aclosing
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, Literal
 
-from ..errors import ConfigurationError, VictorError
-from ..messages import (
+from .._sync import call_in_main
+from ..core.messages import (
     ResponseComplete,
     RunFinished,
     StreamEvent,
@@ -37,7 +37,7 @@ from ..messages import (
     ToolCallStarted,
     Usage,
 )
-from .runner import call_in_main
+from ..errors import ConfigurationError, VictorError
 from .stream_render import (
     Card,
     TextPart,
@@ -51,7 +51,7 @@ from .stream_render import (
 )
 
 if TYPE_CHECKING:
-    from ..agent import Agent
+    from ..core.agent import Agent
     from ..core.events import Event
     from ..tools.registry import ToolLike
 

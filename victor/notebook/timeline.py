@@ -28,8 +28,8 @@ import asyncio
 import time
 from typing import Any
 
+from .._sync import call_in_main
 from ..core.events import Event, EventBus
-from .runner import call_in_main
 from .timeline_layout import Bar, Layout, Marker
 from .timeline_render import render_html, render_summary, render_svg
 

@@ -11,8 +11,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..errors import ProviderError
-from ..messages import (
+from ..core.messages import (
     AgentResponse,
     Message,
     OutputSchema,
@@ -23,6 +22,7 @@ from ..messages import (
     ToolSpec,
     Usage,
 )
+from ..errors import ProviderError
 from .base import Provider
 from .retry import retry_after, retryable_status
 from .translation import StreamedCall, split_options, stop_reason

@@ -31,8 +31,8 @@ from .._util import (
     unknown_setting,
 )
 from ..core.events import current_scope
+from ..core.messages import AgentResponse, Message, OutputSchema, StreamEvent, TextDelta, ToolSpec
 from ..errors import ConfigurationError, ProviderError
-from ..messages import AgentResponse, Message, OutputSchema, StreamEvent, TextDelta, ToolSpec
 from .retry import retry_delay
 
 if TYPE_CHECKING:
@@ -266,7 +266,7 @@ class Provider(ABC):
             return messages, tools or []
         if self.native_output:
             return messages, tools or [], output
-        from ..output import prompted  # imported when used: a typed run needs it
+        from ..core.output import prompted  # imported when used: a typed run needs it
 
         return prompted(messages, output), tools or []
 

@@ -13,8 +13,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..errors import ProviderError
-from ..messages import (
+from ..core.messages import (
     AgentResponse,
     Message,
     OutputSchema,
@@ -25,6 +24,7 @@ from ..messages import (
     ToolSpec,
     Usage,
 )
+from ..errors import ProviderError
 from .base import Provider
 from .retry import retry_after, retryable_status
 from .translation import chat_messages, function_tools, stop_reason

@@ -12,8 +12,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from ..errors import ConfigurationError, ProviderError
-from ..messages import (
+from ..core.messages import (
     AgentResponse,
     Message,
     OutputSchema,
@@ -24,6 +23,7 @@ from ..messages import (
     ToolSpec,
     Usage,
 )
+from ..errors import ConfigurationError, ProviderError
 from .base import Provider, _is_loopback
 from .retry import retry_after, retryable_status
 from .translation import StreamedCall, chat_messages, function_tools, split_options, stop_reason

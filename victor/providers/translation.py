@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..messages import Message, ToolCall, ToolSpec
+from ..core.messages import Message, ToolCall, ToolSpec
 
 __all__ = [
     "StreamedCall",

@@ -19,14 +19,14 @@ from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 
 from .._util import new_id
+from ..core.messages import Message, ToolCall
 from ..errors import ConfigurationError
-from ..messages import Message, ToolCall
 from .wire import problem_for
 
 if TYPE_CHECKING:
     from ag_ui.core import BaseEvent, RunAgentInput
 
-    from ..agent import Agent
+    from ..core.agent import Agent
     from ..tools import ClientTool
 
 __all__ = ["split_input", "front_end_tools", "agui_events"]

@@ -24,7 +24,7 @@ from starlette.exceptions import HTTPException
 
 from .. import __version__
 from .._util import new_id
-from ..agent import Agent
+from ..core.agent import Agent
 from ..core.events import Event
 from ..errors import ConfigurationError, VictorError
 from ..teams import AgentTeam
@@ -484,7 +484,7 @@ async def _workflow(
     agent's), so concurrent requests never mix.
     """
     from ..core.events import EventBus, EventScope, scope
-    from ..messages import Usage
+    from ..core.messages import Usage
 
     bus = EventBus(parent=agent.bus)
     queue: asyncio.Queue[Any] = asyncio.Queue()

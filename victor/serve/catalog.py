@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from ..errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from ..agent import Agent
+    from ..core.agent import Agent
     from ..teams import AgentTeam
     from ..tools.approval import ApprovalPolicy
 
@@ -45,8 +45,8 @@ class Catalog:
         profiles: Iterable[str] | None = None,
         approval: ApprovalPolicy = "never",
     ) -> None:
-        from ..agent import Agent
         from ..config import list_profiles, load_profile
+        from ..core.agent import Agent
         from ..teams import AgentTeam
         from ..tools.approval import check_policy
 
@@ -150,7 +150,7 @@ class Catalog:
         return view  # type: ignore[return-value]
 
     async def _from_profile(self, name: str) -> Agent:
-        from ..agent import Agent
+        from ..core.agent import Agent
 
         if name not in self._made:
             async with self._making.setdefault(name, asyncio.Lock()):
@@ -197,7 +197,7 @@ def load_app(spec: str) -> dict[str, Agent | AgentTeam]:
     ``"app.py"`` serves every ``Agent``/``AgentTeam`` in it, by variable name;
     ``"app.py:helper"`` only ``helper``; ``"package.module:name"`` works too (like uvicorn).
     """
-    from ..agent import Agent
+    from ..core.agent import Agent
     from ..teams import AgentTeam
 
     where, _, attribute = spec.rpartition(":") if _has_attribute(spec) else (spec, "", "")

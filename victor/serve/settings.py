@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from ..agent import Agent
+    from ..core.agent import Agent
     from ..teams import AgentTeam
     from ..tools.approval import ApprovalPolicy
 

@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from ..core.messages import TextDelta
 from ..errors import (
     ConfigurationError,
     LimitExceededError,
@@ -21,11 +22,10 @@ from ..errors import (
     ToolError,
     VictorError,
 )
-from ..messages import TextDelta
 
 if TYPE_CHECKING:
     from ..core.events import Event
-    from ..messages import RunFinished, StreamEvent, Usage
+    from ..core.messages import RunFinished, StreamEvent, Usage
 
 __all__ = [
     "Problem",

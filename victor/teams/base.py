@@ -18,7 +18,7 @@ from contextlib import aclosing, suppress
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .._util import did_you_mean
-from ..agent import Agent
+from ..core.agent import Agent
 from ..core.events import Event, EventBus
 from ..errors import ConfigurationError
 from ..providers.base import Provider, get_provider_class
@@ -187,9 +187,9 @@ class AgentTeam:
         run = self._new_run(task, context)
         timeline = None
         if display:
-            from ..notebook.timeline import TeamTimeline
+            from ..core import seams
 
-            timeline = TeamTimeline(run.bus)
+            timeline = seams.front_end("team_view")(run.bus)
             timeline.show()
         try:
             result = await run.execute()
@@ -204,7 +204,7 @@ class AgentTeam:
     ) -> TeamResult:
         """``run`` from sync code (a script, a notebook cell, a thread, inside a running
         event loop), on victor's private loop thread as ``Agent.run_sync`` does."""
-        from ..notebook.runner import run_sync
+        from .._sync import run_sync
 
         return run_sync(self.run(task, context, display=display))
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, create_model
 
-from ..agent import Agent
+from ..core.agent import Agent
 from ..errors import ConfigurationError
 from .base import (
     AgentTeam,

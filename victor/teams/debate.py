@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ..agent import Agent
+from ..core.agent import Agent
 from .base import (
     AgentTeam,
     MemberLike,

@@ -19,7 +19,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from ..state import State
+from ..core.state import State
 from ..tools.base import BaseTool, tool
 from .base import AgentTeam, MemberLike, TeamError, TeamRun, Turn, check_count, check_positive, fill
 

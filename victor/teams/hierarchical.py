@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from ..agent import Agent
+from ..core.agent import Agent
 from .base import (
     AgentTeam,
     MemberLike,

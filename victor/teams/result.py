@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..core.events import Event
+from ..core.messages import Usage
 from ..errors import VictorError
-from ..messages import Usage
 
 if TYPE_CHECKING:
-    from ..notebook.timeline import TeamTimeline
+    from ..core.seams import TeamView
 
 __all__ = ["StructuredOutputError", "TeamError", "TeamResult", "Turn"]
 
@@ -101,8 +101,8 @@ class TeamResult:
             f"requests={self.requests}, tokens={self.usage.total_tokens}, answer={answer!r})"
         )
 
-    def timeline(self, *, deterministic: bool = False) -> TeamTimeline:
+    def timeline(self, *, deterministic: bool = False) -> TeamView:
         """The run's ``TeamTimeline`` (``deterministic=True``: logical clock, for docs)."""
-        from ..notebook.timeline import TeamTimeline
+        from ..core import seams
 
-        return TeamTimeline(self.events, deterministic=deterministic)
+        return seams.front_end("team_view")(self.events, deterministic=deterministic)

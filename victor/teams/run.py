@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from .._util import bound, new_id
-from ..agent import Agent, _default_provider
+from ..core.agent import Agent, _default_provider
 from ..core.events import Event, EventBus, EventScope, current_scope, scope
+from ..core.messages import RunFinished, TextDelta, Usage
 from ..errors import LimitExceededError, OutputValidationError
-from ..messages import RunFinished, TextDelta, Usage
 from ..tools.registry import ToolLike
 from .result import StructuredOutputError, TeamError, TeamResult, Turn
 

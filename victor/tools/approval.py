@@ -70,9 +70,9 @@ class ApprovalRequest:
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
         """In a notebook: the approval card as it looks while it waits (no buttons)."""
-        from ..notebook.approval import card_bundle
+        from ..core import seams
 
-        return card_bundle(self)
+        return seams.front_end("kernel_approval").card_bundle(self)  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,9 +152,10 @@ class Ask:
             if channel == "terminal":
                 answer = await _ask_in_terminal(request, self.timeout)
             else:
-                from ..notebook.approval import ask_in_notebook
+                from ..core import seams
 
-                answer = await ask_in_notebook(request, channel, self.timeout)
+                notebook = seams.front_end("kernel_approval")
+                answer = await notebook.ask_in_notebook(request, channel, self.timeout)
         except Exception as exc:  # fail closed
             return (
                 False,
@@ -198,9 +199,10 @@ class Ask:
                 )
             if self.channel == "input":
                 return "input", ""
-            from ..notebook.approval import widgets_work
+            from ..core import seams
 
-            return ("widget" if widgets_work(kernel) else "input"), ""
+            widgets = seams.front_end("kernel_approval").widgets_work(kernel)
+            return ("widget" if widgets else "input"), ""
         if _stdin_is_tty():
             return "terminal", ""
         return None, "not in a notebook, and stdin is not a terminal"

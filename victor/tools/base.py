@@ -3,49 +3,16 @@
 from __future__ import annotations
 
 import inspect
-import json
 import re
 from collections.abc import Callable
 from typing import Any, ClassVar, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
+from ..core.messages import ToolResult, ToolSpec
 from ..errors import ToolError
-from ..messages import ToolSpec
 
 __all__ = ["BaseTool", "ClientTool", "ToolResult", "FunctionTool", "tool"]
-
-
-class ToolResult(BaseModel):
-    """What a tool returns: ``output`` on success, ``error`` (a message the model can act
-    on) on failure."""
-
-    model_config = ConfigDict(arbitrary_types_allowed=True, defer_build=True)
-
-    success: bool
-    output: Any = None
-    error: str | None = None
-    metadata: dict[str, Any] = Field(default_factory=dict)
-
-    @classmethod
-    def fail(cls, error: str, **metadata: Any) -> ToolResult:
-        return cls(success=False, error=error, metadata=metadata)
-
-    def to_text(self) -> str:
-        """The result as the model reads it."""
-        if not self.success:
-            return f"Error: {self.error}"
-        if isinstance(self.output, str):
-            return self.output
-        if self.output is None:
-            return "(no output)"
-        try:
-            return json.dumps(self.output, ensure_ascii=False, default=str)
-        except (TypeError, ValueError):
-            return str(self.output)
-
-    def __str__(self) -> str:
-        return self.to_text()
 
 
 class BaseTool:

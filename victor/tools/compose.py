@@ -43,7 +43,7 @@ import inspect
 from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
 from time import perf_counter
-from typing import TYPE_CHECKING, Any, Union
+from typing import Any, Union
 
 from pydantic import Field
 
@@ -51,11 +51,8 @@ from .._util import maybe_await, new_id
 from ..core.events import EventScope, current_scope, scope
 from ..errors import ToolError
 from .base import BaseTool, ToolResult
-from .context import ToolContext, current_context, using_context
+from .context import AgentLike, ToolContext, current_context, using_context
 from .registry import registry
-
-if TYPE_CHECKING:
-    from ..agent import Agent
 
 __all__ = ["pipe", "parallel", "branch", "Composition", "CompositionResult"]
 
@@ -95,7 +92,9 @@ class Composition:
     def __init__(self, steps: list[Step]) -> None:
         self.steps = [_check_step(s) for s in steps]
 
-    async def __call__(self, agent: Agent | None = None, /, **inputs: Any) -> CompositionResult:
+    async def __call__(
+        self, agent: AgentLike | None = None, /, **inputs: Any
+    ) -> CompositionResult:
         """Run with ``agent`` (its tools, workspace and model) and ``inputs`` for the first step."""
         context = _context_for(agent, self)
         parent = current_scope()
@@ -440,9 +439,7 @@ def _unique(taken: dict[str, Any], name: str) -> str:
 def _context_for(agent: Any, composition: Composition) -> ToolContext:
     if agent is None:
         return current_context()  # inside a run: that run's agent and workspace
-    from ..agent import Agent
-
-    if not isinstance(agent, Agent):
+    if not isinstance(agent, AgentLike):
         raise ToolError(
             f"{composition!r} was called with {agent!r} as its first argument: pass an Agent "
             f"(or nothing), and inputs as keywords, e.g. (agent, file_path='auth.py')"

@@ -17,29 +17,39 @@ import contextvars
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, runtime_checkable
 
 from .._util import bound
 from ..errors import ToolError
 from .sandbox import Workspace
 
-if TYPE_CHECKING:
-    from ..agent import Agent
+__all__ = ["AgentLike", "ToolContext", "current_context", "using_context"]
 
-__all__ = ["ToolContext", "current_context", "using_context"]
+
+@runtime_checkable
+class AgentLike(Protocol):
+    """What a tool sees of the agent it runs under (a ``victor.Agent``)."""
+
+    name: str
+    workspace: Workspace
+    approval: Any
+
+    async def ask_once(self, prompt: str, *, system: str | None = None, purpose: str) -> str:
+        """One question to the agent's model, no tools (see ``ToolContext.ask``)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
 class ToolContext:
     """The agent a tool runs under (if any), its workspace and its approval policy."""
 
-    agent: Agent | None = None
+    agent: AgentLike | None = None
     workspace: Workspace = field(default_factory=Workspace)
     #: ``None`` (no handler: tools needing approval are refused), ``"auto"``, ``"never"``
     #: or a callback; see ``victor.tools.approval``.
     approval: Any = None
 
-    def require_agent(self, tool_name: str) -> Agent:
+    def require_agent(self, tool_name: str) -> AgentLike:
         """The agent, or a ``ToolError`` telling how to give the tool one."""
         if self.agent is None:
             raise ToolError(
@@ -56,14 +66,7 @@ class ToolContext:
         without one; or the one ``victor.testing.override`` swaps in) and emits the usual
         events, tagged ``"<agent>:<purpose>"``.
         """
-        from ..agent import Agent, _default_provider  # the agent module imports this one
-
-        agent = self.require_agent(purpose)
-        provider = agent.provider
-        if not agent._provider_given:  # a team member: the team's provider, as its run has
-            provider = _default_provider.get() or provider
-        helper = Agent(provider=provider, name=f"{agent.name}:{purpose}", system_prompt=system)
-        return await helper.run(prompt)
+        return await self.require_agent(purpose).ask_once(prompt, system=system, purpose=purpose)
 
 
 _current: contextvars.ContextVar[ToolContext | None] = contextvars.ContextVar(

@@ -39,9 +39,15 @@ class ToolRegistry:
     def _load_builtins(self) -> None:
         if self._builtins_pending:
             self._builtins_pending = False  # first, so the registrations below do not recurse
-            from .builtin import register_builtins
+            from .builtin import TOOLSETS, builtin_tools
 
-            register_builtins(self)
+            # Without replacing a name registered before the first lookup.
+            for tool in builtin_tools():
+                if tool.name not in self:
+                    self.register(tool)
+            for name, (description, tools) in TOOLSETS.items():
+                if name not in self:
+                    self.register_toolset(name, tools, description=description)
 
     def register(self, tool: BaseTool | type[BaseTool]) -> BaseTool:
         """Add a tool (an instance, or a class to instantiate); a same-named one is replaced."""

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import string
 import sys
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -35,8 +36,17 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-if TYPE_CHECKING:
-    from ..agent import Agent
+
+
+class Runs(Protocol):
+    """What a workflow runs its steps on: an ``Agent`` (anything with its ``run``)."""
+
+    async def run(
+        self,
+        task: str,
+        context: Mapping[str, Any] | None = None,
+        tools: Iterable[Any] | None = None,
+    ) -> Any: ...
 
 __all__ = [
     "Workflow",
@@ -164,7 +174,7 @@ def _format(template: str, values: dict[str, Any]) -> str:
 
 
 async def run_workflow(
-    agent: Agent, workflow: str | Workflow, input: dict[str, Any] | None = None
+    agent: Runs, workflow: str | Workflow, input: dict[str, Any] | None = None
 ) -> WorkflowResult:
     """Run each step of ``workflow`` on ``agent`` in order; return the last step's output."""
     flow = workflow if isinstance(workflow, Workflow) else load_workflow(workflow)

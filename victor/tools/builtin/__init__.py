@@ -19,9 +19,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ..registry import ToolRegistry
+    from ..base import BaseTool
 
-__all__ = ["TOOLSETS", "register_builtins"]
+__all__ = ["TOOLSETS", "builtin_tools"]
 
 _READ = ["read_file", "list_files", "search_code"]
 _EDIT = [*_READ, "write_file", "edit_file"]
@@ -57,8 +57,8 @@ TOOLSETS: dict[str, tuple[str, list[str]]] = {
 }
 
 
-def register_builtins(registry: ToolRegistry) -> None:
-    """Add every built-in tool and toolset to ``registry`` without replacing existing names."""
+def builtin_tools() -> list[BaseTool]:
+    """Every built-in tool (their toolsets are ``TOOLSETS``); the registry adds them."""
     from .analysis import analyze_code
     from .files import edit_file, list_files, read_file, write_file
     from .git import git_diff, git_log, git_status
@@ -68,7 +68,7 @@ def register_builtins(registry: ToolRegistry) -> None:
     from .search import search_code
     from .shell import run_node, run_shell
 
-    for tool in (
+    return [
         read_file,
         write_file,
         edit_file,
@@ -86,9 +86,4 @@ def register_builtins(registry: ToolRegistry) -> None:
         git_log,
         suggest_improvements,
         write_tests,
-    ):
-        if tool.name not in registry:
-            registry.register(tool)
-    for name, (description, tools) in TOOLSETS.items():
-        if name not in registry:
-            registry.register_toolset(name, tools, description=description)
+    ]

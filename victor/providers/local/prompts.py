@@ -10,8 +10,8 @@ import json
 import re
 from typing import Any
 
-from .._util import new_id
-from ..messages import Message, ToolCall, ToolSpec
+from ..._util import new_id
+from ...core.messages import Message, ToolCall, ToolSpec
 
 __all__ = [
     "STOP_SEQUENCES",

@@ -13,8 +13,8 @@ import json
 import os
 from pathlib import Path
 
-from ..errors import ConfigurationError
-from .local_build import install_command
+from ...errors import ConfigurationError
+from .build import install_command
 
 __all__ = ["BUNDLED_MODEL", "GGUF_MAGIC", "bundled_model_path", "bundled_sha256", "check_gguf"]
 
@@ -48,7 +48,7 @@ def check_gguf(path: str | os.PathLike[str]) -> Path:
 def bundled_model_path() -> Path:
     """The bundled model's GGUF file, assembled and verified on first use."""
     package = _bundled_package()
-    from ..config import victor_home
+    from ...config import victor_home
 
     directory = victor_home() / "models"
     target = directory / package.MODEL_NAME

@@ -32,9 +32,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .._machine import cpu_flags, cpu_name
-from ..errors import ConfigurationError
-from .local_build import rebuild_command
+from ..._machine import cpu_flags, cpu_name
+from ...errors import ConfigurationError
+from .build import rebuild_command
 
 __all__ = [
     "build_features",
@@ -129,7 +129,7 @@ def _guarded_class(llama: type) -> type:
 
 def checks_dir() -> Path:
     """Where the verdicts of first uses are kept."""
-    from ..config import victor_home
+    from ...config import victor_home
 
     return victor_home() / "cache" / "llama-checks"
 
@@ -169,7 +169,7 @@ def check_first_use(path: Path, load: dict[str, Any]) -> None:
 
 
 def _child_command(spec: dict[str, Any]) -> list[str]:
-    return [sys.executable, "-m", "victor.providers.local_guard", json.dumps(spec)]
+    return [sys.executable, "-m", "victor.providers.local.guard", json.dumps(spec)]
 
 
 def _crash_message(path: Path, signum: int, stderr: str) -> str:

@@ -21,7 +21,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from ..errors import VictorError
+from .errors import VictorError
 
 __all__ = ["run_sync", "call_in_main", "in_run_sync", "background_loop"]
 

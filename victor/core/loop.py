@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
-from .core.events import EventScope
-from .errors import ConfigurationError, LimitExceededError, OutputValidationError, ProviderError
+from ..errors import ConfigurationError, LimitExceededError, OutputValidationError, ProviderError
+from ..providers.base import Provider
+from .events import EventScope
 from .messages import (
     AgentResponse,
     Message,
@@ -30,12 +31,11 @@ from .messages import (
     ToolCallStarted,
     Usage,
 )
-from .providers.base import Provider
 
 if TYPE_CHECKING:
+    from ..tools.base import BaseTool, ToolResult
+    from ..tools.context import ToolContext
     from .output import OutputType
-    from .tools.base import BaseTool, ToolResult
-    from .tools.context import ToolContext
 
 __all__ = ["Limits", "run_loop"]
 
@@ -91,7 +91,7 @@ async def run_loop(
     retries = 0  # invalid answers sent back so far
     usage: Usage | None = None  # summed over the run's responses
     if tool_context is None:
-        from .tools.context import ToolContext  # imported when used: see victor/__init__.py
+        from ..tools.context import ToolContext  # imported when used: see victor/__init__.py
 
         tool_context = ToolContext()
     context = tool_context
@@ -293,9 +293,9 @@ async def _run_tool(
     timeout: float | None,
     context: ToolContext,
 ) -> tuple[ToolResult, float]:
-    from .tools.approval import gate as approval_gate  # imported when used: see victor/__init__.py
-    from .tools.base import ToolResult
-    from .tools.context import using_context
+    from ..tools.approval import gate as approval_gate  # imported when used: see victor/__init__.py
+    from ..tools.base import ToolResult
+    from ..tools.context import using_context
 
     started = perf_counter()
     tool = tools.get(call.name)

@@ -27,9 +27,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from .._machine import available_cpus
-from ..errors import ConfigurationError, ProviderError
-from ..messages import (
+from ..._machine import available_cpus
+from ...core.messages import (
     AgentResponse,
     Message,
     OutputSchema,
@@ -39,11 +38,13 @@ from ..messages import (
     ToolSpec,
     Usage,
 )
-from .base import Provider
-from .local_build import install_command
-from .local_guard import check_first_use
-from .local_model import BUNDLED_MODEL, bundled_model_path, check_gguf
-from .local_prompts import (
+from ...errors import ConfigurationError, ProviderError
+from ..base import Provider
+from ..translation import stop_reason
+from .build import install_command
+from .guard import check_first_use
+from .model import BUNDLED_MODEL, bundled_model_path, check_gguf
+from .prompts import (
     STOP_SEQUENCES,
     parse_reply,
     partial_answer,
@@ -52,8 +53,7 @@ from .local_prompts import (
     template_messages,
     tool_schema,
 )
-from .local_runtime import Generation, SharedModel, acquire, loaded_models, release
-from .translation import stop_reason
+from .runtime import Generation, SharedModel, acquire, loaded_models, release
 
 # The prompt helpers and the model cache live beside this module (local_prompts.py,
 # local_runtime.py); these names were always importable from here.

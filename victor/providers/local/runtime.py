@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigurationError
-from .local_build import install_command
-from .local_guard import check_first_use, guard_active, llama_class
+from ...errors import ConfigurationError
+from .build import install_command
+from .guard import check_first_use, guard_active, llama_class
 
 __all__ = ["Generation", "SharedModel", "acquire", "loaded_models", "release"]
 

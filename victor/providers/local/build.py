@@ -8,7 +8,7 @@ multiply on Sapphire Rapids and newer Xeons). ``-DGGML_NATIVE=OFF`` turns both o
 x86-64 llama.cpp then targets SSE4.2, AVX, AVX2, FMA, F16C and BMI2 (any x86-64 CPU since
 2013), with no AVX-512 and no AMX; on a CPU without AVX2 the AVX2 generation is turned off too.
 
-``python -m victor.providers.local_build`` (what ``make install``, ``make demo`` and Binder
+``python -m victor.providers.local.build`` (what ``make install``, ``make demo`` and Binder
 run) builds the wheel once into a cache keyed by the version *and* the flags, and installs
 exactly that wheel: pip's own wheel cache is keyed by the sdist alone, so it would quietly
 hand back a wheel built earlier with other flags.
@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 
-from .._machine import cpu_flags
+from ..._machine import cpu_flags
 
 __all__ = [
     "LLAMA_CPP_VERSION",
@@ -158,7 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(
-        prog="python -m victor.providers.local_build",
+        prog="python -m victor.providers.local.build",
         description="Build llama-cpp-python portably (cached per version and flags) and "
         "install it.",
     )

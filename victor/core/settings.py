@@ -8,9 +8,9 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ._util import Setting, instance_setting, number_setting
-from .core.events import EventBus
-from .providers.base import PROVIDER_SETTINGS, Provider
+from .._util import Setting, instance_setting, number_setting
+from ..providers.base import PROVIDER_SETTINGS, Provider
+from .events import EventBus
 
 __all__ = ["SETTINGS", "AGENT_ONLY"]
 
@@ -18,7 +18,7 @@ __all__ = ["SETTINGS", "AGENT_ONLY"]
 def _is_workspace(value: Any) -> bool:
     if value is None or isinstance(value, (str, os.PathLike)):
         return True
-    from .tools.sandbox import Workspace  # the tool machinery comes with the first agent
+    from ..tools.sandbox import Workspace  # the tool machinery comes with the first agent
 
     return isinstance(value, Workspace)
 
@@ -30,7 +30,7 @@ def _is_tool_list(value: Any) -> bool:
 
 
 def _check_approval(value: Any) -> None:
-    from .tools.approval import check_policy
+    from ..tools.approval import check_policy
 
     check_policy(value)
 

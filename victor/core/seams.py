@@ -1,0 +1,107 @@
+"""Where front ends plug into the core: how to show a run, and how to ask a person.
+
+The core never imports a front end. It asks for one here, by slot, when it needs it:
+``Agent.run(display=True)`` for a ``run_view``, ``AgentTeam.run(display=True)`` and
+``TeamResult.timeline()`` for a ``team_view``, an ``Ask`` approval inside a Jupyter kernel
+for the ``kernel_approval`` front end. A front end fills its slots when it loads. victor's
+own (the notebook layer, which also prints to a terminal) are plugged in by the package's
+face as ``"module:attribute"`` paths, imported the first time the core asks, so
+``import victor`` loads none of them; a program can plug in its own::
+
+    from victor.core import seams
+    seams.plug("run_view", MyView)        # what display=True shows from now on
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import AsyncIterator, Iterable
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from ..errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from .events import Event, EventBus
+    from .messages import RunFinished, StreamEvent
+
+__all__ = ["Slot", "SLOTS", "RunView", "TeamView", "KernelApproval", "plug", "front_end"]
+
+Slot = Literal["run_view", "team_view", "kernel_approval"]
+
+#: Each slot and what fills it.
+SLOTS: dict[str, str] = {
+    "run_view": "shows one agent run live (display=True): a class like victor.notebook.StreamView",
+    "team_view": "draws a team run from its events: a class like victor.notebook.TeamTimeline",
+    "kernel_approval": "asks for approval in a Jupyter kernel, as victor.notebook.approval does",
+}
+
+
+class RunView(Protocol):
+    """Shows one agent run while it happens (``Agent.run(display=True)``)."""
+
+    def __init__(self, *, format: str = ...) -> None: ...
+
+    async def consume(self, events: AsyncIterator[StreamEvent]) -> RunFinished:
+        """Show the run from its ``agent.events(...)`` stream and return its end."""
+        ...
+
+
+class TeamView(Protocol):
+    """Draws a team run from its events: live from a bus, or after the fact."""
+
+    def __init__(
+        self, source: EventBus | Iterable[Event], *, deterministic: bool = False
+    ) -> None: ...
+
+    def show(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class KernelApproval(Protocol):
+    """Asks the person at a notebook (inside a Jupyter kernel) about one tool call."""
+
+    def widgets_work(self, kernel: Any) -> bool:
+        """Whether buttons can reach ``kernel`` while a cell runs (else an input box)."""
+        ...
+
+    async def ask_in_notebook(
+        self, request: Any, channel: str, timeout: float | None
+    ) -> str:
+        """The person's answer to ``request`` (an ``ApprovalRequest``): yes, no, always or
+        timeout."""
+        ...
+
+    def card_bundle(self, request: Any) -> dict[str, str]:
+        """The request as a display bundle (HTML and plain text)."""
+        ...
+
+
+_plugged: dict[str, Any] = {}
+
+
+def plug(slot: Slot, front_end: Any) -> None:
+    """Fill ``slot`` with ``front_end``: an object, or a ``"module:attribute"`` (or
+    ``"module"``) path imported the first time the core asks for it."""
+    if slot not in SLOTS:
+        raise ConfigurationError(f"there is no front-end slot {slot!r}: use one of {list(SLOTS)}")
+    _plugged[slot] = front_end
+
+
+def front_end(slot: Slot) -> Any:
+    """What fills ``slot`` (a plugged path is imported now), or a ``ConfigurationError``."""
+    found = _plugged.get(slot)
+    if found is None:
+        raise ConfigurationError(
+            f"nothing is plugged into the {slot!r} front-end slot, which {SLOTS[slot]}: "
+            f"import victor (whose face plugs in the notebook layer), or "
+            f"victor.core.seams.plug({slot!r}, ...) your own"
+        )
+    if isinstance(found, str):
+        module, _, attribute = found.partition(":")
+        found = importlib.import_module(module)
+        if attribute:
+            found = getattr(found, attribute)
+        _plugged[slot] = found
+    return found
+
