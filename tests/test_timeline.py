@@ -171,10 +171,27 @@ async def test_live_timeline_follows_a_team_with_batched_updates(shell):
         timeline.show()
         await team.run("Write")
         timeline.close()
-    assert len(captured.outputs) == timeline.updates + 1  # the first display + updates
-    assert 1 <= timeline.updates < len(events) / 2
+    assert len(captured.outputs) == timeline.updates_sent  # the first display + updates
+    assert 2 <= timeline.updates_sent < len(events) / 2
     assert "completed" in captured.outputs[-1].data["text/plain"]
     assert chart_svg(captured.outputs[-1].data["text/html"]).startswith("<svg")
+
+
+async def test_a_live_timeline_shown_twice_updates_both_outputs(shell):
+    team = AgentTeam.pipeline([Agent(name="a", provider=ScriptedProvider(["done"]))])
+    timeline = TeamTimeline(team)
+    with capture_output() as captured:
+        timeline.show()
+        timeline.show()  # another cell shows the same live timeline
+        await team.run("Write")
+        timeline.close()
+    first, second = captured.outputs[:2]
+    assert "completed" not in first.data["text/plain"]
+    # every update goes to both outputs, in pairs, and both end on the finished run
+    updates = captured.outputs[2:]
+    assert updates and len(updates) % 2 == 0 and len(captured.outputs) == timeline.updates_sent
+    assert updates[-1].data == updates[-2].data
+    assert "completed" in updates[-1].data["text/plain"]
 
 
 async def test_run_with_display_shows_a_live_timeline(shell):

@@ -2,7 +2,7 @@
 stderr, a summary at the end.
 
 The counting is always done (the summary comes from it); the showing is throttled like
-``StreamView``: one ``display(..., display_id=True)`` output updated in place at most every
+``StreamView``'s (victor/notebook/display.py): one output updated in place at most every
 ``interval`` seconds however fast items finish, the first update one interval in (a batch
 shorter than that sends one message, its final form), and always one final render. The bar
 is an SVG image, so saved and untrusted notebooks show it too. A terminal gets a live line
@@ -11,16 +11,15 @@ when stderr is a TTY, and the summary line either way.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import html
 import sys
-import threading
 from time import perf_counter
 from typing import Any
 
 from .._sync import call_in_main
-from ..notebook.stream import LatestBundleDisplay, _detect_target
+from ..notebook.display import LiveOutput, Throttle
+from ..notebook.stream import _detect_target
 from .items import BatchResult
 from .results import BatchSummary
 
@@ -32,7 +31,7 @@ UPDATE_INTERVAL = 0.25
 _BAR_WIDTH = 24  # characters of the text bar
 
 
-class Progress(LatestBundleDisplay):
+class Progress:
     """Counts one batch run and shows it (``show=False``: counts only).
 
     Called on the event loop running the batch; display messages go to the thread that
@@ -50,14 +49,14 @@ class Progress(LatestBundleDisplay):
         self.target = _detect_target()
         self.tty = _isatty(sys.stderr)
         self.interval = interval
-        #: Display messages sent: first display plus updates (for tests and benchmarks).
-        self.updates_sent = 0
         self._started = perf_counter()
-        self._last_push = float("-inf")
-        self._timer: asyncio.TimerHandle | None = None
-        self._handle: Any = None
-        self._pending: dict[str, str] | None = None
-        self._pending_lock = threading.Lock()
+        self._throttle = Throttle(self._push, interval)
+        self._output = LiveOutput()
+
+    @property
+    def updates_sent(self) -> int:
+        """Display messages sent: first display plus updates (for tests and benchmarks)."""
+        return self._output.updates_sent
 
     # -- counting ----------------------------------------------------------------------
 
@@ -68,10 +67,10 @@ class Progress(LatestBundleDisplay):
             summary.resumed += 1
             summary.ok += 1
             summary.usage += result.usage
-        self._started = self._last_push = perf_counter()
+        self._started = perf_counter()
         if self.show and self._live_target():
             # The first update comes one interval in: a short batch sends only its final form.
-            self._timer = asyncio.get_running_loop().call_later(self.interval, self._push)
+            self._throttle.start()
 
     def started(self, index: int) -> None:
         self.running += 1
@@ -103,12 +102,10 @@ class Progress(LatestBundleDisplay):
         summary = self.summary
         summary.status = status
         summary.seconds = perf_counter() - self._started
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._throttle.cancel()
         if self.show:
             if self.target == "display":
-                self._post(render_summary(summary))
+                self._output.post(render_summary(summary))
             else:
                 line = str(summary)
                 call_in_main(lambda: _write(f"\r{line}\x1b[K\n" if self.tty else f"{line}\n"))
@@ -140,23 +137,13 @@ class Progress(LatestBundleDisplay):
         return self.target == "display" or self.tty
 
     def _changed(self) -> None:
-        """Coalesce: show now if the last update is old enough, else when the interval ends."""
-        if self._timer is not None or not self.show or not self._live_target():
-            return  # an update is already due: it will show this change too
-        wait = self.interval - (perf_counter() - self._last_push)
-        if wait <= 0:
-            self._push()
-        else:
-            self._timer = asyncio.get_running_loop().call_later(wait, self._push)
+        if self.show and self._live_target():
+            self._throttle.poke()
 
     def _push(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._last_push = perf_counter()
         line = self.line()
         if self.target == "display":
-            self._post({"text/plain": line, "text/html": _html(self.summary, line)})
+            self._output.post({"text/plain": line, "text/html": _html(self.summary, line)})
         else:
             call_in_main(lambda: _write(f"\r{line}\x1b[K"))
 

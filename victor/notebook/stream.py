@@ -11,7 +11,8 @@ notebook holds the final text. In a terminal the view prints text as it arrives.
     answer = await view.run(agent, "Explain recursion")      # or agent.run(..., display=True)
 
 ``VICTOR_STREAM=0`` (or ``live=False``) renders once, at the end. The pieces a view is
-drawn with (tool-call cards, code and JSON answers) are in stream_render.py.
+drawn with (tool-call cards, code and JSON answers) are in stream_render.py; the throttled
+display it updates is display.py's.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import html
 import json
 import os
 import sys
-import threading
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import aclosing
 from time import perf_counter
@@ -38,6 +38,7 @@ from ..core.messages import (
     Usage,
 )
 from ..errors import ConfigurationError, VictorError
+from .display import UPDATE_INTERVAL, LiveOutput, Throttle
 from .stream_render import (
     Card,
     TextPart,
@@ -60,46 +61,10 @@ __all__ = ["StreamView", "Format", "FORMATS", "extract_code", "parse_json_answer
 Format = Literal["markdown", "text", "code", "json"]
 FORMATS: tuple[str, ...] = ("markdown", "text", "code", "json")
 
-#: Seconds between two live updates: at most ~10 display messages a second.
-UPDATE_INTERVAL = 0.1
-
 _CURSOR = " ▍"
 
 
-class LatestBundleDisplay:
-    """One display output updated in place from any thread: the newest bundle wins, and
-    the main thread shows it (``call_in_main``). Subclasses set ``_handle = None``,
-    ``_pending = None``, ``_pending_lock`` and ``updates_sent = 0``."""
-
-    _handle: Any
-    _pending: dict[str, str] | None
-    _pending_lock: threading.Lock
-    updates_sent: int
-
-    def _post(self, bundle: dict[str, str]) -> None:
-        """Hand the newest bundle to the main thread; bundles not shown yet are replaced."""
-        with self._pending_lock:
-            scheduled = self._pending is not None
-            self._pending = bundle
-        if not scheduled:
-            call_in_main(self._flush)
-
-    def _flush(self) -> None:
-        """On the main thread: show the newest bundle (first display, then updates)."""
-        with self._pending_lock:
-            bundle, self._pending = self._pending, None
-        if bundle is None:
-            return
-        from IPython.display import display
-
-        if self._handle is None:
-            self._handle = display(bundle, raw=True, display_id=True)
-        else:
-            self._handle.update(bundle, raw=True)
-        self.updates_sent += 1
-
-
-class StreamView(LatestBundleDisplay):
+class StreamView:
     """Live output of one agent run; also a static ``_repr_mimebundle_`` of its state.
 
     ``format`` shapes the final render: ``markdown`` (default), ``text`` (plain),
@@ -132,15 +97,10 @@ class StreamView(LatestBundleDisplay):
         self.status: Literal["idle", "running", "done", "error", "interrupted"] = "idle"
         self.error: str | None = None
         self.finished: RunFinished | None = None
-        #: Display messages sent: the first display plus every update (for tests, benchmarks).
-        self.updates_sent = 0
         self._started = 0.0
         self._elapsed = 0.0
-        self._handle: Any = None
-        self._last_push = float("-inf")
-        self._timer: asyncio.TimerHandle | None = None
-        self._pending: dict[str, str] | None = None
-        self._pending_lock = threading.Lock()
+        self._output = LiveOutput()
+        self._throttle = Throttle(self._push, interval)
         self._printed = 0  # characters of text already printed (print target)
         self._response_ended = False  # the next text starts a new segment (a new response)
 
@@ -236,6 +196,11 @@ class StreamView(LatestBundleDisplay):
         )
 
     @property
+    def updates_sent(self) -> int:
+        """Display messages sent: the first display plus every update (for tests, benchmarks)."""
+        return self._output.updates_sent
+
+    @property
     def text(self) -> str:
         """All answer text so far, across tool turns."""
         return "".join(str(s) for s in self.segments if isinstance(s, TextPart))
@@ -248,14 +213,12 @@ class StreamView(LatestBundleDisplay):
 
     def _begin(self) -> None:
         self.segments, self.status, self.error, self.finished = [], "running", None, None
-        self._handle, self._printed = None, 0  # a view used again shows its new run anew
+        self._output, self._printed = LiveOutput(), 0  # a view used again shows its new run anew
         self._started = perf_counter()
         if self.live and self.target == "display":
-            # The first display comes one interval in (thinking… or the text so far), so a
-            # run shorter than that sends one message, its final render, and a run of T
-            # seconds at most T / interval + 1.
-            self._last_push = self._started
-            self._timer = asyncio.get_running_loop().call_later(self.interval, self._push)
+            # The first display comes one interval in (thinking… or the text so far).
+            self._throttle = Throttle(self._push, self.interval)
+            self._throttle.start()
 
     def _text(self, delta: str) -> None:
         last = self.segments[-1] if self.segments else None
@@ -319,33 +282,19 @@ class StreamView(LatestBundleDisplay):
     # -- output ------------------------------------------------------------------------
 
     def _changed(self) -> None:
-        """Coalesce: push now if the last update is old enough, else once the interval ends."""
-        if self._timer is not None or self.target == "print":
-            return  # an update is already due: it will show this change too (the hot path)
-        wait = self.interval - (perf_counter() - self._last_push)
-        if wait <= 0:
-            self._push()
-        else:
-            self._timer = asyncio.get_running_loop().call_later(wait, self._push)
+        if self.target == "display":
+            self._throttle.poke()
 
     def _push(self) -> None:
-        if self._timer is not None:  # pushed early: the pending timer would push twice
-            self._timer.cancel()
-            self._timer = None
-        self._last_push = perf_counter()
-        if self.target == "print":
-            return
-        self._post(self._bundle(final=False))
+        self._output.post(self._bundle(final=False))
 
     def _final(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._throttle.cancel()
         self._elapsed = perf_counter() - self._started
         if self.target == "print":
             self._print_final()
         else:
-            self._post(self._bundle(final=True))
+            self._output.post(self._bundle(final=True))
 
     def _print_new_text(self) -> None:
         text = self.text

@@ -16,7 +16,8 @@ notebooks show it.
 ``deterministic=True`` places everything by event order instead of wall-clock time and
 leaves durations out, so documentation built from scripted runs does not change between
 executions. Live updates go through ``display(..., display_id=True)`` and are batched to
-at most ``interval`` (0.1 s) apart, with one final update when the run ends.
+at most ``interval`` (0.1 s) apart, with one final update when the run ends (the throttled
+display of display.py, as ``StreamView``'s).
 
 The timeline as data (lanes, bars, markers) is built in timeline_layout.py and drawn in
 timeline_render.py; this module is the notebook object, static or live.
@@ -24,12 +25,11 @@ timeline_render.py; this module is the notebook object, static or live.
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import Any
 
 from .._sync import call_in_main
 from ..core.events import Event, EventBus
+from .display import UPDATE_INTERVAL, LiveOutput, Throttle
 from .timeline_layout import Bar, Layout, Marker
 from .timeline_render import render_html, render_summary, render_svg
 
@@ -48,7 +48,7 @@ class TeamTimeline:
         *,
         deterministic: bool = False,
         width: int = 900,
-        interval: float = 0.1,
+        interval: float = UPDATE_INTERVAL,
     ) -> None:
         """``source``: a ``TeamResult`` or a list of events (static), an ``AgentTeam`` or an
         ``EventBus`` (live: follows the runs whose events pass through it)."""
@@ -58,12 +58,9 @@ class TeamTimeline:
         self.interval = interval
         self.events: list[Event] = []
         self._bus: EventBus | None = None
-        self._handles: list[Any] = []
-        self._pending: asyncio.TimerHandle | None = None
-        self._last_flush = 0.0
+        self._output = LiveOutput()
+        self._throttle = Throttle(self._flush, interval)
         self._print_at_close = False
-        #: How many live display updates were sent (batched: far fewer than events).
-        self.updates = 0
         from ..teams.base import AgentTeam
 
         if isinstance(source, AgentTeam):
@@ -97,15 +94,13 @@ class TeamTimeline:
         if get_ipython() is None:
             self._print_at_close = True
             return
-
-        def show_here() -> None:
-            handle = display(self._repr_mimebundle_(), raw=True, display_id=self._bus is not None)
-            if self._bus is not None and handle is not None:
-                self._handles.append(handle)
-
-        # From run_sync's loop thread, display on the cell's thread (as StreamView does):
-        # output sent from another thread can land in the wrong cell.
-        call_in_main(show_here)
+        bundle = self._repr_mimebundle_()
+        if self._bus is not None:
+            self._output.show(bundle)  # live: updated as events arrive
+        else:
+            # From run_sync's loop thread, display on the cell's thread (as StreamView does):
+            # output sent from another thread can land in the wrong cell.
+            call_in_main(lambda: display(bundle, raw=True))
 
     def _ipython_display_(self) -> None:
         self.show()
@@ -116,43 +111,28 @@ class TeamTimeline:
             for pattern in PATTERNS:
                 self._bus.unsubscribe(pattern, self._on_event)
             self._bus = None
-        self._flush()
-        self._handles = []
+            if self._output.shown:
+                self._throttle.run()
         if self._print_at_close:
             self._print_at_close = False
             print(self.summary())
 
+    @property
+    def updates_sent(self) -> int:
+        """Live display messages sent: each display and each update (batched: far fewer
+        than events)."""
+        return self._output.updates_sent
+
     def _changed(self, final: bool) -> None:
-        if not self._handles:
-            return
+        if not self._output.shown:
+            return  # nobody watches: nothing to draw
         if final:
-            self._flush()
-            return
-        if self._pending is not None:
-            return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            self._flush()
-            return
-        delay = max(0.0, self._last_flush + self.interval - time.monotonic())
-        self._pending = loop.call_later(delay, self._flush)
+            self._throttle.run()
+        else:
+            self._throttle.poke()
 
     def _flush(self) -> None:
-        if self._pending is not None:
-            self._pending.cancel()
-            self._pending = None
-        if not self._handles:
-            return
-        self._last_flush = time.monotonic()
-        self.updates += 1
-        bundle, handles = self._repr_mimebundle_(), list(self._handles)
-
-        def update() -> None:
-            for handle in handles:
-                handle.update(bundle, raw=True)
-
-        call_in_main(update)
+        self._output.post(self._repr_mimebundle_())
 
     # -- the model built from events ---------------------------------------------------
 
