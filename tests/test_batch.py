@@ -473,7 +473,7 @@ async def test_notebook_progress_is_throttled_and_ends_in_its_static_form(monkey
         return Handle()
 
     monkeypatch.setattr(IPython.display, "display", display)
-    monkeypatch.setattr(progress_module, "_detect_target", lambda: "display")
+    monkeypatch.setattr(progress_module, "detect_target", lambda: "display")
     agent = shouting(lambda q: 0.004)
     started = time.perf_counter()
     results = await victor.batch([f"i{n}" for n in range(300)], agent, concurrency=2)
@@ -492,7 +492,7 @@ async def test_terminal_progress(monkeypatch, capsys):
     from victor.batch import progress as progress_module
 
     # Not under a kernel, whatever shell an earlier test in this process left behind.
-    monkeypatch.setattr(progress_module, "_detect_target", lambda: "print")
+    monkeypatch.setattr(progress_module, "detect_target", lambda: "print")
     await victor.batch(["a", "b"], shouting())
     err = capsys.readouterr().err  # not a terminal: the summary line only
     assert err.startswith("shout: 2/2 done in") and err.count("\n") == 1
@@ -507,6 +507,10 @@ async def test_terminal_progress(monkeypatch, capsys):
 
 
 def test_the_victor_batch_command(anthropic_server, monkeypatch, tmp_path, capsys):
+    from victor.batch import progress as progress_module
+
+    # A terminal, whatever shell an earlier test in this process left behind.
+    monkeypatch.setattr(progress_module, "detect_target", lambda: "print")
     monkeypatch.setenv("ANTHROPIC_BASE_URL", anthropic_server.url)
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-batch-test")
     items = tmp_path / "items.jsonl"

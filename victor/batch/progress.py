@@ -18,8 +18,7 @@ from time import perf_counter
 from typing import Any
 
 from .._sync import call_in_main
-from ..notebook.display import LiveOutput, Throttle
-from ..notebook.stream import _detect_target
+from ..notebook.display import LiveOutput, Throttle, detect_target
 from .items import BatchResult
 from .results import BatchSummary
 
@@ -46,7 +45,7 @@ class Progress:
         #: Tokens of the items in flight, by index, as their model responses arrive.
         self.live: dict[int, int] = {}
         self.show = True if show is None else show
-        self.target = _detect_target()
+        self.target = detect_target()
         self.tty = _isatty(sys.stderr)
         self.interval = interval
         self._started = perf_counter()

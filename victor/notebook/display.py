@@ -18,14 +18,15 @@ saved notebook holds the last form.
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 from collections.abc import Callable
 from time import perf_counter
-from typing import Any
+from typing import Any, Literal
 
 from .._sync import call_in_main
 
-__all__ = ["UPDATE_INTERVAL", "Throttle", "LiveOutput"]
+__all__ = ["UPDATE_INTERVAL", "Throttle", "LiveOutput", "detect_target"]
 
 #: Seconds between two live updates: at most ~10 display messages a second.
 UPDATE_INTERVAL = 0.1
@@ -124,3 +125,15 @@ class LiveOutput:
         for handle in self._handles:
             handle.update(bundle, raw=True)
             self.updates_sent += 1
+
+
+def detect_target() -> Literal["display", "print"]:
+    """``display`` under an IPython shell that renders rich output (a kernel), else ``print``.
+
+    IPython is never imported here: if it is not loaded, there is no shell.
+    """
+    ipython_module = sys.modules.get("IPython")
+    shell = ipython_module.get_ipython() if ipython_module is not None else None
+    if shell is None or type(shell).__name__ == "TerminalInteractiveShell":
+        return "print"
+    return "display"

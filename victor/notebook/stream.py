@@ -38,7 +38,8 @@ from ..core.messages import (
     Usage,
 )
 from ..errors import ConfigurationError, VictorError
-from .display import UPDATE_INTERVAL, LiveOutput, Throttle
+from .display import UPDATE_INTERVAL, LiveOutput, Throttle, detect_target
+from .stream_attach import Attachment
 from .stream_render import (
     Card,
     TextPart,
@@ -53,7 +54,6 @@ from .stream_render import (
 
 if TYPE_CHECKING:
     from ..core.agent import Agent
-    from ..core.events import Event
     from ..tools.registry import ToolLike
 
 __all__ = ["StreamView", "Format", "FORMATS", "extract_code", "parse_json_answer"]
@@ -91,7 +91,7 @@ class StreamView:
             raise ConfigurationError(f"target={target!r} is unknown: use 'display' or 'print'")
         self.format = format
         self.live = _stream_setting() if live is None else live
-        self.target = target or _detect_target()
+        self.target = target or detect_target()
         self.interval = interval
         self.segments: list[TextPart | Card] = []
         self.status: Literal["idle", "running", "done", "error", "interrupted"] = "idle"
@@ -391,73 +391,6 @@ class StreamView:
         return f"{where} · {tokens} · {self._elapsed:.1f} s"
 
 
-class Attachment:
-    """``StreamView.attach(agent)``: one view per run of the agent, fed by its event bus."""
-
-    _PATTERNS = ("agent.*", "tool.*")
-
-    def __init__(self, view_class: type[StreamView], agent: Agent, options: dict[str, Any]) -> None:
-        self.agent = agent
-        self.views: dict[str | None, StreamView] = {}
-        self._make = lambda: view_class(**options)
-        self._bus = agent.bus
-        for pattern in self._PATTERNS:
-            self._bus.subscribe(pattern, self._on_event)
-
-    def detach(self) -> None:
-        """Stop showing the agent's runs."""
-        for pattern in self._PATTERNS:
-            self._bus.unsubscribe(pattern, self._on_event)
-
-    def __enter__(self) -> Attachment:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.detach()
-
-    def _on_event(self, event: Event) -> None:
-        if event.agent != self.agent.name:
-            return
-        data = event.data
-        if event.type == "agent.start":
-            view = self.views[event.run_id] = self._make()
-            view._begin()
-            return
-        view = self.views.get(event.run_id)
-        if view is None:
-            return
-        if event.type == "agent.token":
-            view._text(data.get("text", ""))
-        elif event.type in ("tool.execution", "tool.error"):
-            ok = event.type == "tool.execution"
-            view._tool_finished(
-                event.id,
-                data.get("tool_name", "?"),
-                data.get("arguments") or {},
-                ok,
-                str(data.get("result" if ok else "error", "")),
-                data.get("duration_ms", 0.0),
-            )
-        elif event.type == "agent.complete":
-            usage = data.get("usage") or {}
-            view._finish(
-                RunFinished(
-                    content=str(data.get("result", "")),
-                    usage=Usage(**usage) if isinstance(usage, dict) else Usage(),
-                    duration_ms=data.get("duration_ms", 0.0),
-                    # agent.last_run is set after this event: the provider is what ran.
-                    model=self.agent.provider.model,
-                    provider=self.agent.provider.name,
-                    output=data.get("output"),  # a typed run's object, as plain data
-                )
-            )
-            del self.views[event.run_id]
-        elif event.type == "agent.error":
-            cancelled = data.get("error_type") == "CancelledError"
-            view._fail(f"{data.get('error_type')}: {data.get('error')}", interrupted=cancelled)
-            del self.views[event.run_id]
-
-
 # -- the environment ------------------------------------------------------------------
 
 
@@ -468,15 +401,3 @@ def _write(text: str) -> None:
 
 def _stream_setting() -> bool:
     return os.environ.get("VICTOR_STREAM", "1").strip().lower() not in ("0", "false", "no", "off")
-
-
-def _detect_target() -> Literal["display", "print"]:
-    """``display`` under an IPython shell that renders rich output (a kernel), else ``print``.
-
-    IPython is never imported here: if it is not loaded, there is no shell.
-    """
-    ipython_module = sys.modules.get("IPython")
-    shell = ipython_module.get_ipython() if ipython_module is not None else None
-    if shell is None or type(shell).__name__ == "TerminalInteractiveShell":
-        return "print"
-    return "display"
