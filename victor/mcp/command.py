@@ -11,7 +11,7 @@ __all__ = ["main"]
 
 
 def main(args: argparse.Namespace) -> int:
-    from ..serve.catalog import Catalog
+    from ..hosting.catalog import Catalog
     from ..serve.command import served
     from ..serve.settings import _token_from_env, check_bind
     from .serving import create_server, serve_http, serve_stdio

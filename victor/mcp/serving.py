@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     import mcp.server
 
     from ..core.agent import Agent
-    from ..serve.catalog import Catalog
+    from ..hosting.catalog import Catalog
     from ..teams import AgentTeam
     from ..tools.approval import ApprovalPolicy
     from ..tools.base import BaseTool, ToolResult
@@ -58,7 +58,7 @@ def create_server(
     ``approval``: who allows calls of tools that need approval (``"never"``, the default,
     refuses them; ``"auto"`` allows them); ``workspace``: where file tools read and write.
     """
-    from ..serve.catalog import Catalog
+    from ..hosting.catalog import Catalog
     from ..tools.approval import check_policy
     from ..tools.registry import registry
     from ..tools.sandbox import Workspace

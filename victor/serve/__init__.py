@@ -11,9 +11,11 @@ FastAPI and uvicorn are imported when an app is made, never by ``import victor``
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any
 
-from .catalog import Catalog, load_app
+from ..hosting import catalog as _catalog
+from ..hosting.catalog import Catalog, load_app
 from .settings import TOKEN_VARIABLE, ServeSettings
 
 if TYPE_CHECKING:
@@ -31,6 +33,9 @@ __all__ = [
     "run",
     "start",
 ]
+
+# Moved to victor.hosting (victor.mcp uses it too); app.py still imports it by its old name.
+sys.modules.setdefault(f"{__name__}.catalog", _catalog)
 
 
 def create_app(settings: ServeSettings | None = None) -> FastAPI:

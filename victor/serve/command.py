@@ -14,7 +14,7 @@ def served(args: argparse.Namespace) -> dict[str, object] | None:
     """The agents and teams of ``args.app`` (a file or module), or None to serve profiles."""
     if not args.app:
         return None
-    from .catalog import load_app
+    from ..hosting.catalog import load_app
 
     return load_app(args.app)  # type: ignore[return-value]
 
