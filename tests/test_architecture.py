@@ -135,3 +135,20 @@ def test_no_import_cycle_crosses_a_folder():
 def test_the_cycle_finder_finds_a_cycle_across_folders():
     graph = {"a.x": {"b.y"}, "b.y": {"a.x"}, "c": set()}
     assert _cycles(graph) == [{"a.x", "b.y"}]
+
+
+def test_what_serve_and_mcp_share_lives_in_hosting():
+    """The catalog of agents, the bind and token rules and the guard are in victor.hosting,
+    which both servers import: MCP imports nothing of serve, hosting neither of them."""
+
+    def imports(source: str, target: str) -> list[str]:
+        return sorted(
+            f"{name} -> {to}"
+            for name, targets in GRAPH.items()
+            if name.startswith(f"victor.{source}")
+            for to in targets
+            if to.startswith(f"victor.{target}")
+        )
+
+    assert imports("mcp", "serve") == []
+    assert imports("hosting", "serve") == imports("hosting", "mcp") == []

@@ -21,8 +21,8 @@ from tests.timing import PROMPTLY, STALL
 from victor import Agent, AgentTeam, ConfigurationError
 from victor.cli import main as victor_cli
 from victor.core.events import EventBus
+from victor.hosting.security import Guard
 from victor.serve import ServeSettings, load_app, start
-from victor.serve.security import Guard
 from victor.testing import FunctionProvider, ScriptedProvider, call
 from victor.tools import tool
 

@@ -11,18 +11,17 @@ __all__ = ["main"]
 
 
 def main(args: argparse.Namespace) -> int:
-    from ..hosting.catalog import Catalog
-    from ..serve.command import served
-    from ..serve.settings import _token_from_env, check_bind
+    from ..hosting.catalog import Catalog, load_app
+    from ..hosting.security import check_bind, token_from_env
     from .serving import create_server, serve_http, serve_stdio
 
-    agents = served(args)
+    agents = load_app(args.app) if args.app else None
     tools = [name.strip() for name in (args.tools or "").split(",") if name.strip()] or None
     # Agents from the app file and --profile only: an editor wants tools, not every profile.
     catalog = Catalog(agents or {}, profiles=args.profile or (), approval=args.approval)  # type: ignore[arg-type]
     server = create_server(tools, catalog, approval=args.approval, workspace=args.workspace or None)
     if args.transport == "http":
-        token = _token_from_env()
+        token = token_from_env()
         check_bind(args.host, token)
         print(
             f"victor: MCP at http://{args.host}:{args.port}/mcp "

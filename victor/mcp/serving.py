@@ -210,7 +210,7 @@ def http_app(server: mcp.server.Server, *, host: str = "127.0.0.1") -> tuple[Any
     )
     from mcp.server.transport_security import TransportSecuritySettings
 
-    from ..serve.settings import is_loopback
+    from ..hosting.security import is_loopback
 
     security = None
     if is_loopback(host):
@@ -239,8 +239,7 @@ async def serve_http(
     from starlette.applications import Starlette
     from starlette.routing import Route
 
-    from ..serve.security import Guard
-    from ..serve.settings import check_bind
+    from ..hosting.security import Guard, check_bind
 
     check_bind(host, token)
     endpoint, manager = http_app(server, host=host)

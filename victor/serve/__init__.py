@@ -15,8 +15,10 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from ..hosting import catalog as _catalog
+from ..hosting import security as _security
 from ..hosting.catalog import Catalog, load_app
-from .settings import TOKEN_VARIABLE, ServeSettings
+from ..hosting.security import TOKEN_VARIABLE
+from .settings import ServeSettings
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -34,8 +36,10 @@ __all__ = [
     "start",
 ]
 
-# Moved to victor.hosting (victor.mcp uses it too); app.py still imports it by its old name.
+# Moved to victor.hosting (victor.mcp uses them too); app.py still imports them by their old
+# names.
 sys.modules.setdefault(f"{__name__}.catalog", _catalog)
+sys.modules.setdefault(f"{__name__}.security", _security)
 
 
 def create_app(settings: ServeSettings | None = None) -> FastAPI:

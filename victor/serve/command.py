@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .settings import TOKEN_VARIABLE, ServeSettings, _token_from_env
+from ..hosting.security import TOKEN_VARIABLE, token_from_env
+from .settings import ServeSettings
 
 __all__ = ["main", "served"]
 
@@ -28,7 +29,7 @@ def main(args: argparse.Namespace) -> int:
         profiles=args.profile or None,
         host=args.host,
         port=args.port,
-        token=_token_from_env(),
+        token=token_from_env(),
         approval=args.approval,
         max_body_bytes=args.max_body,
         max_concurrent_runs=args.max_runs,

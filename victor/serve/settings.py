@@ -1,15 +1,14 @@
-"""``ServeSettings``: everything the HTTP app is built from, and the bind-address rule."""
+"""``ServeSettings``: everything the HTTP app is built from (the bind-address rule it
+checks is victor.hosting.security's, shared with the MCP server)."""
 
 from __future__ import annotations
 
-import functools
-import ipaddress
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigurationError
+from ..hosting.security import TOKEN_VARIABLE, check_bind, is_loopback, token_from_env
 
 if TYPE_CHECKING:
     from ..core.agent import Agent
@@ -17,14 +16,6 @@ if TYPE_CHECKING:
     from ..tools.approval import ApprovalPolicy
 
 __all__ = ["ServeSettings", "check_bind", "is_loopback", "TOKEN_VARIABLE"]
-
-#: The environment variable holding the API token (never a command-line flag: those show
-#: in ``ps`` and shell history).
-TOKEN_VARIABLE = "VICTOR_API_TOKEN"
-
-
-def _token_from_env() -> str | None:
-    return os.environ.get(TOKEN_VARIABLE) or None
 
 
 @dataclass
@@ -48,7 +39,7 @@ class ServeSettings:
     profiles: Sequence[str] | None = None
     host: str = "127.0.0.1"
     port: int = 8000
-    token: str | None = field(default_factory=_token_from_env, repr=False)
+    token: str | None = field(default_factory=token_from_env, repr=False)
     approval: ApprovalPolicy = "never"
     max_body_bytes: int = 1_000_000
     max_concurrent_runs: int = 32
@@ -77,25 +68,3 @@ class ServeSettings:
             )
         check_bind(self.host, self.token)
         return self
-
-
-@functools.lru_cache(maxsize=64)  # asked for every request's local address
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` is this machine only (127.0.0.0/8, ::1, localhost)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def check_bind(host: str, token: str | None) -> None:
-    """Refuse to listen beyond loopback without a token, saying why."""
-    if token is None and not is_loopback(host):
-        raise ConfigurationError(
-            f"refusing to listen on {host!r} without an API token: anyone who can reach this "
-            f"address could run your agents, their tools and your API keys. Set "
-            f"{TOKEN_VARIABLE} (clients then send 'Authorization: Bearer <token>'), or listen "
-            f"on 127.0.0.1"
-        )

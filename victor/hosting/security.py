@@ -1,5 +1,7 @@
-"""``Guard``: the ASGI layer in front of every route (the MCP endpoint included).
+"""Who may reach a server: the bind and token rules, and ``Guard``, the ASGI layer in
+front of every route (the MCP endpoint included).
 
+- Without an API token a server listens on loopback only (``check_bind``).
 - With a token, every request must carry ``Authorization: Bearer <token>`` (compared in
   constant time); without one, requests arriving on a non-loopback address are refused,
   however the server was started.
@@ -10,14 +12,49 @@ Plain ASGI, so it needs neither FastAPI nor Starlette.
 
 from __future__ import annotations
 
+import functools
 import hmac
+import ipaddress
+import os
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from .settings import TOKEN_VARIABLE, is_loopback
-from .wire import PROBLEM_TYPE, Problem
+from ..errors import ConfigurationError
+from .problem import PROBLEM_TYPE, Problem
 
-__all__ = ["Guard"]
+__all__ = ["Guard", "TOKEN_VARIABLE", "check_bind", "is_loopback", "token_from_env"]
+
+#: The environment variable holding the API token (never a command-line flag: those show
+#: in ``ps`` and shell history).
+TOKEN_VARIABLE = "VICTOR_API_TOKEN"
+
+
+def token_from_env() -> str | None:
+    """The API token from the environment (None when unset or empty)."""
+    return os.environ.get(TOKEN_VARIABLE) or None
+
+
+@functools.lru_cache(maxsize=64)  # asked for every request's local address
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is this machine only (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(host: str, token: str | None) -> None:
+    """Refuse to listen beyond loopback without a token, saying why."""
+    if token is None and not is_loopback(host):
+        raise ConfigurationError(
+            f"refusing to listen on {host!r} without an API token: anyone who can reach this "
+            f"address could run your agents, their tools and your API keys. Set "
+            f"{TOKEN_VARIABLE} (clients then send 'Authorization: Bearer <token>'), or listen "
+            f"on 127.0.0.1"
+        )
+
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
