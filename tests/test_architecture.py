@@ -11,7 +11,18 @@ import victor
 
 PACKAGE = Path(victor.__file__).parent
 #: Front ends and upper parts: they stand on the core and may import it, never the reverse.
-UPPER = ("notebook", "serve", "mcp", "acp", "batch", "cli", "doctor", "telemetry", "__main__")
+UPPER = (
+    "notebook",
+    "serve",
+    "mcp",
+    "acp",
+    "hosting",
+    "batch",
+    "cli",
+    "doctor",
+    "telemetry",
+    "__main__",
+)
 
 
 def _modules() -> dict[str, Path]:
