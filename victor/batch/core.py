@@ -32,7 +32,7 @@ BACKENDS = ("local", "ray")
 Backend = Literal["local", "ray"]
 
 
-class Hooks(Protocol):
+class ItemListener(Protocol):
     """What a backend tells the batch as items start and finish."""
 
     def started(self, index: int) -> None: ...
@@ -322,7 +322,7 @@ class Batch:
 
 
 class _Run:
-    """What the backend of one batch run reports to (``Hooks``): each finished item is kept
+    """What the backend of one batch run reports to (``ItemListener``): each finished item is kept
     in input order, made durable, counted and announced before anyone reads it, so nothing
     is lost if the reader is slow or the process dies right after."""
 
@@ -375,13 +375,13 @@ class LocalBackend:
     def __init__(self, batch: Batch) -> None:
         self.batch = batch
 
-    async def run(self, pending: list[Work], hooks: Hooks) -> None:
+    async def run(self, pending: list[Work], listener: ItemListener) -> None:
         queue = iter(pending)
 
         async def worker() -> None:
             for work in queue:  # shared: each worker takes the next item
-                hooks.started(work.index)
-                hooks.finished(await self.batch.run_one(work))
+                listener.started(work.index)
+                listener.finished(await self.batch.run_one(work))
 
         workers = [worker() for _ in range(min(self.batch.concurrency, len(pending)))]
         await _all_or_cancel(workers)

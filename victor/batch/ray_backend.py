@@ -38,7 +38,7 @@ from typing import Any
 from ..core.events import EventBus, EventScope
 from ..errors import ConfigurationError
 from ..providers.base import Provider, available_providers, get_provider_class
-from .core import Batch, Hooks, _all_or_cancel
+from .core import Batch, ItemListener, _all_or_cancel
 from .items import BatchResult, Work, attribute, run_item
 
 __all__ = ["RayBackend", "ship", "BatchActor"]
@@ -82,7 +82,7 @@ class RayBackend:
         #: The actors of the run in progress (handles; empty before and after).
         self.actors: list[Any] = []
 
-    async def run(self, pending: list[Work], hooks: Hooks) -> None:
+    async def run(self, pending: list[Work], listener: ItemListener) -> None:
         if not pending:
             return
         ray = _ray()
@@ -123,7 +123,7 @@ class RayBackend:
         self.actors = actors = [
             actor_class.options(**actor_options).remote(target, settings) for _ in range(workers)
         ]
-        dispatch = _Dispatch(actors, pending, batch.concurrency, hooks)
+        dispatch = _Dispatch(actors, pending, batch.concurrency, listener)
         finished = False
         try:
             dispatch.top_up()
@@ -150,12 +150,12 @@ class _Dispatch:
     ``concurrency`` items in flight as results come back, the least busy actor first."""
 
     def __init__(
-        self, actors: list[Any], pending: list[Work], concurrency: int, hooks: Hooks
+        self, actors: list[Any], pending: list[Work], concurrency: int, listener: ItemListener
     ) -> None:
         self.actors = actors
         self.queue = deque(pending)
         self.concurrency = concurrency
-        self.hooks = hooks
+        self.listener = listener
         #: Items in flight on each actor, by index; None once the actor is gone.
         self.assigned: list[dict[int, Work] | None] = [{} for _ in actors]
         self.in_flight = 0
@@ -174,7 +174,7 @@ class _Dispatch:
             work = self.queue.popleft()
             self.assigned[slot][work.index] = work  # type: ignore[index]
             self.in_flight += 1
-            self.hooks.started(work.index)
+            self.listener.started(work.index)
             batches.setdefault(slot, []).append(work)
         for slot, works in batches.items():
             self.actors[slot].submit.remote(works)
@@ -185,7 +185,7 @@ class _Dispatch:
         ray = _ray()
         stream = self.actors[slot].results.remote()
         bus = EventBus.default()
-        hooks = self.hooks
+        listener = self.listener
         try:
             while not self.done.is_set():
                 message = asyncio.ensure_future(_next(stream))
@@ -205,7 +205,7 @@ class _Dispatch:
                         timestamp=timestamp, id=event_id,
                     )  # fmt: skip
                     if type == "provider.response":
-                        hooks.response(index, data.get("usage") or {})
+                        listener.response(index, data.get("usage") or {})
                 for result in results:
                     self._finished(slot, result)
                 self.top_up()
@@ -219,7 +219,7 @@ class _Dispatch:
             self.assigned[slot] = None
             for work in list(lost.values()):
                 self.in_flight -= 1
-                hooks.finished(_failed(work, self.failure, type(exc).__name__))
+                listener.finished(_failed(work, self.failure, type(exc).__name__))
             self.top_up()  # the other actors take over what is left
             self._check_done()
 
@@ -227,14 +227,14 @@ class _Dispatch:
         """Items no actor could take (every actor died) end as failures too."""
         while self.queue:
             work = self.queue.popleft()
-            self.hooks.started(work.index)
-            self.hooks.finished(_failed(work, self.failure, "RayActorError"))
+            self.listener.started(work.index)
+            self.listener.finished(_failed(work, self.failure, "RayActorError"))
 
     def _finished(self, slot: int, result: BatchResult) -> None:
         assigned = self.assigned[slot]
         if assigned is not None and assigned.pop(result.index, None) is not None:
             self.in_flight -= 1
-            self.hooks.finished(result)
+            self.listener.finished(result)
             self._check_done()
 
     def _check_done(self) -> None:
