@@ -10,37 +10,40 @@ Ctrl-C) cancels the request on the MCP loop too.
 A stdio server's stderr goes where ``sys.stderr`` points at the time: the terminal, or in
 Jupyter the cell that is running; what a server writes before answering a call is shown
 before the call returns.
+
+The loop and the stderr relay are in connection.py; what a target is, how tools are named
+and how results and errors read, in translation.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import atexit
 import concurrent.futures
-import json
 import os
-import re
-import select
 import shlex
-import sys
 import threading
-from collections.abc import Collection, Coroutine, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from contextlib import AsyncExitStack
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from .._util import did_you_mean
 from ..errors import ConfigurationError, ToolError
 from ..tools.base import BaseTool, ToolResult
+from .connection import StderrRelay, live, mcp_loop, stdio_transport
+from .translation import (
+    connection_lost,
+    describe,
+    innermost,
+    parse_target,
+    safe_name,
+    strip_credentials,
+    to_result,
+)
 
 if TYPE_CHECKING:
     import mcp
 
 __all__ = ["MCPToolset", "MCPTool", "server"]
-
-T = TypeVar("T")
-
-#: A tool name every provider accepts (Anthropic and OpenAI: 64 of these characters).
-_VALID_NAME = re.compile(r"[^A-Za-z0-9_-]")
 
 
 def server(
@@ -127,7 +130,7 @@ class MCPToolset:
         cwd: str | os.PathLike[str] | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        self._kind, self._target, label = _parse_target(target)
+        self._kind, self._target, label = parse_target(target)
         if self._kind != "stdio" and (env or cwd):
             raise ConfigurationError(
                 f"env= and cwd= are for a server started as a command, not for {label!r}"
@@ -142,7 +145,7 @@ class MCPToolset:
                 f"collection of the server's tool names, e.g. {{{requires_approval!r}}}"
             )
         self._given_name = name
-        self.name = _safe_name(name or label)
+        self.name = safe_name(name or label)
         self._prefix = prefix
         self.timeout = timeout
         self.connect_timeout = connect_timeout
@@ -156,7 +159,7 @@ class MCPToolset:
         self._client: mcp.Client | None = None
         self._owner: asyncio.Task[None] | None = None
         self._stop: asyncio.Event | None = None
-        self._stderr: _StderrRelay | None = None
+        self._stderr: StderrRelay | None = None
 
     # -- the public face -------------------------------------------------------------
 
@@ -197,18 +200,18 @@ class MCPToolset:
             return ToolResult.fail(
                 f"the MCP server {self.name!r} is not connected (it was closed or exited)"
             )
-        future = _mcp_loop().submit(client.call_tool(tool, dict(arguments or {})))
+        future = mcp_loop().submit(client.call_tool(tool, dict(arguments or {})))
         try:
             result = await asyncio.wrap_future(future)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            if not _connection_lost(exc):
-                return ToolResult.fail(f"the MCP server {self.name!r} failed: {_describe(exc)}")
+            if not connection_lost(exc):
+                return ToolResult.fail(f"the MCP server {self.name!r} failed: {describe(exc)}")
             # The server exited or hung up. Whether this call reached it is unknown, so it
             # is not repeated here; the dead connection is dropped and the next call
             # starts (or reaches) the server again.
-            await asyncio.wrap_future(_mcp_loop().submit(self._close_if(client)))
+            await asyncio.wrap_future(mcp_loop().submit(self._close_if(client)))
             return ToolResult.fail(
                 f"the MCP server {self.name!r} closed the connection ({self._describe_target()} "
                 f"exited or hung up). It is started again on the next call: call {tool!r} "
@@ -217,19 +220,19 @@ class MCPToolset:
         finally:
             if self._stderr is not None:
                 self._stderr.drain()  # what the server logged while working, before its answer
-        return _to_result(result)
+        return to_result(result)
 
     async def aclose(self) -> None:
         """Close the connection (and stop a stdio server). It reopens on next use."""
         if self._owner is not None or self._opening is not None:
             self._check_not_on_mcp_loop()
-            await asyncio.wrap_future(_mcp_loop().submit(self._close()))
+            await asyncio.wrap_future(mcp_loop().submit(self._close()))
 
     def close(self) -> None:
         """``aclose`` for synchronous code."""
         if self._owner is not None or self._opening is not None:
             self._check_not_on_mcp_loop()
-            _mcp_loop().submit(self._close()).result()
+            mcp_loop().submit(self._close()).result()
 
     async def __aenter__(self) -> MCPToolset:
         return await self.connect()
@@ -247,7 +250,7 @@ class MCPToolset:
     def _start_opening(self) -> concurrent.futures.Future[list[MCPTool]]:
         with self._lock:  # concurrent first users share one opening
             if self._opening is None or (self._opening.done() and self._tools is None):
-                self._opening = _mcp_loop().submit(self._open())
+                self._opening = mcp_loop().submit(self._open())
             return self._opening
 
     def _connect_sync(self) -> None:
@@ -273,7 +276,7 @@ class MCPToolset:
 
     async def _own(self, ready: asyncio.Future[list[MCPTool]], stop: asyncio.Event) -> None:
         """The one task that opens the connection, serves it until asked to stop, closes it."""
-        _live.add(self)
+        live.add(self)
         try:
             async with AsyncExitStack() as stack:
                 client = await self._enter_client(stack)
@@ -294,7 +297,7 @@ class MCPToolset:
         finally:
             self._client = None
             self._tools = None
-            _live.discard(self)
+            live.discard(self)
 
     async def _enter_client(self, stack: AsyncExitStack) -> mcp.Client:
         try:
@@ -307,10 +310,10 @@ class MCPToolset:
 
         target: Any = self._target
         if self._kind == "stdio":
-            self._stderr = _StderrRelay(self.name)
+            self._stderr = StderrRelay(self.name)
             stack.callback(self._stderr.close)
             command, *args = self._target
-            target = _stdio_transport(
+            target = stdio_transport(
                 StdioServerParameters(
                     command=command,
                     args=args,
@@ -335,7 +338,7 @@ class MCPToolset:
         if self._given_name is None and self._kind == "object":
             info = client.server_info
             if info is not None and info.name:
-                self.name = _safe_name(info.name)
+                self.name = safe_name(info.name)
         remote: list[mcp.types.Tool] = []
         cursor = None
         while True:
@@ -358,7 +361,7 @@ class MCPToolset:
                 )
         tools: dict[str, MCPTool] = {}
         for spec in remote:
-            local = _safe_name(self.prefix + spec.name)
+            local = safe_name(self.prefix + spec.name)
             if local in tools:
                 raise ToolError(
                     f"the MCP server {self.name!r} has tools {tools[local].remote_name!r} and "
@@ -396,293 +399,27 @@ class MCPToolset:
     # -- helpers ---------------------------------------------------------------------
 
     def _connect_error(self, exc: BaseException) -> BaseException:
-        leaf = _innermost(exc)
+        leaf = innermost(exc)
         if isinstance(leaf, (ConfigurationError, ToolError, asyncio.CancelledError)):
             return leaf
         hint = ""
-        if self._kind == "stdio" and "closed" in str(_describe(exc)).lower():
+        if self._kind == "stdio" and "closed" in str(describe(exc)).lower():
             hint = " (the server exited or closed its stdout; its stderr is shown above)"
         return ToolError(
             f"cannot connect to the MCP server {self.name!r} ({self._describe_target()}): "
-            f"{_describe(exc)}{hint}"
+            f"{describe(exc)}{hint}"
         )
 
     def _describe_target(self) -> str:
         if self._kind == "stdio":
             return f"the command {shlex.join(self._target)!r}"
         if self._kind == "url":
-            return f"the URL {_strip_credentials(self._target)!r}"
+            return f"the URL {strip_credentials(self._target)!r}"
         return f"the in-process server {type(self._target).__name__}"
 
     def _check_not_on_mcp_loop(self) -> None:
-        if threading.current_thread() is _mcp_loop().thread:
+        if threading.current_thread() is mcp_loop().thread:
             raise ToolError(
                 f"the MCP server {self.name!r} was used from inside an MCP tool call; "
                 f"call it from your own code or an agent instead"
             )
-
-
-# -- the MCP loop ----------------------------------------------------------------------
-
-
-class _Loop:
-    """A daemon thread running the event loop every MCP connection lives on."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="victor-mcp", daemon=True)
-        self.thread.start()
-
-    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop)
-
-
-_loop: _Loop | None = None
-_loop_lock = threading.Lock()
-#: Open connections, closed at exit so that stdio servers stop with us.
-_live: set[MCPToolset] = set()
-
-
-def _mcp_loop() -> _Loop:
-    global _loop
-    with _loop_lock:
-        if _loop is None:
-            _loop = _Loop()
-            atexit.register(_close_all)
-        return _loop
-
-
-def _close_all() -> None:
-    """At exit: close every connection still open, so stdio servers stop with us."""
-    loop = _loop
-    if loop is None:
-        return
-
-    async def close_everything() -> None:
-        toolsets = [t for t in list(_live) if t._owner is not None]
-        await asyncio.gather(*(t._close() for t in toolsets), return_exceptions=True)
-
-    try:
-        loop.submit(close_everything()).result(timeout=15)
-    except Exception:
-        pass
-
-
-# -- stdio stderr ----------------------------------------------------------------------
-
-
-class _StderrRelay:
-    """A pipe for a stdio server's stderr, copied line by line to ``sys.stderr``.
-
-    A daemon thread copies lines as they come; ``drain()`` copies what is already in the
-    pipe from the caller's thread (in Jupyter: into the running cell) and waits for a copy
-    in progress, so output written before an answer is shown before the call returns.
-    """
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self._read, write = os.pipe()
-        os.set_blocking(self._read, False)
-        #: What the server process gets as its stderr.
-        self.file = os.fdopen(write, "w")
-        self._lock = threading.Lock()
-        self._partial = b""
-        self._closed = False
-        self._thread = threading.Thread(target=self._follow, name=f"mcp-stderr-{name}", daemon=True)
-        self._thread.start()
-
-    def _follow(self) -> None:
-        while not self._closed:
-            try:
-                readable, _, _ = select.select([self._read], [], [], 0.2)
-            except (OSError, ValueError):
-                return
-            if readable and not self.drain():
-                return
-
-    def drain(self) -> bool:
-        """Copy complete lines waiting in the pipe; False once the pipe is closed."""
-        with self._lock:
-            if self._closed:
-                return False
-            chunks = []
-            while True:
-                try:
-                    chunk = os.read(self._read, 65536)
-                except BlockingIOError:
-                    break
-                except OSError:
-                    return False
-                if not chunk:  # every writer is gone
-                    self._write(self._partial + b"\n" if self._partial else b"")
-                    self._partial = b""
-                    return False
-                chunks.append(chunk)
-            data = self._partial + b"".join(chunks)
-            complete, _, self._partial = data.rpartition(b"\n")
-            if complete:
-                self._write(complete + b"\n")
-            return True
-
-    def _write(self, data: bytes) -> None:
-        if data:
-            stream = sys.stderr
-            if stream is not None:
-                stream.write(data.decode("utf-8", "replace"))
-                stream.flush()
-
-    def server_started(self) -> None:
-        """Close our copy of the write end: EOF comes when the server's copies close."""
-        if not self.file.closed:
-            self.file.close()
-
-    def close(self) -> None:
-        self.server_started()
-        self.drain()
-        with self._lock:
-            self._closed = True
-            os.close(self._read)
-
-
-def _stdio_transport(params: Any, relay: _StderrRelay) -> Any:
-    """The SDK's stdio transport with the server's stderr on ``relay``."""
-    from contextlib import asynccontextmanager
-
-    from mcp.client.stdio import stdio_client
-
-    @asynccontextmanager
-    async def transport() -> Any:
-        async with stdio_client(params, errlog=relay.file) as streams:
-            relay.server_started()
-            yield streams
-
-    return transport()
-
-
-# -- translation -----------------------------------------------------------------------
-
-
-def _parse_target(target: Any) -> tuple[str, Any, str]:
-    """(kind, what the SDK gets, a label for names and messages)."""
-    if isinstance(target, str):
-        text = target.strip()
-        if not text:
-            raise ConfigurationError("victor.mcp.server('') is empty: give a command or a URL")
-        if re.match(r"^https?://", text, re.IGNORECASE):
-            from urllib.parse import urlsplit
-
-            host = urlsplit(text).hostname or "mcp"
-            return "url", text, host.split(".")[0] if not _is_ip(host) else "mcp"
-        argv = shlex.split(text)
-        return "stdio", argv, _command_label(argv)
-    if isinstance(target, (list, tuple)) and target and all(isinstance(a, str) for a in target):
-        return "stdio", [str(a) for a in target], _command_label(list(target))
-    module = type(target).__module__ or ""
-    if module.startswith("mcp.server"):
-        return "object", target, str(getattr(target, "name", "") or "mcp")
-    raise ConfigurationError(
-        f"victor.mcp.server({target!r}) is not an MCP server: give a command line "
-        f"('npx -y some-server'), a URL ('http://127.0.0.1:8000/mcp'), or an "
-        f"mcp.server.MCPServer"
-    )
-
-
-def _command_label(argv: list[str]) -> str:
-    """A short name for a command: the package or script it runs, not the runner."""
-    runners = {"npx", "uvx", "uv", "pipx", "node", "deno", "bun", "docker"}
-    words = [a for a in argv if not a.startswith("-")]
-    base = os.path.basename(words[0]) if words else "mcp"
-    if base.startswith("python") and ("-m" in argv or "-c" in argv):
-        after = argv.index("-m") + 1 if "-m" in argv else 0
-        base = argv[after].split(".")[0] if after and after < len(argv) else "python"
-    elif base in runners or base.startswith("python"):
-        rest = [w for w in words[1:] if w not in ("run", "exec")]
-        if rest:
-            base = rest[-1] if base == "docker" else rest[0]
-    base = base.rsplit("/", 1)[-1]
-    for suffix in (".py", ".js", ".ts", ".mjs"):
-        base = base.removesuffix(suffix)
-    base = re.sub(r"^(server-|mcp-server-|mcp-)", "", base)
-    base = re.sub(r"(-mcp|-server|_server|-mcp-server)$", "", base)
-    return base or "mcp"
-
-
-def _safe_name(name: str) -> str:
-    return _VALID_NAME.sub("_", name)[:64] or "mcp"
-
-
-def _is_ip(host: str) -> bool:
-    import ipaddress
-
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return host == "localhost"
-    return True
-
-
-def _strip_credentials(url: str) -> str:
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    netloc = parts.hostname or ""
-    if parts.port:
-        netloc += f":{parts.port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-
-
-def _to_result(result: Any) -> ToolResult:
-    """An MCP ``CallToolResult`` as a ``ToolResult`` (``is_error`` becomes a failure)."""
-    text = "\n".join(_content_text(block) for block in result.content or ())
-    metadata: dict[str, Any] = {}
-    if result.structured_content is not None:
-        metadata["structured"] = result.structured_content
-    if result.is_error:
-        return ToolResult.fail(text or "the tool reported an error without a message", **metadata)
-    if not text and result.structured_content is not None:
-        text = json.dumps(result.structured_content, ensure_ascii=False, default=str)
-    return ToolResult(success=True, output=text, metadata=metadata)
-
-
-def _content_text(block: Any) -> str:
-    kind = getattr(block, "type", "")
-    if kind == "text":
-        return str(block.text)
-    if kind in ("image", "audio"):
-        size = len(block.data) * 3 // 4
-        return f"[{kind}: {block.mime_type}, about {size} bytes]"
-    if kind == "resource_link":
-        return f"[resource: {block.uri}]"
-    if kind == "resource":
-        resource = block.resource
-        text = getattr(resource, "text", None)
-        return text if text is not None else f"[resource: {resource.uri}]"
-    return f"[{kind or 'content'}]"
-
-
-def _connection_lost(exc: BaseException) -> bool:
-    """Whether ``exc`` says the connection to the server is gone (not that a call failed)."""
-    import anyio
-    from mcp import MCPError
-    from mcp.types import CONNECTION_CLOSED
-
-    leaf = _innermost(exc)
-    if isinstance(leaf, MCPError):
-        return leaf.code == CONNECTION_CLOSED
-    return isinstance(leaf, (anyio.ClosedResourceError, anyio.BrokenResourceError))
-
-
-def _innermost(exc: BaseException) -> BaseException:
-    """The first error inside an exception group (anyio's task groups raise those)."""
-    while getattr(exc, "exceptions", None):
-        exc = exc.exceptions[0]  # type: ignore[attr-defined]
-    return exc
-
-
-def _describe(exc: BaseException) -> str:
-    """The innermost error of an exception (group) as one line."""
-    exc = _innermost(exc)
-    message = str(exc) or type(exc).__name__
-    if isinstance(exc, FileNotFoundError) and exc.filename:
-        message = f"{exc.filename!r} was not found (is it installed and on PATH?)"
-    return message if type(exc).__name__ in message else f"{type(exc).__name__}: {message}"
