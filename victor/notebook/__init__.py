@@ -49,7 +49,8 @@ def load_ipython_extension(ipython: Any) -> None:
 
     Set ``VICTOR_NESTED_LOOPS=0`` to keep asyncio unpatched.
     """
-    from .magics import VictorMagics, keep_question_marks
+    from .magics import VictorMagics
+    from .prompt import keep_question_marks
 
     ipython.register_magics(VictorMagics(ipython))
     if keep_question_marks not in ipython.input_transformers_cleanup:
@@ -60,7 +61,7 @@ def load_ipython_extension(ipython: Any) -> None:
 
 def unload_ipython_extension(ipython: Any) -> None:
     """``%unload_ext victor``: remove the magics (the asyncio patch stays: it cannot be undone)."""
-    from .magics import keep_question_marks
+    from .prompt import keep_question_marks
 
     if keep_question_marks in ipython.input_transformers_cleanup:
         ipython.input_transformers_cleanup.remove(keep_question_marks)

@@ -1,18 +1,15 @@
 """The ``%%victor`` cell magic and ``%victor`` line magic: a notebook cell as the prompt.
 
 Arguments are declared once, with IPython's ``magic_arguments``: the parser, ``%victor?``
-and ``%victor help`` all come from the declaration on ``VictorMagics.victor``.
+and ``%victor help`` all come from the declaration on ``VictorMagics.victor``. What cells
+share (settings, the conversation) is in session.py; how typed text becomes the prompt
+(``{name}`` placeholders, ``%victor ...?`` lines) in prompt.py.
 """
 
 from __future__ import annotations
 
 import argparse
 import keyword
-import re
-import sys
-import traceback
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -21,18 +18,16 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 
 from .._sync import run_sync
 from ..core.agent import Agent
-from ..core.messages import Message
 from ..errors import ConfigurationError, VictorError
 from ..tools.registry import registry
+from .prompt import MISSING, find, interpolate, last_error_text, prompt_part
+from .session import CONFIG_KEYS, NotebookSession
 from .stream import FORMATS, StreamView, extract_code, parse_json_answer
 
-__all__ = [
-    "VictorMagics",
-    "NotebookSession",
-    "MagicUsageError",
-    "interpolate",
-    "keep_question_marks",
-]
+# NotebookSession and interpolate moved to session.py and prompt.py; importable here too.
+__all__ = ["VictorMagics", "NotebookSession", "MagicUsageError", "interpolate"]
+
+_SUBCOMMANDS = ("config", "list", "history", "reset", "doctor", "help")
 
 
 class MagicUsageError(ConfigurationError):
@@ -41,59 +36,6 @@ class MagicUsageError(ConfigurationError):
     def _render_traceback_(self) -> list[str]:
         # IPython shows this instead of a traceback: the message is the whole story.
         return [f"{type(self).__name__}: {self}"]
-
-
-#: ``%victor config`` keys and how each value is read.
-CONFIG_KEYS: dict[str, Any] = {
-    "provider": str,
-    "model": str,
-    "temperature": float,
-    "max_tokens": int,
-    "max_iterations": int,
-    "base_url": str,
-    "system_prompt": str,
-    "tools": lambda value: [t.strip() for t in value.split(",") if t.strip()],
-    "format": str,
-    "stream": lambda value: _to_bool(value),
-}
-#: Keys that shape the agent (the rest shape the display).
-_AGENT_KEYS = ("temperature", "max_tokens", "max_iterations", "base_url", "system_prompt", "tools")
-_SUBCOMMANDS = ("config", "list", "history", "reset", "doctor", "help")
-
-
-@dataclass
-class NotebookSession:
-    """What ``%%victor`` cells share in one notebook: settings and one conversation."""
-
-    config: dict[str, Any] = field(default_factory=dict)
-    #: The conversation consecutive cells continue (until ``--new`` or ``%victor reset``).
-    history: list[Message] = field(default_factory=list)
-    _agents: dict[tuple[Any, ...], Agent] = field(default_factory=dict)
-
-    def agent(self, provider: str | None = None, model: str | None = None) -> Agent:
-        """The agent for these settings (``%victor config`` + per-cell overrides), reused."""
-        from ..config import settings
-
-        configured = self.config.get("provider") or settings().provider
-        same_provider = provider is None or provider == configured
-        options = {k: self.config[k] for k in _AGENT_KEYS if k in self.config}
-        if not same_provider:
-            options.pop("base_url", None)  # the configured endpoint belongs to the other provider
-        chosen_model = model or (
-            self.config.get("model") or settings().model if same_provider else None
-        )
-        key = (provider or configured, chosen_model, repr(sorted(options.items())))
-        agent = self._agents.get(key)
-        if agent is None:
-            agent = self._agents[key] = Agent(
-                provider=provider or configured, model=chosen_model, **options
-            )
-        return agent
-
-    def reset(self) -> int:
-        """Forget the conversation; return how many messages it held."""
-        count, self.history = len(self.history), []
-        return count
 
 
 @magics_class
@@ -179,7 +121,7 @@ class VictorMagics(Magics):
             return self._history(agent) if command == "history" else self._reset(agent)
         if not words or (command in _SUBCOMMANDS and len(words) == 1):
             return getattr(self, f"_{command}")()
-        self._ask(_prompt_part(line, len(words)), args)
+        self._ask(prompt_part(line, len(words)), args)
 
     def _help(self) -> None:
         print(self.victor.parser.format_help())
@@ -310,7 +252,7 @@ class VictorMagics(Magics):
                 f"(or use --format json)"
             )
         live = False if args.no_stream or self.session.config.get("stream") is False else None
-        text = interpolate(prompt, self.shell.user_ns, last_error=_last_error())
+        text = interpolate(prompt, self.shell.user_ns, last_error=last_error_text())
         agent, shared = self._agent_for(args)
         # Typed: this cell's --schema, else the output_type of an --agent that has one.
         typed = (output_type or agent.output_type) not in (None, str)
@@ -345,8 +287,8 @@ class VictorMagics(Magics):
         output type."""
         from ..core.output import output_type_for
 
-        value = _lookup(name, self.shell.user_ns) if _NAME_PATH.fullmatch(name) else _MISSING
-        if value is _MISSING:
+        value = find(name, self.shell.user_ns)
+        if value is MISSING:
             raise MagicUsageError(
                 f"--schema {name!r} is not defined in the notebook: define the type first, "
                 f"e.g. `class {name.rpartition('.')[2]}(BaseModel): ...`"
@@ -389,107 +331,7 @@ class VictorMagics(Magics):
             raise _short(exc) from None
 
 
-# -- input transformation ------------------------------------------------------------------
-
-_QUESTION_LINE = re.compile(r"^(?P<indent>[ \t]*)%victor[ \t]+(?P<rest>\S.*?\?)[ \t]*$")
-
-
-def keep_question_marks(lines: list[str]) -> list[str]:
-    """Input transformer: ``%victor what is a monad?`` is a prompt, not a help request.
-
-    IPython reads a line ending in ``?`` as "show help for the last name" before any magic
-    runs; rewriting such ``%victor`` lines into the magic call they stand for comes first.
-    ``%victor?`` alone still shows the magic's help.
-    """
-    if lines and lines[0].lstrip().startswith("%%"):
-        return lines  # a cell magic's body is its own business
-    out = []
-    for line in lines:
-        match = _QUESTION_LINE.match(line.rstrip("\n"))
-        if match is None:
-            out.append(line)
-        else:
-            call = f"get_ipython().run_line_magic('victor', {match.group('rest')!r})"
-            out.append(f"{match.group('indent')}{call}\n")
-    return out
-
-
-# -- prompt interpolation -------------------------------------------------------------------
-
-_PLACEHOLDER = re.compile(
-    r"\{\{|\}\}|\{([A-Za-z_]\w*(?:\.[A-Za-z_]\w*|\[\s*-?\d+\s*\]|\[\s*'[^'\]]*'\s*\]|\[\s*\"[^\"\]]*\"\s*\])*)\}"
-)
-_STEP = re.compile(
-    r"\.([A-Za-z_]\w*)|\[\s*(-?\d+)\s*\]|\[\s*'([^'\]]*)'\s*\]|\[\s*\"([^\"\]]*)\"\s*\]"
-)
-_MISSING = object()
-_NAME_PATH = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
-
-
-def interpolate(text: str, namespace: Mapping[str, Any], *, last_error: str | None = None) -> str:
-    """Replace ``{name}`` (with ``.attr``/``[index]``/``['key']`` steps) by values from
-    ``namespace``; ``{err}`` falls back to ``last_error``. Unknown names stay as written,
-    ``{{``/``}}`` become literal braces. Nothing is evaluated: only lookups happen."""
-
-    def replace(match: re.Match[str]) -> str:
-        token = match.group(0)
-        if token in ("{{", "}}"):
-            return token[0]
-        value = _lookup(match.group(1), namespace)
-        if value is _MISSING and match.group(1) == "err" and last_error is not None:
-            return last_error
-        return token if value is _MISSING else str(value)
-
-    return _PLACEHOLDER.sub(replace, text)
-
-
-def _lookup(expression: str, namespace: Mapping[str, Any]) -> Any:
-    name = re.match(r"[A-Za-z_]\w*", expression).group(0)  # type: ignore[union-attr]
-    if name not in namespace:
-        return _MISSING
-    value = namespace[name]
-    for step in _STEP.finditer(expression, len(name)):
-        attr, index, key1, key2 = step.groups()
-        try:
-            if attr is not None:
-                value = getattr(value, attr)
-            elif index is not None:
-                value = value[int(index)]
-            else:
-                value = value[key1 if key1 is not None else key2]
-        except (AttributeError, LookupError, TypeError):
-            return _MISSING
-    return value
-
-
-def _last_error() -> str | None:
-    """The last exception raised in the shell, with its traceback (for ``{err}``)."""
-    value = getattr(sys, "last_value", None)
-    if value is None:
-        return None
-    text = "".join(
-        traceback.format_exception(type(value), value, getattr(sys, "last_traceback", None))
-    )
-    return text if len(text) <= 4000 else "…" + text[-4000:]
-
-
 # -- small helpers ------------------------------------------------------------------------
-
-_TOKEN = re.compile(r"\s*(\"[^\"]*\"|'[^']*'|\S+)")
-
-
-def _prompt_part(line: str, word_count: int) -> str:
-    """The prompt as typed: ``line`` without its leading option tokens (quotes kept)."""
-    from IPython.utils._process_common import arg_split
-
-    skip = len(arg_split(line, strict=False)) - word_count
-    position = 0
-    for _ in range(skip):
-        match = _TOKEN.match(line, position)
-        if match is None:
-            break
-        position = match.end()
-    return line[position:].strip()
 
 
 def _shorten(text: str, limit: int = 160) -> str:
@@ -501,12 +343,3 @@ def _short(exc: VictorError) -> VictorError:
     """Make IPython show ``exc`` as one clear line instead of victor's internal frames."""
     exc._render_traceback_ = lambda: [f"{type(exc).__name__}: {exc}"]  # type: ignore[attr-defined]
     return exc
-
-
-def _to_bool(value: str) -> bool:
-    lowered = value.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(value)

@@ -1,0 +1,73 @@
+"""What ``%%victor`` cells share in one notebook: the ``%victor config`` settings, the agent
+they make, and one conversation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..core.agent import Agent
+from ..core.messages import Message
+
+__all__ = ["NotebookSession", "CONFIG_KEYS"]
+
+
+#: ``%victor config`` keys and how each value is read.
+CONFIG_KEYS: dict[str, Any] = {
+    "provider": str,
+    "model": str,
+    "temperature": float,
+    "max_tokens": int,
+    "max_iterations": int,
+    "base_url": str,
+    "system_prompt": str,
+    "tools": lambda value: [t.strip() for t in value.split(",") if t.strip()],
+    "format": str,
+    "stream": lambda value: _to_bool(value),
+}
+#: Keys that shape the agent (the rest shape the display).
+_AGENT_KEYS = ("temperature", "max_tokens", "max_iterations", "base_url", "system_prompt", "tools")
+
+
+@dataclass
+class NotebookSession:
+    """What ``%%victor`` cells share in one notebook: settings and one conversation."""
+
+    config: dict[str, Any] = field(default_factory=dict)
+    #: The conversation consecutive cells continue (until ``--new`` or ``%victor reset``).
+    history: list[Message] = field(default_factory=list)
+    _agents: dict[tuple[Any, ...], Agent] = field(default_factory=dict)
+
+    def agent(self, provider: str | None = None, model: str | None = None) -> Agent:
+        """The agent for these settings (``%victor config`` + per-cell overrides), reused."""
+        from ..config import settings
+
+        configured = self.config.get("provider") or settings().provider
+        same_provider = provider is None or provider == configured
+        options = {k: self.config[k] for k in _AGENT_KEYS if k in self.config}
+        if not same_provider:
+            options.pop("base_url", None)  # the configured endpoint belongs to the other provider
+        chosen_model = model or (
+            self.config.get("model") or settings().model if same_provider else None
+        )
+        key = (provider or configured, chosen_model, repr(sorted(options.items())))
+        agent = self._agents.get(key)
+        if agent is None:
+            agent = self._agents[key] = Agent(
+                provider=provider or configured, model=chosen_model, **options
+            )
+        return agent
+
+    def reset(self) -> int:
+        """Forget the conversation; return how many messages it held."""
+        count, self.history = len(self.history), []
+        return count
+
+
+def _to_bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(value)
