@@ -245,7 +245,7 @@ def card_bundle(
     request: ApprovalRequest, state: State = "pending", *, timeout: float | None = None
 ) -> dict[str, str]:
     """The card as HTML and plain text (no JavaScript, so saved notebooks show it)."""
-    from ..tools.approval import describe
+    from ..tools.approval_prompt import describe
 
     colour, icon, title = _LOOKS[state]
     title = title.format(tool=request.tool_name, timeout=timeout or 0)
@@ -350,7 +350,7 @@ def _ask_with_input(request: ApprovalRequest, answer: Future[Answer]) -> None:
     """On the main thread: show the card, ask through the stdin channel (``input()``)."""
     from IPython.display import display
 
-    from ..tools.approval import _ANSWERS
+    from ..tools.approval_prompt import ANSWERS
 
     if answer.done():
         return
@@ -361,8 +361,8 @@ def _ask_with_input(request: ApprovalRequest, answer: Future[Answer]) -> None:
     try:
         while True:
             reply = input(question).strip().lower()
-            if reply in _ANSWERS:
-                outcome = _ANSWERS[reply]
+            if reply in ANSWERS:
+                outcome = ANSWERS[reply]
                 break
             print("Please answer y (yes), n (no) or a (always for this tool in this run).")
     except KeyboardInterrupt:

@@ -17,12 +17,12 @@ Arguments are validated before anyone is asked, and every doubt fails closed: in
 arguments, a ``requires_approval`` callable that raises, a callback that raises or
 returns something other than ``True``, no answer in time. The loop calls ``gate`` in one
 place, between validation and execution, and emits ``tool.approval_requested`` and
-``tool.approval_decided``.
+``tool.approval_decided``. The terminal prompt is in approval_prompt.py; the notebook's card
+is plugged in by the notebook front end (victor.core.seams).
 """
 
 from __future__ import annotations
 
-import os
 import sys
 import threading
 from collections import OrderedDict
@@ -33,6 +33,7 @@ from typing import Any, Literal
 from .._util import maybe_await
 from ..core.events import EventScope
 from ..errors import ConfigurationError, ToolError
+from .approval_prompt import ask_in_terminal, stdin_is_tty
 from .base import BaseTool, ToolResult
 
 __all__ = [
@@ -150,7 +151,7 @@ class Ask:
             )
         try:
             if channel == "terminal":
-                answer = await _ask_in_terminal(request, self.timeout)
+                answer = await ask_in_terminal(request, self.timeout)
             else:
                 from ..core import seams
 
@@ -190,7 +191,7 @@ class Ask:
         if self.channel == "input" and kernel is None:
             return None, "not in a Jupyter kernel"
         if self.channel == "terminal":
-            return ("terminal", "") if _stdin_is_tty() else (None, "stdin is not a terminal")
+            return ("terminal", "") if stdin_is_tty() else (None, "stdin is not a terminal")
         if kernel is not None:
             if not getattr(kernel, "_allow_stdin", False):  # set for each cell run
                 return None, (
@@ -203,7 +204,7 @@ class Ask:
 
             widgets = seams.front_end("kernel_approval").widgets_work(kernel)
             return ("widget" if widgets else "input"), ""
-        if _stdin_is_tty():
+        if stdin_is_tty():
             return "terminal", ""
         return None, "not in a notebook, and stdin is not a terminal"
 
@@ -414,102 +415,3 @@ def _ipython_kernel() -> Any:
     ipython = sys.modules.get("IPython")
     shell = ipython.get_ipython() if ipython is not None else None
     return getattr(shell, "kernel", None)
-
-
-def _stdin_is_tty() -> bool:
-    stdin = sys.stdin
-    try:
-        return stdin is not None and stdin.isatty()
-    except (AttributeError, ValueError):  # replaced or closed
-        return False
-
-
-# -- the terminal prompt ----------------------------------------------------------------------
-
-#: One question on the terminal at a time, whichever loop or thread asks.
-_terminal = threading.Lock()
-_ANSWERS: dict[str, Answer] = {
-    "y": "yes",
-    "yes": "yes",
-    "n": "no",
-    "no": "no",
-    "a": "always",
-    "always": "always",
-}
-
-
-def describe(request: ApprovalRequest) -> str:
-    """The request as plain text: who wants to call what, the arguments, the diff."""
-    import json
-
-    who = f"{request.agent} wants" if request.agent else "the model wants"
-    lines = [f"{who} to call {request.tool_name}:"]
-    for key, value in request.arguments.items():
-        if request.preview is not None and key in ("content", "old_text", "new_text", "patch"):
-            continue  # the diff shows these
-        text = json.dumps(value, ensure_ascii=False, default=str)
-        lines.append(f"  {key} = {text if len(text) <= 300 else text[:299] + '…'}")
-    if request.preview:
-        lines += ["", request.preview.rstrip("\n")]
-    return "\n".join(lines)
-
-
-async def _ask_in_terminal(request: ApprovalRequest, timeout: float | None) -> Answer:
-    """Ask on stderr and read the answer from stdin (a TTY), in a worker thread."""
-    import asyncio
-
-    stop = threading.Event()
-    try:
-        return await asyncio.to_thread(_prompt, request, timeout, stop)
-    finally:
-        stop.set()  # a cancelled run stops the reader thread within a tenth of a second
-
-
-def _prompt(request: ApprovalRequest, timeout: float | None, stop: threading.Event) -> Answer:
-    import time
-
-    question = (
-        f"Allow {request.tool_name}? [y]es / [n]o / [a]lways for {request.tool_name} in this run"
-        + (f" (no answer in {timeout:g} s: no)" if timeout else "")
-        + ": "
-    )
-    with _terminal:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        _say(f"\n{describe(request)}\n")
-        while True:
-            _say(question)
-            line = _read_line(deadline, stop)
-            if line is None:
-                _say("\n(no answer: refused)\n" if not stop.is_set() else "\n")
-                return "timeout" if not stop.is_set() else "no"
-            if line == "":  # end of input (Ctrl-D)
-                _say("\n")
-                return "no"
-            answer = _ANSWERS.get(line.strip().lower())
-            if answer is not None:
-                return answer
-            _say("Please answer y (yes), n (no) or a (always for this tool in this run).\n")
-
-
-def _say(text: str) -> None:
-    sys.stderr.write(text)
-    sys.stderr.flush()
-
-
-def _read_line(deadline: float | None, stop: threading.Event) -> str | None:
-    """One line from stdin; ``""`` at end of input, ``None`` at the deadline or on stop."""
-    import time
-
-    if os.name != "posix":  # no select() on a console: wait without a timeout
-        return sys.stdin.readline()
-    import select
-
-    fd = sys.stdin.fileno()
-    while not stop.is_set():
-        wait = 0.1 if deadline is None else min(0.1, deadline - time.monotonic())
-        if wait <= 0:
-            return None
-        if select.select([fd], [], [], wait)[0]:
-            # A terminal in canonical mode hands over one whole line per read.
-            return os.read(fd, 4096).decode(errors="replace")
-    return None
