@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING
 from .approval import ApprovalDecision, ApprovalRequest, Ask
 from .base import BaseTool, ClientTool, FunctionTool, ToolResult, tool
 from .context import ToolContext, current_context
+from .executor import CommandResult, Executor, SubprocessExecutor
 from .registry import ToolRegistry, registry
-from .sandbox import CommandResult, Executor, SubprocessExecutor, Workspace
+from .sandbox import Workspace
 
 if TYPE_CHECKING:
     from .compose import Composition, CompositionResult, branch, parallel, pipe

@@ -12,7 +12,8 @@ from ..._util import did_you_mean
 from ...errors import ToolError
 from ..base import tool
 from ..context import current_context
-from ..sandbox import Workspace, cap_text
+from ..executor import cap_text
+from ..sandbox import Workspace
 
 __all__ = ["read_file", "write_file", "edit_file", "list_files", "iter_files", "IGNORED_DIRS"]
 

@@ -19,7 +19,8 @@ from typing import Any
 from ...errors import ToolError
 from ..base import ToolResult, tool
 from ..context import current_context
-from ..sandbox import CommandResult, Workspace
+from ..executor import CommandResult
+from ..sandbox import Workspace
 
 __all__ = ["run_python", "run_tests", "run_coverage", "require_module"]
 
