@@ -22,46 +22,29 @@ actors as environment variables of their runtime environment. Anyone who can rea
 cluster's job and actor metadata (dashboard, state API) can read those; where that
 matters, set the keys in the cluster's own environment and pass ``forward_env=False`` in
 ``ray_options``.
+
+This module is the driver's side; the actor is in ray_actor.py, and how an agent is sent
+to it in ray_shipping.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import io
-import os
-import threading
-import weakref
 from collections import deque
-from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from ..core.events import EventBus, EventScope
+from ..core.events import EventBus
 from ..errors import ConfigurationError
-from ..providers.base import Provider, available_providers, get_provider_class
 from .core import Batch, ItemListener, _all_or_cancel
-from .items import BatchResult, Work, attribute, run_item
+from .items import BatchResult, Work
+from .ray_actor import BatchActor
+from .ray_shipping import provider_environment, ship
 
+# BatchActor and ship live in ray_actor.py and ray_shipping.py; importable here too.
 __all__ = ["RayBackend", "ship", "BatchActor"]
 
-#: Seconds an item's events wait in the actor before they are sent to the driver
-#: (an item that ends sooner sends its events once, with its result).
-FLUSH_INTERVAL = 0.2
 #: Seconds cancelled items get to unwind in their actors before the actors are stopped.
 CANCEL_GRACE = 5.0
-#: Events an actor forwards: everything but agent.token (one message per token would
-#: cost more than it tells; the answer arrives with the result).
-FORWARDED = (
-    "agent.start",
-    "agent.complete",
-    "agent.error",
-    "provider.*",
-    "tool.*",
-    "team.*",
-    "workflow.*",
-    "compose.*",
-)
-#: Driver variables the actors get besides the providers' own (keys and base URLs).
-VICTOR_ENV = ("VICTOR_PROVIDER", "VICTOR_MODEL", "VICTOR_LOG_LEVEL")
 
 
 def _ray() -> Any:
@@ -264,200 +247,3 @@ async def _next(stream: Any) -> Any:
 
 def _cluster_cpus(ray: Any) -> int:
     return max(1, int(ray.cluster_resources().get("CPU", 1)))
-
-
-# -- the actor ------------------------------------------------------------------------------
-
-
-class BatchActor:
-    """One Ray actor process: the batch's agent, unpickled once, running many items at a
-    time as tasks of its event loop (``ray.remote`` is applied by ``RayBackend``).
-
-    The driver sends items with ``submit`` and reads one long ``results`` stream: the
-    events and results of whatever finished since the last message, sent as soon as
-    something finished (so messages coalesce under load) and at least every
-    ``FLUSH_INTERVAL`` seconds while events wait.
-    """
-
-    def __init__(self, blob: bytes, settings: Mapping[str, Any]) -> None:
-        import pickle
-
-        self.call = pickle.loads(blob)
-        self.settings = dict(settings)
-        bus = EventBus.default()
-        self.scope = EventScope(
-            bus, run_id=settings["run_id"], agent=settings["name"], parent=settings["parent"]
-        )
-        self.running: set[asyncio.Future[BatchResult]] = set()
-        self.done: list[BatchResult] = []
-        #: Events of the items, tagged with the item's index, waiting to be sent.
-        self.outbox: list[tuple[Any, ...]] = []
-        self._wake: asyncio.Event | None = None
-        for pattern in FORWARDED:
-            bus.subscribe(pattern, self._observe)
-
-    def _observe(self, event: Any) -> None:
-        context = attribute(self, event)
-        if context is not None:
-            self.outbox.append(
-                (context.index, event.type, event.data, event.run_id, event.agent,
-                 event.parent, event.timestamp, event.id)
-            )  # fmt: skip
-
-    def _wake_up(self) -> asyncio.Event:
-        if self._wake is None:  # made on the actor's loop, on first use
-            self._wake = asyncio.Event()
-        return self._wake
-
-    async def submit(self, works: list[Work]) -> None:
-        """Start running ``works``; their results come through ``results``."""
-        for work in works:
-            task = asyncio.ensure_future(self._item(work))
-            self.running.add(task)
-            task.add_done_callback(self._finished)
-
-    def _finished(self, task: asyncio.Future[BatchResult]) -> None:
-        self.running.discard(task)
-        if not task.cancelled():  # run_item returns every failure as a result
-            self.done.append(task.result())
-            self._wake_up().set()
-
-    async def results(self) -> AsyncIterator[tuple[list[Any], list[BatchResult]]]:
-        """Yield ``(events, results)`` as items finish, for as long as the batch runs."""
-        wake = self._wake_up()
-        while True:
-            try:
-                await asyncio.wait_for(wake.wait(), FLUSH_INTERVAL)
-            except asyncio.TimeoutError:
-                pass
-            wake.clear()
-            if self.done or self.outbox:
-                events, self.outbox = self.outbox, []
-                done, self.done = self.done, []
-                yield events, done
-
-    async def _item(self, work: Work) -> BatchResult:
-        from ..telemetry import attached
-
-        settings = self.settings
-        with attached(settings["carrier"]):  # code here that traces itself joins the trace
-            return await run_item(
-                self.call,
-                work,
-                owner=self,
-                run_scope=self.scope,
-                retries=settings["retries"],
-                timeout=settings["timeout"],
-                retry_delay=settings["retry_delay"],
-            )
-
-    async def stop(self) -> None:
-        """Cancel every running item and wait until they have unwound."""
-        running = list(self.running)
-        for task in running:
-            task.cancel()
-        await asyncio.gather(*running, return_exceptions=True)
-
-    def pid(self) -> int:
-        return os.getpid()
-
-
-# -- shipping an agent ---------------------------------------------------------------------
-
-#: What providers make on first use (victor/providers/base.py, local.py): connections, a
-#: loaded model and its lock. An actor makes its own; these are not shipped.
-_FRESH: dict[str, Any] = {
-    "_clients": weakref.WeakKeyDictionary,
-    "_shared": lambda: None,
-    "_release": lambda: None,
-    "_loading": threading.Lock,
-}
-_LOCKS = (type(threading.Lock()), type(threading.RLock()))
-
-
-def ship(target: Any) -> tuple[bytes, dict[str, str]]:
-    """Pickle ``target`` (an agent, team or function using them) for the actors: providers
-    without their API key, connections or loaded model, event buses as the actor's own.
-
-    Returns the pickle and the keys taken out, by the variable that carries each.
-    """
-    from ray import cloudpickle
-
-    keys: dict[str, str] = {}
-
-    class _Pickler(cloudpickle.CloudPickler):
-        def reducer_override(self, obj: Any) -> Any:
-            if isinstance(obj, Provider):
-                return _provider_reduction(obj, keys)
-            if isinstance(obj, EventBus):
-                return _actor_bus, (obj is EventBus.default(),)
-            if isinstance(obj, _LOCKS):
-                return type(obj), ()
-            return super().reducer_override(obj)
-
-    buffer = io.BytesIO()
-    try:
-        _Pickler(buffer, protocol=5).dump(target)
-    except Exception as exc:
-        raise ConfigurationError(
-            f"the agent cannot be sent to Ray actors: {exc}. Pass a function that builds the "
-            f"agent from plain settings instead (batch(items, lambda item: Agent(...), ...))"
-        ) from exc
-    return buffer.getvalue(), keys
-
-
-def _provider_reduction(provider: Provider, keys: dict[str, str]) -> tuple[Any, ...]:
-    state = {k: v for k, v in vars(provider).items() if k not in _FRESH}
-    key = state.pop("_api_key", None)
-    if key:
-        variable = provider.api_key_env
-        if variable is None:
-            raise ConfigurationError(
-                f"{type(provider).__name__} has an api_key= but no api_key_env variable to "
-                f"carry it to the Ray actors; set one on the class, or build the agent in a "
-                f"function that reads the key on the cluster"
-            )
-        if keys.get(variable, key) != key:
-            raise ConfigurationError(
-                f"two agents of the batch use different api_key= values for {variable}; on "
-                f"Ray a key travels as that environment variable, so use one key per provider"
-            )
-        keys[variable] = key
-    fresh = tuple(name for name in _FRESH if name in vars(provider))
-    return _rebuild_provider, (type(provider), state, fresh)
-
-
-def _rebuild_provider(
-    cls: type[Provider], state: dict[str, Any], fresh: tuple[str, ...]
-) -> Provider:
-    provider = cls.__new__(cls)
-    provider.__dict__.update(state)
-    provider._api_key = None  # read from the environment the actor was given
-    for name in fresh:
-        setattr(provider, name, _FRESH[name]())
-    return provider
-
-
-def _actor_bus(default: bool) -> EventBus:
-    """The actor's own bus for a shipped one: its default bus, or a child of it (events
-    reach the default bus either way, and from there the driver)."""
-    return EventBus.default() if default else EventBus(parent=EventBus.default())
-
-
-def provider_environment() -> dict[str, str]:
-    """The driver's provider variables (keys, base URLs) and victor's defaults that are set."""
-    names = set(VICTOR_ENV)
-    classes: set[type[Provider]] = set()
-    for name in available_providers():
-        try:
-            classes.add(get_provider_class(name))
-        except Exception:  # noqa: BLE001 - a provider that cannot load has nothing to send
-            continue
-    stack = [Provider]
-    while stack:
-        for subclass in stack.pop().__subclasses__():
-            classes.add(subclass)
-            stack.append(subclass)
-    for cls in classes:
-        names.update(n for n in (cls.api_key_env, cls.base_url_env) if n)
-    return {name: os.environ[name] for name in sorted(names) if os.environ.get(name)}
