@@ -13,10 +13,7 @@ import select
 import sys
 import threading
 from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any, TypeVar
-
-if TYPE_CHECKING:
-    from .client import MCPToolset
+from typing import Any, Protocol, TypeVar
 
 __all__ = ["mcp_loop", "live", "StderrRelay", "stdio_transport"]
 
@@ -35,10 +32,19 @@ class _Loop:
         return asyncio.run_coroutine_threadsafe(coro, self.loop)
 
 
+class _Connection(Protocol):
+    """An open connection as the loop sees it (an ``MCPToolset``): its owner task, and
+    how to close it."""
+
+    _owner: asyncio.Task[None] | None
+
+    async def _close(self) -> None: ...
+
+
 _loop: _Loop | None = None
 _loop_lock = threading.Lock()
 #: Open connections, closed at exit so that stdio servers stop with us.
-live: set[MCPToolset] = set()
+live: set[_Connection] = set()
 
 
 def mcp_loop() -> _Loop:
