@@ -97,15 +97,15 @@ def test_providers_of_your_own_are_checked_without_hiding_the_others(monkeypatch
     """An in-process provider registered by the user needs no server; one that cannot be
     made without arguments is reported, and the rest are still checked."""
     from victor.doctor import provider_checks
-    from victor.providers import registry
+    from victor.providers import base
     from victor.testing import FunctionProvider, ScriptedProvider
 
     class Echo(FunctionProvider):
         def __init__(self, **settings):
             super().__init__(lambda messages: messages[-1].content, **settings)
 
-    monkeypatch.setitem(registry._registry, "echo", Echo)
-    monkeypatch.setitem(registry._registry, "scripted", ScriptedProvider)  # needs its replies
+    monkeypatch.setitem(base._registry, "echo", Echo)
+    monkeypatch.setitem(base._registry, "scripted", ScriptedProvider)  # needs its replies
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     checks = asyncio.run(provider_checks(network=False))
     assert checks["echo"][0] and checks["echo"][1].detail == "no key needed; runs in this process"

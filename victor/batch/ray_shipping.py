@@ -11,7 +11,7 @@ from typing import Any
 
 from ..core.events import EventBus
 from ..errors import ConfigurationError
-from ..providers import Provider, available_providers, get_provider_class
+from ..providers.base import Provider, available_providers, get_provider_class
 
 __all__ = ["ship", "provider_environment", "VICTOR_ENV"]
 

@@ -159,7 +159,7 @@ class VictorMagics(Magics):
                     f"format={value!r} is unknown: use one of {', '.join(FORMATS)}"
                 )
             if key == "provider":
-                from ..providers import get_provider_class
+                from ..providers.base import get_provider_class
 
                 get_provider_class(value)  # unknown names fail here, with suggestions
             if key == "tools":
@@ -176,7 +176,7 @@ class VictorMagics(Magics):
     def _list(self) -> None:
         from ..config import settings
         from ..doctor import provider_checks
-        from ..providers import available_providers
+        from ..providers.base import available_providers
 
         default = self.session.config.get("provider") or settings().provider
         print(f"Providers (session default: {default}):")

@@ -1,15 +1,15 @@
-"""The provider interface.
+"""The provider interface and the registry of provider names.
 
 A provider turns ``messages.py`` types into one API's wire format and back. Subclasses
 implement ``_create_client``, ``_chat``, ``_stream`` and ``_map_error``; this base class
 adds what every provider shares: validated settings, one lazily created client per event
 loop, retries with backoff (``retry.py``), and the switch that blocks real requests in
-tests. Translation pieces several providers use are in ``translation.py``; the names
-``Agent.create(provider=...)`` accepts are in ``registry.py``.
+tests. Translation pieces several providers use are in ``translation.py``.
 """
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import ipaddress
 import logging
@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 from .._util import (
     Setting,
     check_settings,
+    did_you_mean,
     instance_setting,
     number_setting,
     unknown_setting,
@@ -32,7 +33,6 @@ from .._util import (
 from ..core.events import current_scope
 from ..core.messages import AgentResponse, Message, OutputSchema, StreamEvent, TextDelta, ToolSpec
 from ..errors import ConfigurationError, ProviderError
-from .registry import available_providers, get_provider_class, register_provider
 from .retry import retry_delay
 
 if TYPE_CHECKING:
@@ -40,7 +40,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("victor.providers")
 
-# The registry's names moved to registry.py; importable here too.
 __all__ = [
     "AgentResponse",
     "Provider",
@@ -414,3 +413,40 @@ def _is_loopback(url: str | None) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+# -- the registry of provider names ----------------------------------------------------
+
+_registry: dict[str, str | type[Provider]] = {
+    "anthropic": "victor.providers.anthropic:AnthropicProvider",
+    "openai": "victor.providers.openai:OpenAIProvider",
+    "ollama": "victor.providers.ollama:OllamaProvider",
+    "local": "victor.providers.local:LocalProvider",
+    "llamacpp": "victor.providers.local:LocalProvider",
+}
+
+
+def register_provider(name: str, provider: type[Provider] | str) -> None:
+    """Make ``Agent.create(provider=name)`` use ``provider`` (a class or "module:Class")."""
+    _registry[name.lower()] = provider
+
+
+def available_providers() -> list[str]:
+    """The provider names ``Agent.create`` accepts."""
+    return sorted(_registry)
+
+
+def get_provider_class(name: str) -> type[Provider]:
+    """Resolve a provider name, importing its module on first use."""
+    entry = _registry.get(name.lower()) if isinstance(name, str) else None
+    if entry is None:
+        hint = did_you_mean(str(name).lower(), _registry)
+        raise ConfigurationError(
+            f"Unknown provider {name!r}.{hint} Available: {', '.join(available_providers())}; "
+            f"register your own with victor.providers.register_provider()"
+        )
+    if isinstance(entry, str):
+        module_name, _, class_name = entry.partition(":")
+        entry = getattr(importlib.import_module(module_name), class_name)
+        _registry[name.lower()] = entry
+    return entry  # type: ignore[return-value]
