@@ -4,7 +4,8 @@ A provider turns ``messages.py`` types into one API's wire format and back. Subc
 implement ``_create_client``, ``_chat``, ``_stream`` and ``_map_error``; this base class
 adds what every provider shares: validated settings, one lazily created client per event
 loop, retries with backoff (``retry.py``), and the switch that blocks real requests in
-tests. Translation pieces several providers use are in ``translation.py``.
+tests. Translation pieces several providers use are in ``translation.py``; the settings
+every provider takes are declared in ``settings.py``.
 """
 
 from __future__ import annotations
@@ -22,18 +23,12 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
-from .._util import (
-    Setting,
-    check_settings,
-    did_you_mean,
-    instance_setting,
-    number_setting,
-    unknown_setting,
-)
+from .._util import check_settings, did_you_mean, unknown_setting
 from ..core.events import current_scope
 from ..core.messages import AgentResponse, Message, OutputSchema, StreamEvent, TextDelta, ToolSpec
 from ..errors import ConfigurationError, ProviderError
 from .retry import retry_delay
+from .settings import PASS_THROUGH_SETTINGS, PROVIDER_SETTINGS
 
 if TYPE_CHECKING:
     import asyncio
@@ -47,45 +42,6 @@ __all__ = [
     "get_provider_class",
     "available_providers",
 ]
-
-
-#: The settings every provider takes besides ``model``: what each accepts, how to fix it.
-PROVIDER_SETTINGS: dict[str, Setting] = {
-    "temperature": number_setting("use a number from 0.0 to 1.0", at_least=0.0, at_most=1.0),
-    "max_tokens": number_setting("use a positive integer", whole=True, above=0),
-    "api_key": instance_setting(
-        "use the key as a string, or set the provider's environment variable", str, secret=True
-    ),
-    "base_url": instance_setting(
-        "use the endpoint's URL as a string, e.g. 'http://127.0.0.1:8000/v1'", str
-    ),
-    "timeout": number_setting(
-        "use a positive number of seconds (e.g. timeout=30), or None for no limit",
-        above=0,
-        optional=True,
-    ),
-    "max_retries": number_setting(
-        "use a whole number of retries, 0 or more (e.g. max_retries=2)", whole=True, at_least=0
-    ),
-}
-
-#: Explicit pass-through: fields sent to the API as they are, for parameters a provider
-#: does not name in ``api_options`` (``extra_body``), and the SDKs' request options.
-PASS_THROUGH_SETTINGS: dict[str, Setting] = {
-    "extra_body": instance_setting(
-        "use a dict of fields to send in the request body as they are, e.g. "
-        "extra_body={'top_k': 40}",
-        Mapping,
-    ),
-    "extra_headers": instance_setting(
-        "use a dict of HTTP header names to values, e.g. extra_headers={'x-trace': 'abc'}",
-        Mapping,
-    ),
-    "extra_query": instance_setting(
-        "use a dict of URL query parameters, e.g. extra_query={'api-version': '2024-06-01'}",
-        Mapping,
-    ),
-}
 
 
 class Provider(ABC):
