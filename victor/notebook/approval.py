@@ -37,7 +37,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from .._sync import call_in_main, in_run_sync
 
 if TYPE_CHECKING:
-    from ..tools.approval import Answer, ApprovalRequest
+    from ..tools.approval import ApprovalRequest
+    from ..tools.approval_prompt import Answer
 
 __all__ = ["ShellInbox", "ask_in_notebook", "card_bundle", "widgets_work"]
 
@@ -245,8 +246,6 @@ def card_bundle(
     request: ApprovalRequest, state: State = "pending", *, timeout: float | None = None
 ) -> dict[str, str]:
     """The card as HTML and plain text (no JavaScript, so saved notebooks show it)."""
-    from ..tools.approval_prompt import describe
-
     colour, icon, title = _LOOKS[state]
     title = title.format(tool=request.tool_name, timeout=timeout or 0)
     if state == "pending":
@@ -276,7 +275,7 @@ def card_bundle(
     if status:
         parts.append(f'<div style="font-style:italic">{html.escape(status)}…</div>')
     parts.append("</div>")
-    plain = f"[{title}] {describe(request)}" + (f"\n{status}…" if status else "")
+    plain = f"[{title}] {request.describe()}" + (f"\n{status}…" if status else "")
     return {"text/html": "\n".join(parts), "text/plain": plain}
 
 

@@ -46,10 +46,6 @@ __all__ = [
     "needs_approval",
 ]
 
-#: What a person answered: allow once, refuse, allow this tool for the rest of the run,
-#: or nothing before the timeout.
-Answer = Literal["yes", "no", "always", "timeout"]
-
 
 @dataclass(frozen=True, slots=True)
 class ApprovalRequest:
@@ -68,6 +64,21 @@ class ApprovalRequest:
     def __str__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.arguments.items())
         return f"{self.tool_name}({args})"
+
+    def describe(self) -> str:
+        """The request as plain text: who wants to call what, the arguments, the diff."""
+        import json
+
+        who = f"{self.agent} wants" if self.agent else "the model wants"
+        lines = [f"{who} to call {self.tool_name}:"]
+        for key, value in self.arguments.items():
+            if self.preview is not None and key in ("content", "old_text", "new_text", "patch"):
+                continue  # the diff shows these
+            text = json.dumps(value, ensure_ascii=False, default=str)
+            lines.append(f"  {key} = {text if len(text) <= 300 else text[:299] + '…'}")
+        if self.preview:
+            lines += ["", self.preview.rstrip("\n")]
+        return "\n".join(lines)
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
         """In a notebook: the approval card as it looks while it waits (no buttons)."""
@@ -151,7 +162,7 @@ class Ask:
             )
         try:
             if channel == "terminal":
-                answer = await ask_in_terminal(request, self.timeout)
+                answer = await ask_in_terminal(name, request.describe(), self.timeout)
             else:
                 from ..core import seams
 

@@ -1,19 +1,18 @@
-"""An approval request as a person reads it, and the answer they type: the request as
-plain text (``describe``), the words that answer it (``ANSWERS``), and the prompt on a
-terminal (``ask_in_terminal``). The notebook's input box reads the same words.
-"""
+"""Asking a person about a tool call on a terminal, and the words that answer it
+(``ANSWERS``; the notebook's input box reads the same words)."""
 
 from __future__ import annotations
 
 import os
 import sys
 import threading
-from typing import TYPE_CHECKING
+from typing import Literal
 
-if TYPE_CHECKING:
-    from .approval import Answer, ApprovalRequest
+__all__ = ["Answer", "ANSWERS", "ask_in_terminal", "stdin_is_tty"]
 
-__all__ = ["ANSWERS", "ask_in_terminal", "describe", "stdin_is_tty"]
+#: What a person answered: allow once, refuse, allow this tool for the rest of the run,
+#: or nothing before the timeout.
+Answer = Literal["yes", "no", "always", "timeout"]
 
 #: One question on the terminal at a time, whichever loop or thread asks.
 _terminal = threading.Lock()
@@ -28,44 +27,29 @@ ANSWERS: dict[str, Answer] = {
 }
 
 
-def describe(request: ApprovalRequest) -> str:
-    """The request as plain text: who wants to call what, the arguments, the diff."""
-    import json
-
-    who = f"{request.agent} wants" if request.agent else "the model wants"
-    lines = [f"{who} to call {request.tool_name}:"]
-    for key, value in request.arguments.items():
-        if request.preview is not None and key in ("content", "old_text", "new_text", "patch"):
-            continue  # the diff shows these
-        text = json.dumps(value, ensure_ascii=False, default=str)
-        lines.append(f"  {key} = {text if len(text) <= 300 else text[:299] + '…'}")
-    if request.preview:
-        lines += ["", request.preview.rstrip("\n")]
-    return "\n".join(lines)
-
-
-async def ask_in_terminal(request: ApprovalRequest, timeout: float | None) -> Answer:
-    """Ask on stderr and read the answer from stdin (a TTY), in a worker thread."""
+async def ask_in_terminal(tool_name: str, request: str, timeout: float | None) -> Answer:
+    """Ask about a call of ``tool_name`` (``request``: the request as text) on stderr and
+    read the answer from stdin (a TTY), in a worker thread."""
     import asyncio
 
     stop = threading.Event()
     try:
-        return await asyncio.to_thread(_prompt, request, timeout, stop)
+        return await asyncio.to_thread(_prompt, tool_name, request, timeout, stop)
     finally:
         stop.set()  # a cancelled run stops the reader thread within a tenth of a second
 
 
-def _prompt(request: ApprovalRequest, timeout: float | None, stop: threading.Event) -> Answer:
+def _prompt(tool_name: str, request: str, timeout: float | None, stop: threading.Event) -> Answer:
     import time
 
     question = (
-        f"Allow {request.tool_name}? [y]es / [n]o / [a]lways for {request.tool_name} in this run"
+        f"Allow {tool_name}? [y]es / [n]o / [a]lways for {tool_name} in this run"
         + (f" (no answer in {timeout:g} s: no)" if timeout else "")
         + ": "
     )
     with _terminal:
         deadline = None if timeout is None else time.monotonic() + timeout
-        _say(f"\n{describe(request)}\n")
+        _say(f"\n{request}\n")
         while True:
             _say(question)
             line = _read_line(deadline, stop)
