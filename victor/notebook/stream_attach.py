@@ -7,16 +7,39 @@ is complete. Each run gets its own view.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..core.messages import RunFinished, Usage
 
 if TYPE_CHECKING:
     from ..core.agent import Agent
     from ..core.events import Event
-    from .stream import StreamView
 
 __all__ = ["Attachment"]
+
+
+class FedView(Protocol):
+    """What a view fed from the bus is told (``StreamView`` is one): a run began, text
+    arrived, a tool call finished, the run finished or failed."""
+
+    def _begin(self) -> None: ...
+
+    def _text(self, delta: str) -> None: ...
+
+    def _tool_finished(
+        self,
+        key: str,
+        name: str,
+        arguments: dict[str, Any],
+        ok: bool,
+        output: str,
+        duration_ms: float,
+    ) -> None: ...
+
+    def _finish(self, finished: RunFinished) -> None: ...
+
+    def _fail(self, message: str, *, interrupted: bool = False) -> None: ...
 
 
 class Attachment:
@@ -24,9 +47,11 @@ class Attachment:
 
     _PATTERNS = ("agent.*", "tool.*")
 
-    def __init__(self, view_class: type[StreamView], agent: Agent, options: dict[str, Any]) -> None:
+    def __init__(
+        self, view_class: Callable[..., FedView], agent: Agent, options: dict[str, Any]
+    ) -> None:
         self.agent = agent
-        self.views: dict[str | None, StreamView] = {}
+        self.views: dict[str | None, FedView] = {}
         self._make = lambda: view_class(**options)
         self._bus = agent.bus
         for pattern in self._PATTERNS:
