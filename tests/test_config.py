@@ -212,12 +212,12 @@ def test_invalid_log_level(monkeypatch, victor_logger):
 
 
 async def test_victor_log_level_is_applied_when_the_first_agent_is_made(monkeypatch):
-    import victor.core.agent
+    import victor.core.settings
     from victor import Agent
     from victor.testing import ScriptedProvider
 
     monkeypatch.setenv("VICTOR_LOG_LEVEL", "DEBUG")
-    monkeypatch.setattr(victor.core.agent, "_log_level_applied", False)
+    monkeypatch.setattr(victor.core.settings, "_log_level_applied", False)
     victor_logger = logging.getLogger("victor")
     monkeypatch.setattr(victor_logger, "level", logging.NOTSET)
     monkeypatch.setattr(victor_logger, "handlers", [])
