@@ -7,6 +7,7 @@ and ``%victor help`` all come from the declaration on ``VictorMagics.victor``.
 from __future__ import annotations
 
 import argparse
+import copy
 import keyword
 import re
 import sys
@@ -17,7 +18,12 @@ from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import (
+    MagicHelpFormatter,
+    argument,
+    magic_arguments,
+    parse_argstring,
+)
 
 from ..agent import Agent
 from ..errors import ConfigurationError, VictorError
@@ -59,6 +65,14 @@ CONFIG_KEYS: dict[str, Any] = {
 #: Keys that shape the agent (the rest shape the display).
 _AGENT_KEYS = ("temperature", "max_tokens", "max_iterations", "base_url", "system_prompt", "tools")
 _SUBCOMMANDS = ("config", "list", "history", "reset", "doctor", "help")
+
+
+class _PlainHelpFormatter(MagicHelpFormatter):
+    """IPython's formatter, with ``usage: %victor`` where it opens the usage with ``::``
+    (a reStructuredText code block, meant for the docstring ``%victor?`` shows)."""
+
+    def add_usage(self, usage: Any, actions: Any, groups: Any, prefix: Any = "usage: %") -> None:
+        super().add_usage(usage, actions, groups, prefix)
 
 
 @dataclass
@@ -182,7 +196,9 @@ class VictorMagics(Magics):
         self._ask(_prompt_part(line, len(words)), args)
 
     def _help(self) -> None:
-        print(self.victor.parser.format_help())
+        parser = copy.copy(self.victor.parser)
+        parser.formatter_class = _PlainHelpFormatter
+        print(parser.format_help())
 
     def _doctor(self) -> None:
         from IPython.display import display
