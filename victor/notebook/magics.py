@@ -61,9 +61,18 @@ CONFIG_KEYS: dict[str, Any] = {
     "tools": lambda value: [t.strip() for t in value.split(",") if t.strip()],
     "format": str,
     "stream": lambda value: _to_bool(value),
+    "approval": lambda value: _approval(value),
 }
 #: Keys that shape the agent (the rest shape the display).
-_AGENT_KEYS = ("temperature", "max_tokens", "max_iterations", "base_url", "system_prompt", "tools")
+_AGENT_KEYS = (
+    "temperature",
+    "max_tokens",
+    "max_iterations",
+    "base_url",
+    "system_prompt",
+    "tools",
+    "approval",
+)
 _SUBCOMMANDS = ("config", "list", "history", "reset", "doctor", "help")
 
 
@@ -160,7 +169,8 @@ class VictorMagics(Magics):
         Line form:
           %victor config [key=value ...]   show or set session settings: provider, model,
                                            temperature, max_tokens, max_iterations, base_url,
-                                           system_prompt, tools, format, stream
+                                           system_prompt, tools, format, stream,
+                                           approval (ask, auto or never)
                                            (defaults: $VICTOR_PROVIDER, $VICTOR_MODEL)
           %victor list                     providers (configured? reachable?) and tools
           %victor history                  the conversation so far (--agent NAME: that agent's)
@@ -517,6 +527,20 @@ def _short(exc: VictorError) -> VictorError:
     """Make IPython show ``exc`` as one clear line instead of victor's internal frames."""
     exc._render_traceback_ = lambda: [f"{type(exc).__name__}: {exc}"]  # type: ignore[attr-defined]
     return exc
+
+
+def _approval(value: str) -> str:
+    """An approval policy by name, checked as ``Agent(approval=...)`` checks it."""
+    from ..tools.approval import check_policy
+
+    try:
+        return check_policy(value)  # type: ignore[return-value]
+    except ConfigurationError:
+        raise MagicUsageError(
+            f"approval={value!r} is invalid: use ask (a card in the cell, the default), auto "
+            f"(allow every tool call) or never (refuse them); in Python, Agent(approval=...) "
+            f"also takes Ask(timeout=...) or a function"
+        ) from None
 
 
 def _to_bool(value: str) -> bool:
