@@ -7,6 +7,7 @@ and ``%victor help`` all come from the declaration on ``VictorMagics.victor``.
 from __future__ import annotations
 
 import argparse
+import copy
 import keyword
 import re
 import sys
@@ -17,7 +18,12 @@ from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import (
+    MagicHelpFormatter,
+    argument,
+    magic_arguments,
+    parse_argstring,
+)
 
 from .._sync import run_sync
 from ..core.agent import Agent
@@ -55,10 +61,27 @@ CONFIG_KEYS: dict[str, Any] = {
     "tools": lambda value: [t.strip() for t in value.split(",") if t.strip()],
     "format": str,
     "stream": lambda value: _to_bool(value),
+    "approval": lambda value: _approval(value),
 }
 #: Keys that shape the agent (the rest shape the display).
-_AGENT_KEYS = ("temperature", "max_tokens", "max_iterations", "base_url", "system_prompt", "tools")
+_AGENT_KEYS = (
+    "temperature",
+    "max_tokens",
+    "max_iterations",
+    "base_url",
+    "system_prompt",
+    "tools",
+    "approval",
+)
 _SUBCOMMANDS = ("config", "list", "history", "reset", "doctor", "help")
+
+
+class _PlainHelpFormatter(MagicHelpFormatter):
+    """IPython's formatter, with ``usage: %victor`` where it opens the usage with ``::``
+    (a reStructuredText code block, meant for the docstring ``%victor?`` shows)."""
+
+    def add_usage(self, usage: Any, actions: Any, groups: Any, prefix: Any = "usage: %") -> None:
+        super().add_usage(usage, actions, groups, prefix)
 
 
 @dataclass
@@ -146,7 +169,8 @@ class VictorMagics(Magics):
         Line form:
           %victor config [key=value ...]   show or set session settings: provider, model,
                                            temperature, max_tokens, max_iterations, base_url,
-                                           system_prompt, tools, format, stream
+                                           system_prompt, tools, format, stream,
+                                           approval (ask, auto or never)
                                            (defaults: $VICTOR_PROVIDER, $VICTOR_MODEL)
           %victor list                     providers (configured? reachable?) and tools
           %victor history                  the conversation so far (--agent NAME: that agent's)
@@ -182,7 +206,9 @@ class VictorMagics(Magics):
         self._ask(_prompt_part(line, len(words)), args)
 
     def _help(self) -> None:
-        print(self.victor.parser.format_help())
+        parser = copy.copy(self.victor.parser)
+        parser.formatter_class = _PlainHelpFormatter
+        print(parser.format_help())
 
     def _doctor(self) -> None:
         from IPython.display import display
@@ -501,6 +527,20 @@ def _short(exc: VictorError) -> VictorError:
     """Make IPython show ``exc`` as one clear line instead of victor's internal frames."""
     exc._render_traceback_ = lambda: [f"{type(exc).__name__}: {exc}"]  # type: ignore[attr-defined]
     return exc
+
+
+def _approval(value: str) -> str:
+    """An approval policy by name, checked as ``Agent(approval=...)`` checks it."""
+    from ..tools.approval import check_policy
+
+    try:
+        return check_policy(value)  # type: ignore[return-value]
+    except ConfigurationError:
+        raise MagicUsageError(
+            f"approval={value!r} is invalid: use ask (a card in the cell, the default), auto "
+            f"(allow every tool call) or never (refuse them); in Python, Agent(approval=...) "
+            f"also takes Ask(timeout=...) or a function"
+        ) from None
 
 
 def _to_bool(value: str) -> bool:
