@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Agent"]
 
+#: The name of an agent given neither a name nor a role.
+DEFAULT_NAME = "agent"
+
 
 
 class Agent:
@@ -66,7 +69,11 @@ class Agent:
         apply_log_level_once()
         self.provider = provider_for(provider, model, temperature, max_tokens, provider_options)
         self.role = role
-        self.name = name or role or self.provider.name
+        #: Who the agent is in events, approval prompts, progress bars, teams and servers:
+        #: ``name``, else the role, else ``"agent"`` (``victor serve app.py`` gives such an
+        #: agent its variable's name).
+        self.name = name or role or DEFAULT_NAME
+        self._name_given = name is not None  # victor serve also serves it under this name
         self.system_prompt = system_prompt
         self.tools = registry.resolve(tools)
         self.limits = Limits(
@@ -109,7 +116,8 @@ class Agent:
     ) -> Agent:
         """Create an agent. ``provider`` defaults to ``$VICTOR_PROVIDER``, else ``"ollama"``.
 
-        Keyword arguments: ``tools``, ``role``, ``name``, ``system_prompt``,
+        Keyword arguments: ``tools``, ``role``, ``name`` (who the agent is in events,
+        approval prompts and servers; default the role, else ``"agent"``), ``system_prompt``,
         ``max_iterations``, ``tool_timeout``, ``max_tool_errors``, ``bus``, ``workspace``
         (a directory or ``Workspace``: where tools read, write and run; default the current
         directory), ``approval`` (who allows tool calls that write files or run commands:
