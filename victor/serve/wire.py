@@ -1,19 +1,17 @@
 """How runs look on the wire: stream events as SSE payloads, results and errors as JSON.
 
 Errors are RFC 9457 problem details (``application/problem+json``): a status, a title, a
-detail a person can act on; never a traceback, and never a secret (values of key and
-token variables are masked wherever they might appear).
+detail a person can act on; never a traceback, and never a secret (the detail is scrubbed
+by ``victor._secrets``, as logs, errors and spans are).
 """
 
 from __future__ import annotations
 
 import json
-import logging
-import os
-import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from .._secrets import get_logger, scrub
 from ..core.messages import TextDelta
 from ..errors import (
     ConfigurationError,
@@ -36,16 +34,12 @@ __all__ = [
     "to_json",
     "finished",
     "usage",
-    "redact",
     "PROBLEM_TYPE",
 ]
 
-logger = logging.getLogger("victor.serve")
+logger = get_logger("victor.serve")
 
 PROBLEM_TYPE = "application/problem+json"
-
-#: Environment variables whose values must never reach a client.
-_SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD)$")
 
 
 class Problem(Exception):
@@ -72,20 +66,12 @@ class Problem(Exception):
             "type": "about:blank",
             "title": self.title,
             "status": self.status,
-            "detail": redact(self.detail),
+            "detail": scrub(self.detail),
             **self.extra,
         }
 
     def json(self) -> bytes:
         return json.dumps(self.body(), ensure_ascii=False).encode()
-
-
-def redact(text: str) -> str:
-    """``text`` with the value of every key/token/secret environment variable masked."""
-    for name, value in os.environ.items():
-        if len(value) >= 8 and value in text and _SECRET_NAME.search(name):
-            text = text.replace(value, f"<{name}>")
-    return text
 
 
 def problem_for(exc: BaseException) -> Problem:

@@ -8,20 +8,20 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..._secrets import get_logger
 from ...errors import ConfigurationError
 from .build import install_command
 from .guard import check_first_use, guard_active, llama_class
 
 __all__ = ["Generation", "SharedModel", "acquire", "loaded_models", "release"]
 
-logger = logging.getLogger("victor.providers.local")
+logger = get_logger("victor.providers.local")
 
 
 @dataclass(eq=False)
