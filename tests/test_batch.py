@@ -5,6 +5,8 @@ process resumed), progress, events, the CLI."""
 from __future__ import annotations
 
 import asyncio
+import datetime
+import enum
 import json
 import os
 import signal
@@ -273,6 +275,21 @@ def test_a_torn_last_line_is_dropped_and_garbage_is_reported(tmp_path):
     path.write_text('{"key": "k0"}\nnot json\n{"key": "k2"}\n')
     with pytest.raises(ConfigurationError, match="line 2 of the checkpoint .* is not JSON"):
         Checkpoint(path).read()
+
+
+def test_a_checkpoint_keeps_times_sets_and_enums_as_json_data(tmp_path):
+    # The same conversion as a typed answer served over HTTP (victor._util.jsonable).
+    class Level(enum.Enum):
+        HIGH = "high"
+
+    when = datetime.datetime(2024, 5, 1, 12, 30)
+    output = {"when": when, "tags": {"x"}, "level": Level.HIGH}
+    log = Checkpoint(tmp_path / "log.jsonl")
+    log.append(BatchResult(index=0, item=("a", 1), output=output, key="k0", attempts=1))
+    log.close()
+    record = Checkpoint(tmp_path / "log.jsonl").read()["k0"]
+    assert record["item"] == ["a", 1]
+    assert record["output"] == {"when": "2024-05-01T12:30:00", "tags": ["x"], "level": "high"}
 
 
 RESUMABLE = """

@@ -25,6 +25,15 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{os.urandom(6).hex()}"
 
 
+def jsonable(value: Any) -> Any:
+    """``value`` as plain JSON data: pydantic models and dataclasses as dicts, tuples and
+    sets as lists, dates as ISO text, enums as their values; anything else JSON cannot
+    hold as its ``str``. For answers served over HTTP and batch checkpoints alike."""
+    from pydantic_core import to_jsonable_python
+
+    return to_jsonable_python(value, fallback=str)
+
+
 def did_you_mean(name: str, choices: Iterable[str], n: int = 1, cutoff: float = 0.6) -> str:
     """`` Did you mean 'x'?`` for the closest of ``choices`` to a mistyped ``name``, or ""."""
     import difflib  # only an error message needs it

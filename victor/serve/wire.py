@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from .._secrets import get_logger, scrub
+from .._util import jsonable, new_id
 from ..core.messages import TextDelta
 from ..errors import (
     ConfigurationError,
@@ -90,8 +91,6 @@ def problem_for(exc: BaseException) -> Problem:
     if isinstance(exc, VictorError):
         return Problem(500, f"The run failed ({type(exc).__name__})", str(exc))
     # Anything else is a bug: the details go to the server log, not to the client.
-    from .._util import new_id
-
     incident = new_id("err")
     logger.error("unexpected error %s", incident, exc_info=exc)
     return Problem(
@@ -110,13 +109,6 @@ def usage(value: Usage) -> dict[str, int]:
         "output_tokens": value.output_tokens,
         "total_tokens": value.total_tokens,
     }
-
-
-def jsonable(value: Any) -> Any:
-    """A typed answer (pydantic model, dataclass, ...) as plain JSON data."""
-    from pydantic_core import to_jsonable_python
-
-    return to_jsonable_python(value, fallback=str)
 
 
 def finished(run: RunFinished) -> dict[str, Any]:
