@@ -6,7 +6,8 @@ import contextvars
 import inspect
 import math
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -40,6 +41,51 @@ def did_you_mean(name: str, choices: Iterable[str], n: int = 1, cutoff: float = 
 
     close = difflib.get_close_matches(name, list(choices), n=n, cutoff=cutoff)
     return f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+
+
+def missing_extra(
+    extra: str,
+    purpose: str,
+    what: str,
+    *,
+    install: Callable[[], str] | None = None,
+    hint: str = "",
+    error: ImportError | None = None,
+) -> Exception:
+    """The ``ConfigurationError`` for an optional dependency that is not installed: what
+    ``purpose`` needs (and the import's ``error``, if given), the line that installs it
+    (``pip install "victor-ai[extra]"``, or ``install()``), then ``hint``."""
+    from .errors import ConfigurationError
+
+    line = install() if install is not None else f'pip install "victor-ai[{extra}]"'
+    message = f"{purpose} needs {what}{f' ({error})' if error else ''}: {line}"
+    return ConfigurationError(f"{message} {hint}" if hint else message)
+
+
+@contextmanager
+def needs_extra(
+    extra: str,
+    purpose: str,
+    *,
+    what: str | None = None,
+    install: Callable[[], str] | None = None,
+    hint: str = "",
+) -> Iterator[None]:
+    """``with needs_extra("serve", "victor serve"): import uvicorn``: an import in the block
+    that fails raises ``missing_extra(...)``, naming ``what`` (else the missing module), and
+    the import's own error where the message would not name the missing module. A missing
+    victor module is a bug, not a missing extra: it is raised as it is."""
+    try:
+        yield
+    except ImportError as exc:
+        missing = (exc.name or "").split(".")[0]
+        if missing == "victor":
+            raise
+        named = what is None or missing in what.lower().replace("-", "_")
+        shown = None if isinstance(exc, ModuleNotFoundError) and named else exc
+        raise missing_extra(
+            extra, purpose, what or missing, install=install, hint=hint, error=shown
+        ) from None
 
 
 class bound(Generic[T]):

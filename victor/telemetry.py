@@ -36,8 +36,8 @@ from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from ._secrets import scrub, secret_values
+from ._util import needs_extra
 from .core.events import Event, EventBus
-from .errors import ConfigurationError
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span, Tracer, TracerProvider
@@ -66,13 +66,13 @@ def instrument(
     observe (default: the default bus, which every run's events reach).
     """
     global _active
-    try:
+    with needs_extra(
+        "otel",
+        "OpenTelemetry tracing",
+        what="the OpenTelemetry API",
+        hint="(plus the opentelemetry-sdk and an exporter of your choice)",
+    ):
         from opentelemetry import trace
-    except ImportError:
-        raise ConfigurationError(
-            'OpenTelemetry tracing needs the otel extra: pip install "victor-ai[otel]" '
-            "(plus the opentelemetry-sdk and an exporter of your choice)"
-        ) from None
     uninstrument()
     tracer = trace.get_tracer("victor", __version__, tracer_provider=tracer_provider)
     if capture_content is None:

@@ -28,7 +28,7 @@ from collections.abc import Collection, Coroutine, Mapping, Sequence
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .._util import did_you_mean
+from .._util import did_you_mean, needs_extra
 from ..errors import ConfigurationError, ToolError
 from ..tools.base import BaseTool, ToolResult
 
@@ -297,12 +297,8 @@ class MCPToolset:
             _live.discard(self)
 
     async def _enter_client(self, stack: AsyncExitStack) -> mcp.Client:
-        try:
+        with needs_extra("mcp", "victor.mcp", what="the MCP SDK"):
             from mcp import Client, Implementation, StdioServerParameters
-        except ImportError:
-            raise ConfigurationError(
-                'victor.mcp needs the MCP SDK: pip install "victor-ai[mcp]"'
-            ) from None
         from .. import __version__
 
         target: Any = self._target
