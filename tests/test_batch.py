@@ -7,8 +7,10 @@ from __future__ import annotations
 import asyncio
 import datetime
 import enum
+import inspect
 import json
 import os
+import pydoc
 import signal
 import subprocess
 import sys
@@ -259,6 +261,17 @@ async def test_checkpoint_keys_follow_the_items_not_their_positions(tmp_path):
     assert sorted(Checkpoint(path2).read()) == ["1", "2"]
     with pytest.raises(ConfigurationError, match="key= gives '1' for items 0 and 1"):
         victor.batch(by_id, agent, key=lambda item: 1)
+
+
+def test_batch_takes_the_batch_parameters_declared_once():
+    # batch() forwards to Batch: help() and inspect show Batch's parameters, also for
+    # victor.batch as the package (callable itself), so they cannot drift apart.
+    from victor.batch.core import batch
+
+    expected = inspect.signature(Batch).replace(return_annotation="Batch")
+    assert inspect.signature(batch) == expected
+    assert inspect.signature(sys.modules["victor.batch"]) == expected
+    assert "concurrency: 'int' = 8" in pydoc.render_doc(batch)
 
 
 def test_a_torn_last_line_is_dropped_and_garbage_is_reported(tmp_path):

@@ -9,9 +9,10 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, ParamSpec, TypeVar
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 async def maybe_await(value: Any) -> Any:
@@ -33,6 +34,22 @@ def jsonable(value: Any) -> Any:
     from pydantic_core import to_jsonable_python
 
     return to_jsonable_python(value, fallback=str)
+
+
+def forwards_to(target: Callable[P, T]) -> Callable[[Callable[..., T]], Callable[P, T]]:
+    """Decorator for a function that only calls ``target`` (a class: its constructor) with
+    what it was given: its parameters are ``target``'s, declared once there. ``help()``
+    and ``inspect.signature`` show them (``__signature__``), type checkers see them
+    (``ParamSpec``); the function keeps its own name and docstring."""
+
+    def forward(function: Callable[..., T]) -> Callable[P, T]:
+        returns = inspect.signature(function).return_annotation
+        function.__signature__ = inspect.signature(target).replace(  # type: ignore[attr-defined]
+            return_annotation=returns
+        )
+        return function
+
+    return forward
 
 
 def did_you_mean(name: str, choices: Iterable[str], n: int = 1, cutoff: float = 0.6) -> str:
