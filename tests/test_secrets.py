@@ -128,3 +128,23 @@ async def test_the_same_secrets_are_masked_in_logs_errors_http_problems_and_span
 )
 def test_ordinary_text_is_left_alone(text):
     assert scrub(text) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("hf_abcdefghijklmnopqrstuvwx", "***"),
+        ("ghp_abcdefghijklmnopqrstuvwx", "***"),
+        ("glpat-abcdefghijklmnopqrst", "***"),
+        ("xoxb-1234567890-abcdefghij", "***"),
+        ("AKIAABCDEFGHIJKLMNOP", "***"),
+        ("AIzaSyA-abcdefghijklmnopqrstuvwxyz01234", "***"),
+        ("X-Api-Key: abcdefghijkl", "X-Api-Key: ***"),
+        ("Authorization: Basic dXNlcjpwYXNzd29yZA==", "Authorization: Basic ***"),
+        ('{"access_token": "abcdefghijkl"}', '{"access_token": "***"}'),
+        ("GET /v1?key=abcdefghijkl&x=1", "GET /v1?key=***&x=1"),
+        ("OPENAI_API_KEY=abcdefghijkl", "OPENAI_API_KEY=***"),
+    ],
+)
+def test_credential_shapes_are_masked(text, masked):
+    assert scrub(text) == masked

@@ -65,7 +65,12 @@ _HINTS = (
 
 @functools.cache
 def _secret_name() -> re.Pattern[str]:
-    return re.compile(_SECRET_NAME)  # at first use, as the next: not at `import victor`
+    return re.compile(_SECRET_NAME)  # at first use, as the next two: not at `import victor`
+
+
+@functools.cache
+def _hint() -> re.Pattern[str]:
+    return re.compile("|".join(map(re.escape, _HINTS)))
 
 
 @functools.cache
@@ -104,8 +109,7 @@ def scrub(text: str, values: Iterable[str] | None = None) -> str:
     for value in secret_values() if values is None else values:
         if value in text:
             text = text.replace(value, MASK)
-    lowered = text.lower()
-    if any(hint in lowered for hint in _HINTS):
+    if _hint().search(text.lower()):
         text = _pattern().sub(_mask, text)
     return text
 
