@@ -5,8 +5,12 @@ process resumed), progress, events, the CLI."""
 from __future__ import annotations
 
 import asyncio
+import datetime
+import enum
+import inspect
 import json
 import os
+import pydoc
 import signal
 import subprocess
 import sys
@@ -259,6 +263,17 @@ async def test_checkpoint_keys_follow_the_items_not_their_positions(tmp_path):
         victor.batch(by_id, agent, key=lambda item: 1)
 
 
+def test_batch_takes_the_batch_parameters_declared_once():
+    # batch() forwards to Batch: help() and inspect show Batch's parameters, also for
+    # victor.batch as the package (callable itself), so they cannot drift apart.
+    from victor.batch.core import batch
+
+    expected = inspect.signature(Batch).replace(return_annotation="Batch")
+    assert inspect.signature(batch) == expected
+    assert inspect.signature(sys.modules["victor.batch"]) == expected
+    assert "concurrency: 'int' = 8" in pydoc.render_doc(batch)
+
+
 def test_a_torn_last_line_is_dropped_and_garbage_is_reported(tmp_path):
     path = tmp_path / "log.jsonl"
     good = BatchResult(index=0, item="a", output="A", key="k0", attempts=1)
@@ -273,6 +288,21 @@ def test_a_torn_last_line_is_dropped_and_garbage_is_reported(tmp_path):
     path.write_text('{"key": "k0"}\nnot json\n{"key": "k2"}\n')
     with pytest.raises(ConfigurationError, match="line 2 of the checkpoint .* is not JSON"):
         Checkpoint(path).read()
+
+
+def test_a_checkpoint_keeps_times_sets_and_enums_as_json_data(tmp_path):
+    # The same conversion as a typed answer served over HTTP (victor._util.jsonable).
+    class Level(enum.Enum):
+        HIGH = "high"
+
+    when = datetime.datetime(2024, 5, 1, 12, 30)
+    output = {"when": when, "tags": {"x"}, "level": Level.HIGH}
+    log = Checkpoint(tmp_path / "log.jsonl")
+    log.append(BatchResult(index=0, item=("a", 1), output=output, key="k0", attempts=1))
+    log.close()
+    record = Checkpoint(tmp_path / "log.jsonl").read()["k0"]
+    assert record["item"] == ["a", 1]
+    assert record["output"] == {"when": "2024-05-01T12:30:00", "tags": ["x"], "level": "high"}
 
 
 RESUMABLE = """

@@ -28,6 +28,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ._secrets import SecretFilter
 from ._util import did_you_mean
 from .errors import ConfigurationError
 
@@ -113,6 +114,7 @@ def configure_logging(level: str | None = None) -> logging.Logger:
     if not victor_logger.handlers:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.addFilter(SecretFilter())  # also for victor loggers that do not scrub themselves
         victor_logger.addHandler(handler)
     return victor_logger
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._secrets import scrub
+
 __all__ = [
     "VictorError",
     "ProviderError",
@@ -16,7 +18,11 @@ __all__ = [
 
 
 class VictorError(Exception):
-    """Base class of all errors raised by victor."""
+    """Base class of all errors raised by victor. Messages are scrubbed of secrets (keys,
+    tokens: see ``victor._secrets``), also those quoting what a server or library said."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(scrub(arg) if isinstance(arg, str) else arg for arg in args))
 
 
 class ConfigurationError(VictorError):

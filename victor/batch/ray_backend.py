@@ -35,6 +35,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+from .._util import needs_extra
 from ..core.events import EventBus, EventScope
 from ..errors import ConfigurationError
 from ..providers.base import Provider, available_providers, get_provider_class
@@ -65,12 +66,8 @@ VICTOR_ENV = ("VICTOR_PROVIDER", "VICTOR_MODEL", "VICTOR_LOG_LEVEL")
 
 
 def _ray() -> Any:
-    try:
+    with needs_extra("ray", 'backend="ray"', what="the ray extra"):
         import ray
-    except ImportError:
-        raise ConfigurationError(
-            'backend="ray" needs the ray extra: pip install "victor-ai[ray]"'
-        ) from None
     return ray
 
 

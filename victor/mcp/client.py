@@ -28,7 +28,7 @@ from collections.abc import Collection, Coroutine, Mapping, Sequence
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .._util import did_you_mean
+from .._util import did_you_mean, forwards_to, needs_extra
 from ..errors import ConfigurationError, ToolError
 from ..tools.base import BaseTool, ToolResult
 
@@ -41,50 +41,6 @@ T = TypeVar("T")
 
 #: A tool name every provider accepts (Anthropic and OpenAI: 64 of these characters).
 _VALID_NAME = re.compile(r"[^A-Za-z0-9_-]")
-
-
-def server(
-    target: Any,
-    *,
-    name: str | None = None,
-    prefix: str | None = None,
-    timeout: float | None = 60.0,
-    connect_timeout: float = 60.0,
-    requires_approval: bool | Collection[str] = True,
-    env: Mapping[str, str] | None = None,
-    cwd: str | os.PathLike[str] | None = None,
-    headers: Mapping[str, str] | None = None,
-) -> MCPToolset:
-    """An MCP server whose tools an agent can use: ``Agent(tools=[victor.mcp.server(...)])``.
-
-    ``target`` is a command line (``"npx -y @modelcontextprotocol/server-everything"``, or a
-    list of arguments) started as a stdio server, an ``http(s)://`` URL (streamable HTTP),
-    or an in-process server (``mcp.server.MCPServer`` or a low-level ``Server``).
-
-    - ``name``: how the server is called in tool names and messages (default: derived from
-      the target, then the server's own name); ``prefix``: put before each tool's name
-      (default ``"<name>_"``; ``""`` keeps the server's names).
-    - ``timeout``: seconds one call may take; ``connect_timeout``: for starting and listing.
-    - ``requires_approval``: MCP tools can do anything, so by default every call needs the
-      agent's approval policy (``approval="auto"`` or a callback). ``False`` trusts the
-      server; a collection of the server's tool names asks only for those.
-    - ``env``, ``cwd``: for a stdio server's process (it inherits only a safe minimum of
-      the environment: pass API keys it needs in ``env``). ``headers``: for a URL.
-
-    The connection opens on first use (or ``await toolset.connect()``, which does not block
-    the event loop) and closes with ``await toolset.aclose()``, ``async with``, or at exit.
-    """
-    return MCPToolset(
-        target,
-        name=name,
-        prefix=prefix,
-        timeout=timeout,
-        connect_timeout=connect_timeout,
-        requires_approval=requires_approval,
-        env=env,
-        cwd=cwd,
-        headers=headers,
-    )
 
 
 class MCPTool(BaseTool):
@@ -297,12 +253,8 @@ class MCPToolset:
             _live.discard(self)
 
     async def _enter_client(self, stack: AsyncExitStack) -> mcp.Client:
-        try:
+        with needs_extra("mcp", "victor.mcp", what="the MCP SDK"):
             from mcp import Client, Implementation, StdioServerParameters
-        except ImportError:
-            raise ConfigurationError(
-                'victor.mcp needs the MCP SDK: pip install "victor-ai[mcp]"'
-            ) from None
         from .. import __version__
 
         target: Any = self._target
@@ -420,6 +372,30 @@ class MCPToolset:
                 f"the MCP server {self.name!r} was used from inside an MCP tool call; "
                 f"call it from your own code or an agent instead"
             )
+
+
+@forwards_to(MCPToolset)
+def server(*args: Any, **kwargs: Any) -> MCPToolset:
+    """An MCP server whose tools an agent can use: ``Agent(tools=[victor.mcp.server(...)])``.
+
+    ``target`` is a command line (``"npx -y @modelcontextprotocol/server-everything"``, or a
+    list of arguments) started as a stdio server, an ``http(s)://`` URL (streamable HTTP),
+    or an in-process server (``mcp.server.MCPServer`` or a low-level ``Server``).
+
+    - ``name``: how the server is called in tool names and messages (default: derived from
+      the target, then the server's own name); ``prefix``: put before each tool's name
+      (default ``"<name>_"``; ``""`` keeps the server's names).
+    - ``timeout``: seconds one call may take; ``connect_timeout``: for starting and listing.
+    - ``requires_approval``: MCP tools can do anything, so by default every call needs the
+      agent's approval policy (``approval="auto"`` or a callback). ``False`` trusts the
+      server; a collection of the server's tool names asks only for those.
+    - ``env``, ``cwd``: for a stdio server's process (it inherits only a safe minimum of
+      the environment: pass API keys it needs in ``env``). ``headers``: for a URL.
+
+    The connection opens on first use (or ``await toolset.connect()``, which does not block
+    the event loop) and closes with ``await toolset.aclose()``, ``async with``, or at exit.
+    """
+    return MCPToolset(*args, **kwargs)
 
 
 # -- the MCP loop ----------------------------------------------------------------------

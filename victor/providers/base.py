@@ -12,7 +12,6 @@ from __future__ import annotations
 import importlib
 import inspect
 import ipaddress
-import logging
 import os
 import weakref
 from abc import ABC, abstractmethod
@@ -22,6 +21,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
+from .._secrets import get_logger, remember, scrub, secret_values
 from .._util import (
     Setting,
     check_settings,
@@ -38,7 +38,7 @@ from .retry import retry_delay
 if TYPE_CHECKING:
     import asyncio
 
-logger = logging.getLogger("victor.providers")
+logger = get_logger("victor.providers")
 
 __all__ = [
     "AgentResponse",
@@ -144,6 +144,7 @@ class Provider(ABC):
         #: Extra keyword arguments passed through to the API request as they are.
         self.options = options
         self._api_key = api_key
+        remember(api_key)  # masked wherever victor scrubs, as keys in variables are
         self._base_url = base_url
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
             weakref.WeakKeyDictionary()
@@ -172,11 +173,10 @@ class Provider(ABC):
         return key
 
     def redact(self, value: object) -> str:
-        """``str(value)`` without the API key, for messages built from what a server or a
-        library said (some echo the key back)."""
-        text = str(value)
+        """``str(value)`` without the API key or any other secret, for messages built from
+        what a server or a library said (some echo the key back)."""
         key = self._api_key or (os.environ.get(self.api_key_env) if self.api_key_env else None)
-        return text.replace(key, "***") if key else text
+        return scrub(str(value), secret_values(key))
 
     # -- the public calls ------------------------------------------------------------
 
@@ -317,7 +317,13 @@ class Provider(ABC):
         if isinstance(exc, (ProviderError, ConfigurationError)):
             return exc
         mapped = self._map_error(exc)
-        return mapped if mapped is not None else exc
+        if mapped is None:
+            return exc
+        # The SDK's error stays chained to ours (tracebacks print it): scrub it too.
+        exc.args = tuple(self.redact(a) if isinstance(a, str) else a for a in exc.args)
+        if isinstance(vars(exc).get("message"), str):  # the SDKs' own copy of the text
+            exc.message = self.redact(exc.message)  # type: ignore[attr-defined]
+        return mapped
 
     async def _should_retry(self, error: Exception, attempt: int) -> bool:
         retrying = (

@@ -237,10 +237,6 @@ class OpenAIProvider(Provider):
     def _map_error(self, exc: Exception) -> ProviderError | None:
         import openai
 
-        if isinstance(exc, openai.APIError):
-            # The SDK error stays chained to ours (tracebacks print it): scrub it too.
-            exc.message = self.redact(exc.message)
-            exc.args = tuple(self.redact(a) if isinstance(a, str) else a for a in exc.args)
         if isinstance(exc, openai.APIStatusError):
             status = exc.status_code
             detail = self.redact(_error_detail(exc))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .._util import needs_extra
 from .catalog import Catalog, load_app
 from .settings import TOKEN_VARIABLE, ServeSettings
 
@@ -35,16 +36,8 @@ __all__ = [
 
 def create_app(settings: ServeSettings | None = None) -> FastAPI:
     """The FastAPI app serving ``settings`` (see ``ServeSettings``)."""
-    try:
+    with needs_extra("serve", "victor serve"):
         from .app import create_app as build
-    except ImportError as exc:
-        if exc.name and exc.name.split(".")[0] in ("fastapi", "starlette", "uvicorn", "ag_ui"):
-            from ..errors import ConfigurationError
-
-            raise ConfigurationError(
-                f'victor serve needs {exc.name.split(".")[0]}: pip install "victor-ai[serve]"'
-            ) from None
-        raise
     return build(settings)
 
 

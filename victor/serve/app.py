@@ -23,7 +23,7 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
 from .. import __version__
-from .._util import new_id
+from .._util import needs_extra, new_id
 from ..core.agent import Agent
 from ..core.events import Event
 from ..errors import ConfigurationError, VictorError
@@ -551,12 +551,8 @@ async def _workflow(
 
 def _add_agui(app: FastAPI, catalog: Catalog, slot: Any, problems: dict[int, Any]) -> None:
     """``POST /v1/agui/{agent}``: the AG-UI protocol over the agent's events."""
-    try:
+    with needs_extra("serve", "victor serve", what="the AG-UI protocol package"):
         from ag_ui.core import RunAgentInput
-    except ImportError:
-        raise ConfigurationError(
-            'victor serve needs the AG-UI protocol package: pip install "victor-ai[serve]"'
-        ) from None
     from .agui import agui_events
 
     async def agui_agent(agent: str) -> Agent:
@@ -588,13 +584,12 @@ def _mcp(settings: ServeSettings, catalog: Catalog) -> tuple[Any, Any]:
     if settings.mcp is False:
         return None, None
     try:
-        import mcp  # noqa: F401
-    except ImportError:
+        with needs_extra("mcp", "serving MCP at /mcp", what="the MCP SDK"):
+            import mcp  # noqa: F401
+    except ConfigurationError:
         if settings.mcp:
-            raise ConfigurationError(
-                'serving MCP at /mcp needs the MCP SDK: pip install "victor-ai[mcp]"'
-            ) from None
-        return None, None
+            raise
+        return None, None  # by default, /mcp is there when the MCP SDK is
     from ..mcp.serving import create_server, http_app
 
     server = create_server(agents=catalog, approval=settings.approval)

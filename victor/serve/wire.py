@@ -1,19 +1,18 @@
 """How runs look on the wire: stream events as SSE payloads, results and errors as JSON.
 
 Errors are RFC 9457 problem details (``application/problem+json``): a status, a title, a
-detail a person can act on; never a traceback, and never a secret (values of key and
-token variables are masked wherever they might appear).
+detail a person can act on; never a traceback, and never a secret (the detail is scrubbed
+by ``victor._secrets``, as logs, errors and spans are).
 """
 
 from __future__ import annotations
 
 import json
-import logging
-import os
-import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from .._secrets import get_logger, scrub
+from .._util import jsonable, new_id
 from ..core.messages import TextDelta, Usage
 from ..errors import (
     ConfigurationError,
@@ -36,7 +35,6 @@ __all__ = [
     "to_json",
     "finished",
     "usage",
-    "redact",
     "PROBLEM_TYPE",
     "AGENT_STREAM",
     "MEMBER_STREAM",
@@ -44,12 +42,9 @@ __all__ = [
     "UNSENT_BUS_EVENTS",
 ]
 
-logger = logging.getLogger("victor.serve")
+logger = get_logger("victor.serve")
 
 PROBLEM_TYPE = "application/problem+json"
-
-#: Environment variables whose values must never reach a client.
-_SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD)$")
 
 
 class Problem(Exception):
@@ -76,20 +71,12 @@ class Problem(Exception):
             "type": "about:blank",
             "title": self.title,
             "status": self.status,
-            "detail": redact(self.detail),
+            "detail": scrub(self.detail),
             **self.extra,
         }
 
     def json(self) -> bytes:
         return json.dumps(self.body(), ensure_ascii=False).encode()
-
-
-def redact(text: str) -> str:
-    """``text`` with the value of every key/token/secret environment variable masked."""
-    for name, value in os.environ.items():
-        if len(value) >= 8 and value in text and _SECRET_NAME.search(name):
-            text = text.replace(value, f"<{name}>")
-    return text
 
 
 def problem_for(exc: BaseException) -> Problem:
@@ -108,8 +95,6 @@ def problem_for(exc: BaseException) -> Problem:
     if isinstance(exc, VictorError):
         return Problem(500, f"The run failed ({type(exc).__name__})", str(exc))
     # Anything else is a bug: the details go to the server log, not to the client.
-    from .._util import new_id
-
     incident = new_id("err")
     logger.error("unexpected error %s", incident, exc_info=exc)
     return Problem(
@@ -128,13 +113,6 @@ def usage(value: Usage) -> dict[str, int]:
         "output_tokens": value.output_tokens,
         "total_tokens": value.total_tokens,
     }
-
-
-def jsonable(value: Any) -> Any:
-    """A typed answer (pydantic model, dataclass, ...) as plain JSON data."""
-    from pydantic_core import to_jsonable_python
-
-    return to_jsonable_python(value, fallback=str)
 
 
 def finished(run: RunFinished) -> dict[str, Any]:

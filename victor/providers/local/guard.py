@@ -23,7 +23,6 @@ import functools
 import hashlib
 import importlib.util
 import json
-import logging
 import os
 import re
 import signal
@@ -33,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ..._machine import cpu_flags, cpu_name
+from ..._secrets import get_logger
 from ...errors import ConfigurationError
 from .build import rebuild_command
 
@@ -46,7 +46,7 @@ __all__ = [
     "system_info",
 ]
 
-logger = logging.getLogger("victor.providers.local")
+logger = get_logger("victor.providers.local")
 
 #: How long the child may take to load the model and generate (a hang is not a crash).
 CHECK_TIMEOUT = 180.0

