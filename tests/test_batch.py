@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 import victor
-from tests.servers import Status, Text
+from tests.servers import Slow, Status, Text
 from tests.timing import PROMPTLY, STALL, Rendezvous
 from victor import Agent, AgentTeam, ConfigurationError, ProviderError, VictorError
 from victor.batch import Batch, BatchResult
@@ -534,6 +534,46 @@ async def test_terminal_progress(monkeypatch, capsys):
     err = capsys.readouterr().err
     assert err.startswith("\rshout: ") and "left" in err and "running" in err
     assert err.endswith("\x1b[K\n") and "2/2 done in" in err
+
+
+WARNING_ABOVE_BAR = (
+    r"\r(victor: )?retrying ollama \(1/2\) in 0\.0 s after HTTP 500\x1b\[K\n"  # a whole line
+    r"agent: [█░]+ \d/2 · "  # then the live line again
+)
+
+
+@pytest.mark.parametrize("how", ["python", "cli"])
+def test_retry_warnings_go_above_the_live_line(how, ollama_server, monkeypatch, capsys, tmp_path):
+    import logging
+    import re
+
+    from victor.batch import progress as progress_module
+
+    monkeypatch.setattr(progress_module, "_detect_target", lambda: "print")
+    monkeypatch.setattr(progress_module, "_isatty", lambda stream: True)
+    monkeypatch.setenv("OLLAMA_HOST", ollama_server.url)
+    # The first item takes long enough for the live line to be drawn; the second is
+    # refused once (a retry warning while the line is on the terminal), then answered.
+    ollama_server.script(
+        Slow(0.6, Text("one")), Status(500, headers={"retry-after": "0"}), Text("two")
+    )
+    items = tmp_path / "items.jsonl"
+    items.write_text('"a"\n"b"\n')
+    root = logging.getLogger()
+    handlers = root.handlers[:]
+    root.handlers.clear()  # a plain script: nobody has configured logging
+    try:
+        if how == "python":
+            batch = victor.batch(["a", "b"], Agent(provider="ollama"), concurrency=1)
+            assert [r.output for r in asyncio.run(batch.run())] == ["one", "two"]
+            assert not logging.getLogger("victor").handlers  # only while the line is live
+        else:
+            assert cli(["batch", str(items), "-p", "ollama", "-c", "1"]) == 0
+    finally:
+        root.handlers[:] = handlers
+    err = capsys.readouterr().err
+    assert re.search(WARNING_ABOVE_BAR, err), repr(err)
+    assert err.count("retrying") == 1
 
 
 def test_the_victor_batch_command(anthropic_server, monkeypatch, tmp_path, capsys):

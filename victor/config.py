@@ -133,7 +133,9 @@ class Profile(BaseModel):
     name: str
     provider: str = DEFAULT_PROVIDER
     model: str | None = None
-    temperature: float = Field(default=0.7, ge=0.0, le=1.0)
+    #: Its upper bound is the provider's (``Provider.max_temperature``), checked when an
+    #: agent is made from the profile.
+    temperature: float = Field(default=0.7, ge=0.0)
     max_tokens: int = Field(default=4096, gt=0)
     system_prompt: str | None = None
     tools: list[str] = Field(default_factory=list)

@@ -33,7 +33,7 @@ from .._util import (
 from ..core.events import current_scope
 from ..core.messages import AgentResponse, Message, OutputSchema, StreamEvent, TextDelta, ToolSpec
 from ..errors import ConfigurationError, ProviderError
-from .retry import retry_delay
+from .retry import retry_delay, retry_reason
 
 if TYPE_CHECKING:
     import asyncio
@@ -51,7 +51,8 @@ __all__ = [
 
 #: The settings every provider takes besides ``model``: what each accepts, how to fix it.
 PROVIDER_SETTINGS: dict[str, Setting] = {
-    "temperature": number_setting("use a number from 0.0 to 1.0", at_least=0.0, at_most=1.0),
+    # The upper bound is the provider's: ``Provider.max_temperature``.
+    "temperature": number_setting("use a number, 0.0 or more", at_least=0.0),
     "max_tokens": number_setting("use a positive integer", whole=True, above=0),
     "api_key": instance_setting(
         "use the key as a string, or set the provider's environment variable", str, secret=True
@@ -108,6 +109,8 @@ class Provider(ABC):
     api_key_env: ClassVar[str | None] = None
     base_url_env: ClassVar[str | None] = None
     default_base_url: ClassVar[str | None] = None
+    #: The highest temperature the API accepts (None: no bound known here).
+    max_temperature: ClassVar[float | None] = None
     #: Whether ``_chat``/``_stream`` take an ``output`` schema and ask the model for it in
     #: the API's own way. Providers without it get the schema as words in the prompt.
     native_output: ClassVar[bool] = False
@@ -135,6 +138,7 @@ class Provider(ABC):
                 "max_retries": max_retries,
             },
         )
+        _check_temperature(type(self), temperature)
         check_options(type(self), options)
         self.model = model or self.default_model
         self.temperature = float(temperature)
@@ -199,9 +203,10 @@ class Provider(ABC):
                 return await self._chat(*arguments)
             except Exception as exc:
                 error = self._to_provider_error(exc)
-                if await self._should_retry(error, attempt):
+                if await self._should_retry(error, attempt, exc):
                     attempt += 1
                     continue
+                _count_attempts(error, attempt)
                 if error is exc:
                     raise
                 raise error from exc
@@ -234,9 +239,10 @@ class Provider(ABC):
                 return
             except Exception as exc:
                 error = self._to_provider_error(exc)
-                if not delivered and await self._should_retry(error, attempt):
+                if not delivered and await self._should_retry(error, attempt, exc):
                     attempt += 1
                     continue
+                _count_attempts(error, attempt)
                 if error is exc:
                     raise
                 raise error from exc
@@ -325,7 +331,7 @@ class Provider(ABC):
             exc.message = self.redact(exc.message)  # type: ignore[attr-defined]
         return mapped
 
-    async def _should_retry(self, error: Exception, attempt: int) -> bool:
+    async def _should_retry(self, error: Exception, attempt: int, cause: Exception) -> bool:
         retrying = (
             isinstance(error, ProviderError) and error.retryable and attempt < self.max_retries
         )
@@ -342,11 +348,36 @@ class Provider(ABC):
         )
         if retrying:
             delay = retry_delay(attempt, getattr(error, "retry_after", None))
-            logger.warning("%s: %s; retrying in %.1f s", self.name, error, delay)
+            # One short line: the error itself is raised once, when the retries are spent
+            # (and is in the provider.error event). "notice": the CLI's progress lines.
+            logger.warning(
+                "retrying %s (%d/%d) in %.1f s after %s",
+                self.name,
+                attempt + 1,
+                self.max_retries,
+                delay,
+                retry_reason(error, cause),
+                extra={"notice": True},
+            )
             from asyncio import sleep  # imported when used: see victor/__init__.py
 
             await sleep(delay)
         return retrying
+
+
+def _check_temperature(cls: type[Provider], temperature: float) -> None:
+    """``ConfigurationError`` if ``temperature`` is above what ``cls``'s API accepts."""
+    most = cls.max_temperature
+    if most is not None and temperature > most:
+        raise ConfigurationError(
+            f"temperature={temperature!r} is invalid: {cls.name} takes 0.0 to {most}"
+        )
+
+
+def _count_attempts(error: Exception, retries: int) -> None:
+    """Record on the error that is about to be raised how many times the request was sent."""
+    if retries and isinstance(error, ProviderError):
+        error.attempts = retries + 1
 
 
 def check_options(

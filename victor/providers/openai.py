@@ -50,6 +50,7 @@ class OpenAIProvider(Provider):
     api_key_env = "OPENAI_API_KEY"
     base_url_env = "OPENAI_BASE_URL"
     default_base_url = "https://api.openai.com/v1"
+    max_temperature = 2.0
     native_output = True  # response_format with a JSON schema
     #: Chat Completions parameters taken by name, and the samplers OpenAI-compatible servers
     #: (llama.cpp, vLLM) commonly add; any other field goes in ``extra_body``.
@@ -346,7 +347,7 @@ def _status_advice(status: int, provider: OpenAIProvider) -> str:
     if status == 429:
         return "rate limited or out of quota: wait, or check your plan and usage"
     if status >= 500:
-        return "server error: the service failed; retrying may help"
+        return "server error: the service failed"
     if status in (408, 409):
-        return "request timed out or conflicted on the server; retrying may help"
+        return "request timed out or conflicted on the server"
     return "request rejected"

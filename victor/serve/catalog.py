@@ -290,7 +290,7 @@ def by_name(
 
 def _own_name(value: Agent | AgentTeam) -> str | None:
     """The name ``value`` was given (``name=...``), or None for a default one."""
-    from ..agent import Agent
+    from ..core.agent import Agent
 
     if isinstance(value, Agent):
         return value.name if value._name_given else None

@@ -24,6 +24,7 @@ __all__ = [
     "bundled_sha256",
     "check_gguf",
     "missing_bundled_model",
+    "pending_assembly",
 ]
 
 #: The ``model=`` name of the bundled model (also what ``model=None`` means).
@@ -76,6 +77,18 @@ def bundled_model_path() -> Path:
             f"directory writable, or set VICTOR_HOME to a writable directory"
         ) from exc
     return target
+
+
+def pending_assembly() -> tuple[Path, int] | None:
+    """Where the bundled model will be assembled and its size in bytes, if its first use
+    is still to come (None once it is assembled and verified)."""
+    package = _bundled_package()
+    from ...config import victor_home
+
+    target = victor_home() / "models" / package.MODEL_NAME
+    if _verified(target, package.EXPECTED_SHA256):
+        return None
+    return target, sum(chunk.stat().st_size for chunk in package.chunk_paths())
 
 
 def bundled_sha256(path: Path) -> str | None:

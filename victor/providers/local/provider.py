@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.util
+import logging
 import os
 import threading
 import weakref
@@ -43,8 +44,14 @@ from ...errors import ConfigurationError, ProviderError
 from ..base import Provider
 from ..translation import stop_reason
 from .build import install_command
-from .guard import check_first_use
-from .model import BUNDLED_MODEL, bundled_model_path, check_gguf, missing_bundled_model
+from .guard import check_first_use, first_use_checked
+from .model import (
+    BUNDLED_MODEL,
+    bundled_model_path,
+    check_gguf,
+    missing_bundled_model,
+    pending_assembly,
+)
 from .prompts import (
     STOP_SEQUENCES,
     parse_reply,
@@ -78,6 +85,8 @@ TOOL_CHOICES = ("auto", "required", "none")
 DEFAULT_CONTEXT = 4096
 
 _STOP_REASONS = {"stop": "end", "length": "length", "tool_calls": "tool_calls"}
+
+logger = logging.getLogger("victor.providers.local")
 
 
 class LocalProvider(Provider):
@@ -150,7 +159,27 @@ class LocalProvider(Provider):
         check_first_use(self.model_file(), self._load)
 
     def _create_client(self) -> SharedModel:
+        self._announce_first_use()
         return acquire(self.model_file(), self._load)
+
+    def _announce_first_use(self) -> None:
+        """Say what the silent seconds of a first use are for (the CLI shows it)."""
+        pending = pending_assembly() if self._path is None else None
+        if pending is not None:
+            target, size = pending
+            what = (
+                f"first use of the bundled model: assembling {BUNDLED_MODEL} ({size / 1e6:.0f} "
+                f"MB) into {target.parent}, then trying it once in a child process (~10 s)"
+            )
+        else:
+            path = self.model_file()
+            if first_use_checked(path, self._load):
+                return
+            what = (
+                f"first use of {path} ({path.stat().st_size / 1e6:.0f} MB) with this llama.cpp "
+                f"build and settings: trying it once in a child process (a few seconds)"
+            )
+        logger.info(what, extra={"notice": True})
 
     async def _close_client(self, client: SharedModel) -> None:
         release(client)
