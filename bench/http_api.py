@@ -95,7 +95,9 @@ def serve(model_url: str, max_runs: int) -> None:
 
 def floor_app(agent):
     """The least a server can do for a streamed run: read the body, run the agent, write
-    its events as victor serve frames them. No framework, routing, checks or limits."""
+    its events as victor serve frames them (``run_started`` first). No framework, routing,
+    checks or limits."""
+    from victor._util import new_id
     from victor.serve.streaming import agent_sse
 
     async def app(scope, receive, send) -> None:
@@ -107,7 +109,8 @@ def floor_app(agent):
         while more:
             message = await receive()
             body, more = body + message.get("body", b""), message.get("more_body", False)
-        await agent_sse(agent.events(json.loads(body)["task"]))(scope, receive, send)
+        started = {"run_id": new_id("run"), "agent": "bench"}
+        await agent_sse(agent.events(json.loads(body)["task"]), started)(scope, receive, send)
 
     return app
 

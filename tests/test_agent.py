@@ -258,7 +258,8 @@ async def test_base_tool_subclass_from_the_registry():
     ("kwargs", "message"),
     [
         ({"provider": "antropic"}, "Did you mean 'anthropic'"),
-        ({"temperature": 1.5}, "temperature=1.5"),
+        ({"temperature": -0.1}, r"temperature=-0.1 is invalid: use a number, 0.0 or more"),
+        ({"provider": "anthropic", "temperature": 1.5}, "anthropic takes 0.0 to 1.0"),
         ({"max_tokens": 0}, "max_tokens=0"),
         ({"max_iterations": 0}, "max_iterations=0"),
     ],

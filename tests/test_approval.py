@@ -71,7 +71,7 @@ async def test_sync_callback_sees_validated_arguments(tmp_path):
     assert [r.tool_name for r in seen] == ["write_file", "write_file"]
     assert (
         seen[0].arguments == {"file_path": "out.txt", "content": "tiny"}
-        and seen[0].agent == "scripted"
+        and seen[0].agent == "agent"  # no name, no role: not the provider's name
     )
     assert str(seen[0]) == "write_file(file_path='out.txt', content='tiny')"
     assert "the user refused the call to write_file" in results[1].content

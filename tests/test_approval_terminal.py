@@ -113,7 +113,7 @@ def test_victor_run_asks_on_the_terminal_and_y_runs_the_tool(anthropic_server, t
     code, output = terminal.finish()
     assert code == 0, output
     assert (tmp_path / "notes.md").read_text() == "# Notes\n"
-    assert "anthropic wants to call write_file:" in output
+    assert "agent wants to call write_file:" in output  # not the provider's name
     assert "-# Old\n+# Notes" in output  # the diff of what would change
     assert output.rstrip().endswith("Wrote the notes.")
     tool_result = anthropic_server.requests[-1].body["messages"][-1]["content"][0]

@@ -5,8 +5,12 @@ process resumed), progress, events, the CLI."""
 from __future__ import annotations
 
 import asyncio
+import datetime
+import enum
+import inspect
 import json
 import os
+import pydoc
 import signal
 import subprocess
 import sys
@@ -17,7 +21,7 @@ from pathlib import Path
 import pytest
 
 import victor
-from tests.servers import Status, Text
+from tests.servers import Slow, Status, Text
 from tests.timing import PROMPTLY, STALL, Rendezvous
 from victor import Agent, AgentTeam, ConfigurationError, ProviderError, VictorError
 from victor.batch import Batch, BatchResult
@@ -259,6 +263,17 @@ async def test_checkpoint_keys_follow_the_items_not_their_positions(tmp_path):
         victor.batch(by_id, agent, key=lambda item: 1)
 
 
+def test_batch_takes_the_batch_parameters_declared_once():
+    # batch() forwards to Batch: help() and inspect show Batch's parameters, also for
+    # victor.batch as the package (callable itself), so they cannot drift apart.
+    from victor.batch.core import batch
+
+    expected = inspect.signature(Batch).replace(return_annotation="Batch")
+    assert inspect.signature(batch) == expected
+    assert inspect.signature(sys.modules["victor.batch"]) == expected
+    assert "concurrency: 'int' = 8" in pydoc.render_doc(batch)
+
+
 def test_a_torn_last_line_is_dropped_and_garbage_is_reported(tmp_path):
     path = tmp_path / "log.jsonl"
     good = BatchResult(index=0, item="a", output="A", key="k0", attempts=1)
@@ -273,6 +288,21 @@ def test_a_torn_last_line_is_dropped_and_garbage_is_reported(tmp_path):
     path.write_text('{"key": "k0"}\nnot json\n{"key": "k2"}\n')
     with pytest.raises(ConfigurationError, match="line 2 of the checkpoint .* is not JSON"):
         Checkpoint(path).read()
+
+
+def test_a_checkpoint_keeps_times_sets_and_enums_as_json_data(tmp_path):
+    # The same conversion as a typed answer served over HTTP (victor._util.jsonable).
+    class Level(enum.Enum):
+        HIGH = "high"
+
+    when = datetime.datetime(2024, 5, 1, 12, 30)
+    output = {"when": when, "tags": {"x"}, "level": Level.HIGH}
+    log = Checkpoint(tmp_path / "log.jsonl")
+    log.append(BatchResult(index=0, item=("a", 1), output=output, key="k0", attempts=1))
+    log.close()
+    record = Checkpoint(tmp_path / "log.jsonl").read()["k0"]
+    assert record["item"] == ["a", 1]
+    assert record["output"] == {"when": "2024-05-01T12:30:00", "tags": ["x"], "level": "high"}
 
 
 RESUMABLE = """
@@ -504,6 +534,46 @@ async def test_terminal_progress(monkeypatch, capsys):
     err = capsys.readouterr().err
     assert err.startswith("\rshout: ") and "left" in err and "running" in err
     assert err.endswith("\x1b[K\n") and "2/2 done in" in err
+
+
+WARNING_ABOVE_BAR = (
+    r"\r(victor: )?retrying ollama \(1/2\) in 0\.0 s after HTTP 500\x1b\[K\n"  # a whole line
+    r"agent: [█░]+ \d/2 · "  # then the live line again
+)
+
+
+@pytest.mark.parametrize("how", ["python", "cli"])
+def test_retry_warnings_go_above_the_live_line(how, ollama_server, monkeypatch, capsys, tmp_path):
+    import logging
+    import re
+
+    from victor.batch import progress as progress_module
+
+    monkeypatch.setattr(progress_module, "detect_target", lambda: "print")
+    monkeypatch.setattr(progress_module, "_isatty", lambda stream: True)
+    monkeypatch.setenv("OLLAMA_HOST", ollama_server.url)
+    # The first item takes long enough for the live line to be drawn; the second is
+    # refused once (a retry warning while the line is on the terminal), then answered.
+    ollama_server.script(
+        Slow(0.6, Text("one")), Status(500, headers={"retry-after": "0"}), Text("two")
+    )
+    items = tmp_path / "items.jsonl"
+    items.write_text('"a"\n"b"\n')
+    root = logging.getLogger()
+    handlers = root.handlers[:]
+    root.handlers.clear()  # a plain script: nobody has configured logging
+    try:
+        if how == "python":
+            batch = victor.batch(["a", "b"], Agent(provider="ollama"), concurrency=1)
+            assert [r.output for r in asyncio.run(batch.run())] == ["one", "two"]
+            assert not logging.getLogger("victor").handlers  # only while the line is live
+        else:
+            assert cli(["batch", str(items), "-p", "ollama", "-c", "1"]) == 0
+    finally:
+        root.handlers[:] = handlers
+    err = capsys.readouterr().err
+    assert re.search(WARNING_ABOVE_BAR, err), repr(err)
+    assert err.count("retrying") == 1
 
 
 def test_the_victor_batch_command(anthropic_server, monkeypatch, tmp_path, capsys):

@@ -422,7 +422,7 @@ async def test_model_tools_use_the_agent_they_run_under(ws):
         .startswith("from calc import add\n\n\ndef test_add")
     )
     nested = [e for e in starts if e.agent and ":" in e.agent]
-    assert [e.agent for e in nested] == ["scripted:write_tests", "scripted:suggest_improvements"]
+    assert [e.agent for e in nested] == ["agent:write_tests", "agent:suggest_improvements"]
     assert all(e.parent == starts[0].run_id for e in nested)
     asked = provider.requests[3][-1].content
     assert "focusing on naming" in asked and "def classify(n):" in asked and '"todos"' in asked

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from victor import Agent
 from victor.config import (
     Profile,
     configure_logging,
@@ -132,12 +133,23 @@ def test_profile_that_is_not_a_table(isolated_env):
 
 
 def test_bad_temperature_in_file_names_profile_field_and_path(isolated_env):
-    path = write_profiles(isolated_env, "[profiles.hot]\ntemperature = 1.5\n")
+    path = write_profiles(isolated_env, "[profiles.hot]\ntemperature = -1.5\n")
     with pytest.raises(ConfigurationError) as info:
         load_profile("hot")
     message = str(info.value)
     assert "'hot'" in message and "'temperature'" in message and str(path) in message
-    assert "1.5" in message
+    assert "-1.5" in message
+
+
+async def test_the_temperature_range_is_the_providers(isolated_env):
+    write_profiles(
+        isolated_env,
+        "[profiles.warm]\nprovider = 'openai'\ntemperature = 1.5\n"
+        "[profiles.hot]\nprovider = 'anthropic'\ntemperature = 1.5\n",
+    )
+    assert (await Agent.from_profile_name("warm")).provider.temperature == 1.5
+    with pytest.raises(ConfigurationError, match="1.5 is invalid: anthropic takes 0.0 to 1.0"):
+        await Agent.from_profile_name("hot")
 
 
 def test_unknown_field_in_file_suggests_the_right_one(isolated_env):
@@ -163,7 +175,7 @@ def test_profile_validation_errors_are_configuration_errors():
         Profile(name="mine", max_tokens=0)
     profile = Profile(name="mine")
     with pytest.raises(ConfigurationError, match="'temperature'"):
-        profile.temperature = 2
+        profile.temperature = -2
     assert profile.temperature == 0.7
 
 
@@ -212,12 +224,12 @@ def test_invalid_log_level(monkeypatch, victor_logger):
 
 
 async def test_victor_log_level_is_applied_when_the_first_agent_is_made(monkeypatch):
-    import victor.core.agent
+    import victor.core.settings
     from victor import Agent
     from victor.testing import ScriptedProvider
 
     monkeypatch.setenv("VICTOR_LOG_LEVEL", "DEBUG")
-    monkeypatch.setattr(victor.core.agent, "_log_level_applied", False)
+    monkeypatch.setattr(victor.core.settings, "_log_level_applied", False)
     victor_logger = logging.getLogger("victor")
     monkeypatch.setattr(victor_logger, "level", logging.NOTSET)
     monkeypatch.setattr(victor_logger, "handlers", [])

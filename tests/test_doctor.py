@@ -9,7 +9,7 @@ from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
 from victor.cli import main
-from victor.doctor import diagnose
+from victor.doctor import Report, build_checks, diagnose
 from victor.notebook.magics import VictorMagics
 
 SECRET = "sk-ant-doctor-secret-1234"
@@ -32,6 +32,26 @@ def test_the_embedded_model_as_default_provider_passes(monkeypatch, capsys):
     assert "sha256 " in out and "(verified)" in out
     assert "first use    loads and generates" in out
     assert "local        local can work; from VICTOR_PROVIDER" in out
+
+
+def test_a_working_native_build_is_information_not_a_warning():
+    """llama.cpp's own report of a build made with -march=native on an AMX Xeon (the format
+    of llama_print_system_info): it works here, guarded, so nothing is marked as a problem."""
+    native = (
+        "CPU : SSE3 = 1 | SSSE3 = 1 | AVX = 1 | AVX2 = 1 | F16C = 1 | FMA = 1 | "
+        "AVX512 = 1 | AMX_INT8 = 1 | LLAMAFILE = 1 | OPENMP = 1 | REPACK = 1 |"
+    )
+    report = Report()
+    for check in build_checks(native):
+        report.add("Local model", check)
+    lines = str(report).splitlines()
+    build = next(line for line in lines if "llama-cpp-python " in line)
+    assert build.startswith("  · llama.cpp    llama-cpp-python ")
+    assert build.endswith("machine-specific build: AVX AVX2 FMA F16C AVX512 AMX_INT8")
+    assert any(line.startswith("  · amx guard    active: ") for line in lines)
+    assert not any(line.lstrip().startswith(("!", "✗")) for line in lines)
+    portable = build_checks("CPU : SSE3 = 1 | AVX = 1 | AVX2 = 1 | FMA = 1 |")
+    assert [c.status for c in portable] == ["ok", "ok"]
 
 
 def test_unreachable_default_provider_fails_with_what_to_do(monkeypatch, capsys):
@@ -65,7 +85,7 @@ def test_missing_key_for_the_default_provider(monkeypatch, capsys):
     monkeypatch.setenv("VICTOR_PROVIDER", "openai")
     assert main(["doctor", "--offline"]) == 1
     out = capsys.readouterr().out
-    assert "-> export OPENAI_API_KEY=... (or pass api_key= to Agent.create)" in out
+    assert "-> export OPENAI_API_KEY=...\n" in out  # the command has no api_key=
     assert "openai cannot work (see above); from VICTOR_PROVIDER" in out
 
 

@@ -340,19 +340,72 @@ def _age(path: Path, seconds: float) -> None:
 @posix_only
 def test_a_killed_save_leaves_a_temporary_file_the_next_save_removes(tmp_path):
     from victor import State
-    from victor.core.state import STALE_AFTER
 
     target = tmp_path / "state.json"
     State(step=1).save(target)
     _killed_save(target)
-    (left,) = _temporaries(tmp_path)
-    assert State.load(target)["step"] == 1  # the previous file is whole
+    assert len(_temporaries(tmp_path)) == 1
     State(step=2).save(target)
-    assert _temporaries(tmp_path) == [left]  # young: it might be a writer's, so it stays
-    _age(tmp_path / left, STALE_AFTER + 5)
-    State(step=3).save(target)
+    assert _temporaries(tmp_path) == []  # its process is gone: no need to wait for an age
+    assert State.load(target)["step"] == 2
+
+
+@posix_only
+def test_the_next_load_removes_what_killed_saves_left(tmp_path):
+    from victor import State
+
+    target = tmp_path / "state.json"
+    State(step=1).save(target)
+    for _ in range(3):
+        _killed_save(target)
+    assert len(_temporaries(tmp_path)) == 3
+    assert State.load(target)["step"] == 1  # the previous file is whole
     assert _temporaries(tmp_path) == []
-    assert State.load(target)["step"] == 3
+
+
+@posix_only
+def test_a_concurrent_live_save_keeps_its_temporary_file(tmp_path):
+    from victor import State
+
+    target = tmp_path / "state.json"
+    State(step=1).save(target)
+    # A save in another process, paused after writing (its file locked, its pid alive).
+    code = (
+        "import os, sys\n"
+        "from victor import State\n"
+        "fsync = os.fsync\n"
+        "def pause(fd):\n"
+        "    os.fsync = fsync\n"
+        "    print('paused', flush=True)\n"
+        "    sys.stdin.readline()\n"
+        "    fsync(fd)\n"
+        "os.fsync = pause\n"
+        "State(step=2).save(sys.argv[1])\n"
+    )
+    writer = subprocess.Popen(
+        [sys.executable, "-c", code, str(target)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert writer.stdout.readline() == "paused\n"
+        (live,) = _temporaries(tmp_path)
+        assert f".{writer.pid}." in live
+        # And one of this process's saves in the instant before it locks its file.
+        unlocked = tmp_path / f".state.json.{os.getpid()}.abcd1234.tmp"
+        unlocked.write_text("{")
+        State(step=3).save(target)
+        assert State.load(target)["step"] == 3
+        assert _temporaries(tmp_path) == sorted([live, unlocked.name])
+        writer.stdin.write("\n")
+        writer.stdin.flush()
+        assert writer.wait(timeout=30) == 0
+    finally:
+        writer.kill()
+        writer.wait()
+    assert State.load(target)["step"] == 2  # the paused save completed, its file renamed
+    assert _temporaries(tmp_path) == [unlocked.name]
 
 
 @posix_only

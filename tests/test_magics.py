@@ -108,7 +108,11 @@ def test_help_comes_from_the_argument_declaration(ip):
     result, captured = run(ip, "%victor help")
     assert result.success
     parser_help = VictorMagics.victor.parser.format_help()
-    assert captured.stdout.strip() == parser_help.strip()
+    # Plain text: the docstring's reStructuredText "::" (a code block) is not printed.
+    assert captured.stdout.startswith("usage: %victor [-p PROVIDER]")
+    assert "::" not in captured.stdout
+    description = parser_help[parser_help.index("Ask an agent") :]
+    assert captured.stdout.strip().endswith(description.strip())
     for option in (
         "--provider",
         "--model",
@@ -283,6 +287,7 @@ def test_agent_created_with_top_level_await_works(ip):
         ("%victor config colour=blue", "unknown setting 'colour'"),
         ("%victor config api_key=sk-secret", "does not belong in a notebook"),
         ("%victor config provider=antropic", "Did you mean 'anthropic'?"),
+        ("%victor config approval=sometimes", "approval='sometimes' is invalid: use ask"),
     ],
 )
 def test_bad_input_fails_the_cell_with_a_clear_message(ip, line, message):
@@ -371,6 +376,35 @@ def test_tools_option_and_tool_cards(ip, registered_tool):
     assert [t.name for t in provider.tools_offered[0]] == ["lookup_capital"]
     plain = displays(captured)[-1].data["text/plain"]
     assert "[tool lookup_capital(country='France') ✓" in plain
+
+
+def test_config_approval_is_the_agents_approval_policy(ip):
+    deleted = []
+
+    @tool(requires_approval=True)
+    def delete_record(record: int) -> str:
+        """Delete a record."""
+        deleted.append(record)
+        return "deleted"
+
+    registry.register(delete_record)
+    try:
+        for policy in ("auto", "never"):
+            result, captured = run(ip, f"%victor config approval={policy}")
+            assert result.success and f"approval = {policy!r}" in captured.stdout
+            provider = ScriptedProvider([call("delete_record", record=7), "Done."])
+            with override(provider):
+                result, _ = run(ip, "%%victor --new --tools delete_record\nDelete record 7")
+            assert result.success, result.error_in_exec
+            tool_result = provider.requests[1][-1].content
+            if policy == "auto":
+                assert deleted == [7] and "deleted" in tool_result
+            else:
+                assert deleted == [7] and "refused" in tool_result.lower()
+        run(ip, "%victor config approval=")
+        assert "approval" not in ip.magics_session.config
+    finally:
+        registry.unregister("delete_record")
 
 
 def test_format_code_offers_a_new_cell(ip):

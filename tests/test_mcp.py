@@ -4,7 +4,9 @@ a real stdio subprocess, streamable HTTP), and victor's tools and agents as an M
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
+import pydoc
 import sys
 import time
 from pathlib import Path
@@ -119,6 +121,16 @@ async def test_per_call_timeout_is_a_tool_error_and_the_connection_lives_on():
         ("demo_add", "42", False),
     ]
     await demo.aclose()
+
+
+def test_server_takes_the_toolsets_parameters_declared_once():
+    # server() forwards to MCPToolset: help() and inspect show MCPToolset's parameters,
+    # so the two cannot drift apart.
+    expected = inspect.signature(victor.mcp.MCPToolset).replace(return_annotation="MCPToolset")
+    assert inspect.signature(victor.mcp.server) == expected
+    assert "connect_timeout: 'float' = 60.0" in pydoc.render_doc(victor.mcp.server)
+    toolset = victor.mcp.server("python -m some_server", name="x", timeout=5)
+    assert (toolset.name, toolset.timeout) == ("x", 5)
 
 
 async def test_name_clashes_are_clear_errors():

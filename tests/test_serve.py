@@ -117,8 +117,10 @@ def test_stream_is_the_runs_events_one_to_one():
         with client.stream("POST", "/v1/runs/stream", json={"task": "Add 2 and 3"}) as response:
             assert response.headers["content-type"].startswith("text/event-stream")
             events = list(sse(response))
-    assert [kind for kind, _ in events] == expected
+    assert [kind for kind, _ in events] == ["run_started", *expected]
     by_kind = {kind: data for kind, data in events}
+    assert by_kind["run_started"]["run_id"].startswith("run_")
+    assert by_kind["run_started"].items() <= by_kind["run_finished"].items()  # run_id, agent
     started = {"id": adding.id, "name": "add", "arguments": {"a": 2, "b": 3}}
     assert by_kind["tool_started"] == started
     assert by_kind["tool_finished"]["output"] == "5" and by_kind["tool_finished"]["success"]
@@ -145,6 +147,7 @@ def test_a_client_that_disconnects_cancels_its_run_and_the_model_stream(anthropi
     with EventBus.capture("agent.*") as seen, serving(agents={"claude": agent}) as client:
         with client.stream("POST", "/v1/runs/stream", json={"task": "Think"}) as response:
             events = sse(response)  # (kept: closing the reader early would hang up too)
+            assert next(events)[0] == "run_started"
             assert next(events) == ("text", {"text": "thinking "})
             assert runs_in_progress(client) == 1
         # The model server sees its stream closed: the run was cancelled, not left running.
@@ -175,7 +178,104 @@ def test_a_quiet_stream_is_kept_open_with_comment_lines(monkeypatch):
             raw = response.read().decode()
     assert ": ping\n\n" in raw
     events = list(sse(httpx.Response(200, content=raw.encode())))
-    assert [kind for kind, _ in events] == ["text"] * 3 + ["response", "run_finished"]
+    kinds = [kind for kind, _ in events]
+    assert kinds == ["run_started"] + ["text"] * 3 + ["response", "run_finished"]
+
+
+def test_every_stream_says_at_once_that_its_run_started_and_pings_while_the_model_is_silent(
+    anthropic_server, monkeypatch
+):
+    """Proxies and people see a stream is alive before the model says anything: the first
+    event, ``run_started`` with the run's id, comes at once, then a comment line each
+    ``PING_SECONDS`` of quiet (15 s; shortened here)."""
+    import victor.serve.streaming
+
+    monkeypatch.setattr(victor.serve.streaming, "PING_SECONDS", 0.05)
+    silent = Hang(seconds=STALL, text="")  # the model answers nothing for STALL seconds
+    anthropic_server.script(silent, silent, silent)
+
+    def model(role: str | None = None) -> Agent:
+        return Agent(role, provider="anthropic", base_url=anthropic_server.url, api_key=SECRET)
+
+    team = AgentTeam.pipeline([model("writer"), model("editor")])
+    requests = {
+        "/v1/runs/stream": {"agent": "claude", "task": "Think"},
+        "/v1/teams/runs/stream": {"team": "desk", "task": "Think"},
+        "/v1/workflows/runs/stream": {"workflow": "explain", "agent": "claude"},
+    }
+    with serving(agents={"claude": model(), "desk": team}) as client:
+        for asked, (path, body) in enumerate(requests.items(), 1):
+            with client.stream("POST", path, json=body, timeout=PROMPTLY) as response:
+                lines, deadline = response.iter_lines(), time.monotonic() + PROMPTLY
+                assert next(lines) == "event: run_started", path
+                started = json.loads(next(lines).removeprefix("data: "))
+                assert started["run_id"] and next(lines) == ""
+                while len(anthropic_server.requests) < asked:  # the model is asked...
+                    assert time.monotonic() < deadline, path
+                    time.sleep(0.01)
+                while (line := next(lines)) != ": ping":  # (a team's delegation may come first)
+                    assert time.monotonic() < deadline and line != "event: text", (path, line)
+                assert runs_in_progress(client) == 1  # ...and has not answered
+            wait_idle(client)
+    assert anthropic_server.wait_disconnects(3, timeout=PROMPTLY)  # each run was cut short
+
+
+def test_agent_and_team_streams_speak_one_vocabulary():
+    """A member's text and tool calls in a team stream have the names and fields they
+    have in an agent's stream; what teams add is named in the same style, and every
+    name is in the route's OpenAPI description."""
+    adding = call("add", a=2, b=3)
+
+    def adder() -> Agent:
+        provider = ScriptedProvider([adding, "The sum is 5."])
+        return Agent(role="adder", provider=provider, tools=[add])
+
+    team = AgentTeam.pipeline([adder(), Agent(role="checker", provider=ScriptedProvider(["ok"]))])
+    with serving(agents={"calc": adder(), "desk": team}) as client:
+        with client.stream("POST", "/v1/runs/stream", json={"task": "2 + 3"}) as response:
+            solo = list(sse(response))
+        with client.stream("POST", "/v1/teams/runs/stream", json={"task": "2 + 3"}) as response:
+            together = list(sse(response))
+        paths = client.get("/openapi.json").json()["paths"]
+    alone, teamed = {k for k, _ in solo}, {k for k, _ in together}
+    assert {"run_started", "text", "response", "tool_finished", "run_finished"} <= alone & teamed
+    assert {"agent_started", "agent_finished", "delegated"} <= teamed
+    assert all(name.isidentifier() and name.islower() for name in alone | teamed)
+    for path, names in (("/v1/runs/stream", alone), ("/v1/teams/runs/stream", teamed)):
+        described = paths[path]["post"]["responses"]["200"]["description"]
+        assert all(f"`{name}`" in described for name in names), (path, names, described)
+    tool = next(data for kind, data in solo if kind == "tool_finished")
+    member_tool = next(data for kind, data in together if kind == "tool_finished")
+    assert {k: member_tool[k] for k in tool if k != "duration_ms"} == {
+        k: v for k, v in tool.items() if k != "duration_ms"
+    }
+    assert member_tool["agent"] == "adder"
+    member_text = [d["text"] for k, d in together if k == "text" and d["agent"] == "adder"]
+    assert "".join(member_text) == "The sum is 5." == solo[-1][1]["content"]
+    usages = [d["usage"] for k, d in solo + together if k == "response"]
+    assert {tuple(u) for u in usages} == {("input_tokens", "output_tokens", "total_tokens")}
+
+
+def test_a_422_lists_each_error_once():
+    """The body is validated once (FastAPI validates it for every dependant declaring it:
+    once in a route and once in its dependency made every error appear twice)."""
+    agent = Agent(provider=ScriptedProvider(["hi"]))
+    team = AgentTeam.pipeline([Agent(role="a"), Agent(role="b")])
+    bad = {
+        "/v1/runs": {"task": "", "bogus": 1},
+        "/v1/runs/stream": {"task": "", "bogus": 1},
+        "/v1/chat": {"message": "", "bogus": 1},
+        "/v1/chat/stream": {"message": "", "bogus": 1},
+        "/v1/teams/runs": {"task": "", "bogus": 1},
+        "/v1/teams/runs/stream": {"task": "", "bogus": 1},
+        "/v1/workflows/runs": {"workflow": 3, "bogus": 1},
+        "/v1/workflows/runs/stream": {"workflow": 3, "bogus": 1},
+    }
+    with serving(agents={"a": agent, "t": team}) as client:
+        answers = {path: client.post(path, json=body) for path, body in bad.items()}
+    for path, response in answers.items():
+        errors = is_problem(response, 422)["errors"]
+        assert [e["loc"][-1] for e in errors] == [next(iter(bad[path])), "bogus"], path
 
 
 def test_a_burst_of_events_goes_out_first_event_first_then_in_one_write(monkeypatch):
@@ -241,8 +341,8 @@ def test_errors_mid_stream_end_the_stream_with_problem_details():
             assert response.status_code == 200
             events = list(sse(response))
         plain = client.post("/v1/runs", json={"task": "go"})
-    assert [kind for kind, _ in events] == ["error"]
-    assert events[0][1]["status"] == 500 and "server log" in events[0][1]["detail"]
+    assert [kind for kind, _ in events] == ["run_started", "error"]
+    assert events[1][1]["status"] == 500 and "server log" in events[1][1]["detail"]
     body = is_problem(plain, 500)
     assert SECRET not in plain.text and "password" not in plain.text
     assert body["title"] == "Internal server error"
@@ -287,6 +387,7 @@ def test_profiles_are_served_when_no_agents_are_given(monkeypatch, tmp_path):
     assert {"helper", "development", "production", "local"} <= set(agents)
     assert agents["helper"] == {
         "name": "helper",
+        "aliases": [],
         "kind": "agent",
         "source": "profile",
         "role": None,
@@ -344,9 +445,17 @@ def test_team_run_and_stream():
     assert result["content"] == "the final text" and result["formation"] == "pipeline"
     assert set(result["usage_by_agent"]) == {"writer", "editor"}
     kinds = [kind for kind, _ in events]
-    assert kinds[0] == "team.start" and kinds[-2:] == ["team.complete", "run_finished"]
-    assert {"agent.start", "agent.complete"} <= set(kinds)
-    assert events[-1][1]["content"] == "the final text"
+    assert kinds[0] == "run_started" and kinds[-1] == "run_finished"
+    assert {"delegated", "agent_started", "agent_finished"} <= set(kinds)
+    started, finished = events[0][1], events[-1][1]
+    assert started["members"] == ["writer", "editor"] and started["formation"] == "pipeline"
+    assert finished["content"] == "the final text" and finished["run_id"] == started["run_id"]
+    done = [data for kind, data in events if kind == "agent_finished"]
+    assert [(d["agent"], d["content"]) for d in done] == [
+        ("writer", "a draft"),
+        ("editor", "the final text"),
+    ]
+    assert all(d["parent"] == started["run_id"] for d in done)
 
 
 def test_workflow_run_and_stream():
@@ -363,8 +472,9 @@ def test_workflow_run_and_stream():
     assert list(result["steps"]) == ["understand", "review", "summary"]
     assert result["usage"]["total_tokens"] > 0
     kinds = [kind for kind, _ in events]
-    assert kinds[0] == "workflow.step" and kinds[-1] == "run_finished"
-    assert "agent.complete" in kinds
+    assert kinds[:2] == ["run_started", "step_started"] and kinds[-1] == "run_finished"
+    assert "agent_finished" in kinds
+    assert events[0][1]["run_id"] == events[-1][1]["run_id"] == events[1][1]["run_id"]
     assert "Did you mean 'code-review'?" in is_problem(unknown, 404)["detail"]
 
 
@@ -587,7 +697,7 @@ def test_request_size_and_concurrent_run_limits(anthropic_server):
         chunked = client.post("/v1/runs", content=iter([b'{"task": "', b"y" * 5000, b'"}']))
         with client.stream("POST", "/v1/runs/stream", json={"task": "hold"}) as holding:
             events = sse(holding)
-            assert next(events)[0] == "text"
+            assert [next(events)[0], next(events)[0]] == ["run_started", "text"]
             busy = client.post("/v1/runs", json={"task": "me too"})
         assert anthropic_server.wait_disconnects(1, timeout=PROMPTLY)
         wait_idle(client)
@@ -650,15 +760,16 @@ from victor.testing import FunctionProvider
 helper = Agent(role="helper", provider=FunctionProvider(lambda m, t: "served from a file"))
 pair = AgentTeam.pipeline([Agent(role="a"), Agent(role="b")])
 _private = Agent(role="hidden")
+speaker = Agent(name="echo", provider=FunctionProvider(lambda m, t: "echo here"))
 """
 
 
 def test_load_app_finds_agents_and_teams(tmp_path):
     path = tmp_path / "myapp.py"
     path.write_text(APP)
-    assert sorted(load_app(str(path))) == ["helper", "pair"]
+    assert list(load_app(str(path))) == ["helper", "pair", "echo", "speaker"]
     assert list(load_app(f"{path}:helper")) == ["helper"]
-    with pytest.raises(ConfigurationError, match="has no 'nope'; it defines: helper, pair"):
+    with pytest.raises(ConfigurationError, match="has no 'nope'; it defines: helper, pair, "):
         load_app(f"{path}:nope")
     (tmp_path / "empty.py").write_text("x = 1\n")
     with pytest.raises(ConfigurationError, match="defines no Agent or AgentTeam"):
@@ -698,11 +809,102 @@ def test_victor_serve_app_py(tmp_path):
                 assert time.monotonic() < deadline and process.poll() is None
                 time.sleep(0.05)
         answer = httpx.post(url + "/v1/runs", json={"agent": "helper", "task": "hi"}).json()
+        echo = httpx.post(url + "/v1/runs", json={"agent": "echo", "task": "hi"}).json()
     finally:
         process.terminate()
         process.wait(timeout=PROMPTLY)
-    assert banner.startswith(f"victor: serving helper, pair on http://127.0.0.1:{port}")
+    serving_line = f"victor: serving helper, pair, echo (also speaker) on http://127.0.0.1:{port}"
+    assert banner.startswith(serving_line)
     assert answer["content"] == "served from a file"
+    assert (echo["agent"], echo["content"]) == ("echo", "echo here")
+
+
+def test_a_port_in_use_is_one_line_before_anything_is_announced(tmp_path):
+    (tmp_path / "app.py").write_text(APP)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    env.pop("VICTOR_API_TOKEN", None)
+    command = [sys.executable, "-c", "from victor.cli import main; raise SystemExit(main())"]
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        ran = subprocess.run(
+            [*command, "serve", "app.py", "--port", str(port), "--no-mcp"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=STALL,
+        )
+    assert ran.returncode == 1
+    assert ran.stderr.splitlines() == [
+        f"victor: port {port} on 127.0.0.1 is in use: stop what listens there, or use another "
+        f"port (--port {port + 1}, or --port 0 for any free one)"
+    ]
+
+
+# -- names -------------------------------------------------------------------------------
+
+
+def test_an_agent_is_named_by_its_name_its_role_or_its_variable(tmp_path):
+    """Not by its provider: approval prompts, progress bars, events and /v1/agents say who."""
+    model = ScriptedProvider(["hi"])
+    assert Agent(provider=model).name == "agent"
+    assert Agent(role="reviewer", provider=model).name == "reviewer"
+    assert Agent(role="reviewer", name="rev", provider=model).name == "rev"
+    (tmp_path / "names.py").write_text(
+        "from victor import Agent, AgentTeam\n"
+        "from victor.testing import FunctionProvider\n"
+        "helper = Agent(provider=FunctionProvider(lambda m, t: 'hi'))\n"
+        "reviewer = Agent(role='code reviewer', provider=FunctionProvider(lambda m, t: 'ok'))\n"
+        "desk = AgentTeam.pipeline([Agent(role='writer'), helper])\n"
+    )
+    served = load_app(str(tmp_path / "names.py"))
+    assert {name: value.name for name, value in served.items()} == {
+        "helper": "helper",  # neither name nor role: its variable's name
+        "reviewer": "code reviewer",
+        "desk": "pipeline",
+    }
+    with serving(agents=served) as client:
+        listed = client.get("/v1/agents").json()
+    assert listed["teams"][0]["members"] == ["writer", "helper"]
+
+
+def test_an_agent_is_served_under_its_own_name_and_its_variable(tmp_path):
+    (tmp_path / "app.py").write_text(
+        "from victor import Agent\n"
+        "from victor.testing import FunctionProvider\n"
+        "helper = Agent(name='echo', provider=FunctionProvider(lambda m, t: m[-1].content))\n"
+    )
+    with serving(agents=load_app(str(tmp_path / "app.py"))) as client:
+        by_name = client.post("/v1/runs", json={"agent": "echo", "task": "one"}).json()
+        by_variable = client.post("/v1/runs", json={"agent": "helper", "task": "two"}).json()
+        unnamed = client.post("/v1/runs", json={"task": "three"}).json()  # the only agent
+        listed = client.get("/v1/agents").json()["agents"]
+    assert [by_name["content"], by_variable["content"], unnamed["content"]] == [
+        "one",
+        "two",
+        "three",
+    ]
+    assert [(a["name"], a["aliases"]) for a in listed] == [("echo", ["helper"])]
+
+
+def test_two_agents_with_one_name_are_an_error(tmp_path):
+    head = "from victor import Agent\nfrom victor.testing import ScriptedProvider\n"
+    (tmp_path / "twice.py").write_text(
+        head + "a = Agent(name='echo', provider=ScriptedProvider(['x']))\n"
+        "b = Agent(name='echo', provider=ScriptedProvider(['y']))\n"
+    )
+    (tmp_path / "clash.py").write_text(
+        head + "a = Agent(name='b', provider=ScriptedProvider(['x']))\n"
+        "b = Agent(provider=ScriptedProvider(['y']))\n"
+    )
+    with pytest.raises(ConfigurationError, match="a and b are both named 'echo'"):
+        load_app(str(tmp_path / "twice.py"))
+    with pytest.raises(ConfigurationError, match="b would be served as 'b', but a is named 'b'"):
+        load_app(str(tmp_path / "clash.py"))
 
 
 def test_missing_extras_say_what_to_install():

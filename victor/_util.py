@@ -6,11 +6,13 @@ import contextvars
 import inspect
 import math
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, ParamSpec, TypeVar
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 async def maybe_await(value: Any) -> Any:
@@ -25,12 +27,82 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{os.urandom(6).hex()}"
 
 
+def jsonable(value: Any) -> Any:
+    """``value`` as plain JSON data: pydantic models and dataclasses as dicts, tuples and
+    sets as lists, dates as ISO text, enums as their values; anything else JSON cannot
+    hold as its ``str``. For answers served over HTTP and batch checkpoints alike."""
+    from pydantic_core import to_jsonable_python
+
+    return to_jsonable_python(value, fallback=str)
+
+
+def forwards_to(target: Callable[P, T]) -> Callable[[Callable[..., T]], Callable[P, T]]:
+    """Decorator for a function that only calls ``target`` (a class: its constructor) with
+    what it was given: its parameters are ``target``'s, declared once there. ``help()``
+    and ``inspect.signature`` show them (``__signature__``), type checkers see them
+    (``ParamSpec``); the function keeps its own name and docstring."""
+
+    def forward(function: Callable[..., T]) -> Callable[P, T]:
+        returns = inspect.signature(function).return_annotation
+        function.__signature__ = inspect.signature(target).replace(  # type: ignore[attr-defined]
+            return_annotation=returns
+        )
+        return function
+
+    return forward
+
+
 def did_you_mean(name: str, choices: Iterable[str], n: int = 1, cutoff: float = 0.6) -> str:
     """`` Did you mean 'x'?`` for the closest of ``choices`` to a mistyped ``name``, or ""."""
     import difflib  # only an error message needs it
 
     close = difflib.get_close_matches(name, list(choices), n=n, cutoff=cutoff)
     return f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+
+
+def missing_extra(
+    extra: str,
+    purpose: str,
+    what: str,
+    *,
+    install: Callable[[], str] | None = None,
+    hint: str = "",
+    error: ImportError | None = None,
+) -> Exception:
+    """The ``ConfigurationError`` for an optional dependency that is not installed: what
+    ``purpose`` needs (and the import's ``error``, if given), the line that installs it
+    (``pip install "victor-ai[extra]"``, or ``install()``), then ``hint``."""
+    from .errors import ConfigurationError
+
+    line = install() if install is not None else f'pip install "victor-ai[{extra}]"'
+    message = f"{purpose} needs {what}{f' ({error})' if error else ''}: {line}"
+    return ConfigurationError(f"{message} {hint}" if hint else message)
+
+
+@contextmanager
+def needs_extra(
+    extra: str,
+    purpose: str,
+    *,
+    what: str | None = None,
+    install: Callable[[], str] | None = None,
+    hint: str = "",
+) -> Iterator[None]:
+    """``with needs_extra("serve", "victor serve"): import uvicorn``: an import in the block
+    that fails raises ``missing_extra(...)``, naming ``what`` (else the missing module), and
+    the import's own error where the message would not name the missing module. A missing
+    victor module is a bug, not a missing extra: it is raised as it is."""
+    try:
+        yield
+    except ImportError as exc:
+        missing = (exc.name or "").split(".")[0]
+        if missing == "victor":
+            raise
+        named = what is None or missing in what.lower().replace("-", "_")
+        shown = None if isinstance(exc, ModuleNotFoundError) and named else exc
+        raise missing_extra(
+            extra, purpose, what or missing, install=install, hint=hint, error=shown
+        ) from None
 
 
 class bound(Generic[T]):

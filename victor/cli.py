@@ -21,11 +21,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-p", "--provider", help="provider name (default: $VICTOR_PROVIDER or ollama)")
     run.add_argument("--profile", help="start from a named profile (see `victor profiles`)")
     run.add_argument("-m", "--model", help="model name (default: the provider's)")
+    # No defaults here: what is not given comes from the profile, else the Python API's.
     run.add_argument(
-        "-t", "--temperature", type=float, default=0.7, help="0.0 to 1.0 (default 0.7)"
+        "-t",
+        "--temperature",
+        type=float,
+        help="0.0 up to the provider's maximum (anthropic 1.0, openai 2.0); default 0.7",
     )
     run.add_argument(
-        "--max-tokens", type=int, default=1024, help="answer length limit (default 1024)"
+        "--max-tokens", type=int, help="answer length limit in tokens (default 4096, as in Python)"
     )
     run.add_argument("--tools", default="", help="comma-separated tool names to enable")
     run.add_argument(
@@ -35,7 +39,17 @@ def build_parser() -> argparse.ArgumentParser:
         "refused when stdin is not a terminal), allow all, or refuse all",
     )
     run.add_argument("--no-stream", action="store_true", help="print the answer when complete")
-    run.add_argument("--usage", action="store_true", help="print token usage and time at the end")
+    run.add_argument(
+        "--usage",
+        action="store_true",
+        help="print token usage, model and tool calls, and time at the end",
+    )
+    run.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="no progress lines on stderr (tool calls, retries, first use); errors still show",
+    )
 
     doctor = commands.add_parser(
         "doctor", help="what this machine can do: local model, providers, what to fix"
@@ -44,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--offline", action="store_true", help="do not try to reach the providers' servers"
     )
     commands.add_parser("providers", help="list provider names")
+    commands.add_parser(
+        "tools", help="list the tools and toolsets for --tools, and which need approval"
+    )
     commands.add_parser("profiles", help="list profiles (built in and $VICTOR_HOME/profiles.toml)")
     _add_serving(commands)
     _add_batch(commands)
@@ -67,11 +84,17 @@ def _add_batch(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
     batch.add_argument("-p", "--provider", help="provider name (default: $VICTOR_PROVIDER)")
     batch.add_argument("-m", "--model", help="model name (default: the provider's)")
     batch.add_argument("--profile", help="start from a named profile (see `victor profiles`)")
-    batch.add_argument("-t", "--temperature", type=float, help="0.0 to 1.0")
+    batch.add_argument(
+        "-t", "--temperature", type=float, help="0.0 up to the provider's maximum (default 0.7)"
+    )
     batch.add_argument("--max-tokens", type=int, help="answer length limit")
     batch.add_argument("--system", help="system prompt")
     batch.add_argument("--tools", default="", help="comma-separated tool names to enable")
-    batch.add_argument("--agent", help="module:name of an Agent, AgentTeam or function to run")
+    batch.add_argument(
+        "--agent",
+        help="the Agent, AgentTeam or function to run, as victor serve takes it: app.py:name, "
+        "package.module:name, or app.py when it defines one agent",
+    )
     batch.add_argument("-c", "--concurrency", type=int, default=8, help="items at once (8)")
     batch.add_argument("--retries", type=int, default=0, help="more attempts per item (0)")
     batch.add_argument("--timeout", type=float, help="seconds per attempt")
@@ -121,7 +144,9 @@ def _add_serving(commands: argparse._SubParsersAction) -> None:  # type: ignore[
 
 
 async def _run(args: argparse.Namespace) -> None:
+    from .cli_output import RunLines
     from .core.agent import Agent
+    from .core.events import EventBus
 
     tools = [name.strip() for name in args.tools.split(",") if name.strip()]
     # Only what was given on the command line overrides the profile (or the defaults).
@@ -135,31 +160,47 @@ async def _run(args: argparse.Namespace) -> None:
     settings = {key: value for key, value in given.items() if value is not None}
     if tools:
         settings["tools"] = tools
+    # The run's own bus (feeding the default one): its tool calls become lines on stderr.
+    settings["bus"] = bus = EventBus(parent=EventBus.default())
     if args.profile:
         agent = await Agent.from_profile_name(args.profile, **settings)
     else:
-        agent = await Agent.create(**{"max_tokens": 1024, **settings})
+        agent = await Agent.create(**settings)
+    lines = RunLines(bus, quiet=args.quiet)
     task = " ".join(args.task)
     try:
         if args.no_stream:
-            print(await agent.run(task))
+            lines.text(str(await agent.run(task)))
         else:
             async for token in agent.astream(task):
-                print(token, end="", flush=True)
+                lines.text(token)
+        run = agent.last_run
+        if lines.open_line:
             print()
-        if args.usage and agent.last_run is not None:
-            run = agent.last_run
-            print(
-                f"[{run.provider}/{run.model}: {run.usage.input_tokens} in, "
-                f"{run.usage.output_tokens} out, {run.duration_ms / 1000:.2f} s]",
-                file=sys.stderr,
-            )
+        if run is not None and (empty := lines.empty(run)):
+            print(empty, file=sys.stderr)
+        if args.usage and run is not None:
+            print(lines.usage(run), file=sys.stderr)
     finally:
+        lines.close()
         await agent.cleanup()
+
+
+def _list_tools() -> None:
+    from .tools.registry import registry
+
+    print(registry.table())
+    print(
+        "\n[approval]: each call waits for what --approval says (ask on the terminal, the "
+        "default; auto: allowed; never: refused); * marks those tools in a toolset"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "tools":
+        _list_tools()
+        return 0
     if args.command == "providers":
         from .providers import available_providers
 
@@ -175,6 +216,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name, profile in list_profiles().items():
             print(f"{name:<14} {profile.provider}/{profile.model or '(default model)'}")
         return 0
+    from .cli_output import terminal_logging
+
+    with terminal_logging(quiet=getattr(args, "quiet", False)):
+        return _command(args)
+
+
+def _command(args: argparse.Namespace) -> int:
+    """Run a command that may fail: a victor error is one line (in the command's words)."""
+    from .cli_output import in_cli_words
+
     try:
         if args.command == "serve":
             from .serve.command import main as serve
@@ -190,7 +241,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_batch(args)
         asyncio.run(_run(args))
     except VictorError as exc:
-        print(f"victor: {exc}", file=sys.stderr)
+        print(f"victor: {in_cli_words(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

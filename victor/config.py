@@ -28,6 +28,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ._secrets import SecretFilter
 from ._util import did_you_mean
 from .errors import ConfigurationError
 
@@ -113,6 +114,7 @@ def configure_logging(level: str | None = None) -> logging.Logger:
     if not victor_logger.handlers:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.addFilter(SecretFilter())  # also for victor loggers that do not scrub themselves
         victor_logger.addHandler(handler)
     return victor_logger
 
@@ -131,7 +133,9 @@ class Profile(BaseModel):
     name: str
     provider: str = DEFAULT_PROVIDER
     model: str | None = None
-    temperature: float = Field(default=0.7, ge=0.0, le=1.0)
+    #: Its upper bound is the provider's (``Provider.max_temperature``), checked when an
+    #: agent is made from the profile.
+    temperature: float = Field(default=0.7, ge=0.0)
     max_tokens: int = Field(default=4096, gt=0)
     system_prompt: str | None = None
     tools: list[str] = Field(default_factory=list)

@@ -24,7 +24,7 @@ from ._machine import available_cpus, cpu_flags, cpu_name
 from .config import _env, settings
 from .errors import VictorError
 
-__all__ = ["Check", "Report", "diagnose", "provider_checks"]
+__all__ = ["Check", "Report", "build_checks", "diagnose", "provider_checks"]
 
 #: Seconds to wait for a provider's server to answer.
 REACH_TIMEOUT = 3.0
@@ -169,35 +169,8 @@ def _local_model(report: Report) -> bool:
                   rebuild_command()),
         )  # fmt: skip
         return False
-    from .providers.local.guard import build_features, needs_amx_guard
-
-    features = build_features(build.stdout)
-    sets = [n for n in ("AVX", "AVX2", "FMA", "F16C", "AVX512", "AMX_INT8", "NEON") if
-            features.get(n) == "1"]  # fmt: skip
-    portable = not ({"AVX512", "AMX_INT8"} & set(sets))
-    report.add(
-        section,
-        Check(
-            "llama.cpp",
-            "ok" if portable else "warn",
-            f"llama-cpp-python {_version('llama-cpp-python')}, "
-            f"{'portable' if portable else 'machine-specific'} build: "
-            f"{' '.join(sets) or 'baseline'}",
-            None if portable else f"for a build that runs on any CPU: {rebuild_command()}",
-        ),
-    )
-    guard = needs_amx_guard(features)
-    report.add(
-        section,
-        Check(
-            "amx guard",
-            "warn" if guard else "ok",
-            "active: models load without llama.cpp's AMX path (use_extra_bufts=false)"
-            if guard
-            else "not needed: the build has no AMX path",
-            rebuild_command() if guard else None,
-        ),
-    )
+    for check in build_checks(build.stdout):
+        report.add(section, check)
     try:
         from .providers.local.provider import LocalProvider
 
@@ -219,6 +192,38 @@ def _local_model(report: Report) -> bool:
         return False
     report.add(section, Check("first use", "ok", "loads and generates (tried in a child process)"))
     return True
+
+
+def build_checks(info: str) -> list[Check]:
+    """What llama.cpp's system info (``info``) says about the build: its instruction sets
+    and whether the AMX guard is on. A machine-specific build that got this far works here:
+    that is information (it would not run on another CPU), not a problem."""
+    from .providers.local.build import rebuild_command
+    from .providers.local.guard import build_features, needs_amx_guard
+
+    features = build_features(info)
+    sets = [n for n in ("AVX", "AVX2", "FMA", "F16C", "AVX512", "AMX_INT8", "NEON") if
+            features.get(n) == "1"]  # fmt: skip
+    portable = not ({"AVX512", "AMX_INT8"} & set(sets))
+    guard = needs_amx_guard(features)
+    return [
+        Check(
+            "llama.cpp",
+            "ok" if portable else "info",
+            f"llama-cpp-python {_version('llama-cpp-python')}, "
+            f"{'portable' if portable else 'machine-specific'} build: "
+            f"{' '.join(sets) or 'baseline'}",
+            None if portable else f"for a build that runs on any CPU: {rebuild_command()}",
+        ),
+        Check(
+            "amx guard",
+            "info" if guard else "ok",
+            "active: models load without llama.cpp's AMX path (use_extra_bufts=false)"
+            if guard
+            else "not needed: the build has no AMX path",
+            rebuild_command() if guard else None,
+        ),
+    ]
 
 
 def _build_report() -> subprocess.CompletedProcess[str]:
@@ -342,6 +347,8 @@ async def _reach(name: str, url: str | None) -> tuple[bool, str]:
 
 def main(network: bool = True) -> int:
     """Print the report; 0 if the default provider can work, else 1."""
+    from .cli_output import in_cli_words
+
     report = asyncio.run(diagnose(network=network))
-    print(report)
+    print(in_cli_words(str(report)))
     return 0 if report.ok else 1

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._secrets import scrub
+
 __all__ = [
     "VictorError",
     "ProviderError",
@@ -16,7 +18,11 @@ __all__ = [
 
 
 class VictorError(Exception):
-    """Base class of all errors raised by victor."""
+    """Base class of all errors raised by victor. Messages are scrubbed of secrets (keys,
+    tokens: see ``victor._secrets``), also those quoting what a server or library said."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(scrub(arg) if isinstance(arg, str) else arg for arg in args))
 
 
 class ConfigurationError(VictorError):
@@ -27,7 +33,8 @@ class ProviderError(VictorError):
     """A model provider failed to answer: HTTP error, timeout, broken stream, bad reply.
 
     ``retryable`` tells whether trying again may help (429, 5xx, connection errors);
-    ``retry_after`` is the server's hint in seconds, when it gave one.
+    ``retry_after`` is the server's hint in seconds, when it gave one; ``attempts`` is how
+    many times the request was sent before this error was raised (retries included).
     """
 
     def __init__(
@@ -39,6 +46,7 @@ class ProviderError(VictorError):
         request_id: str | None = None,
         retryable: bool = False,
         retry_after: float | None = None,
+        attempts: int = 1,
     ) -> None:
         super().__init__(message)
         self.provider = provider
@@ -46,6 +54,7 @@ class ProviderError(VictorError):
         self.request_id = request_id
         self.retryable = retryable
         self.retry_after = retry_after
+        self.attempts = attempts
 
     def __str__(self) -> str:
         parts = [f"[{self.provider}] {self.args[0]}"]
@@ -53,6 +62,8 @@ class ProviderError(VictorError):
             parts.append(f"(HTTP {self.status})")
         if self.request_id:
             parts.append(f"(request id {self.request_id})")
+        if self.attempts > 1:
+            parts.append(f"(after {self.attempts} attempts)")
         return " ".join(parts)
 
 

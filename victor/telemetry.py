@@ -19,7 +19,7 @@ driver, and ``trace_carrier``/``attached`` carry the trace into the actors for a
 there that traces itself). Message content (tasks, answers, tool arguments and results) is
 recorded only when ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` is true (or
 ``capture_content=True``); API keys never: events do not carry them, and every attribute
-is scrubbed of the values of secret-looking environment variables besides.
+is scrubbed besides, by the scrubber logs, errors and HTTP problems use (``victor._secrets``).
 
 Instrumentation observes, it does not patch: ``uninstrument()`` removes the subscriber and
 victor runs exactly as before.
@@ -29,15 +29,15 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
+from ._secrets import scrub, secret_values
+from ._util import needs_extra
 from .core.events import Event, EventBus
-from .errors import ConfigurationError
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span, Tracer, TracerProvider
@@ -49,7 +49,6 @@ CAPTURE_CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 #: Providers that run the model in this process: their model calls are INTERNAL spans.
 IN_PROCESS_PROVIDERS = frozenset({"local", "llamacpp", "scripted", "function"})
 
-_SECRET_NAME = re.compile(r"(API_?KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL)", re.IGNORECASE)
 _active: Instrumentation | None = None
 
 
@@ -67,13 +66,13 @@ def instrument(
     observe (default: the default bus, which every run's events reach).
     """
     global _active
-    try:
+    with needs_extra(
+        "otel",
+        "OpenTelemetry tracing",
+        what="the OpenTelemetry API",
+        hint="(plus the opentelemetry-sdk and an exporter of your choice)",
+    ):
         from opentelemetry import trace
-    except ImportError:
-        raise ConfigurationError(
-            'OpenTelemetry tracing needs the otel extra: pip install "victor-ai[otel]" '
-            "(plus the opentelemetry-sdk and an exporter of your choice)"
-        ) from None
     uninstrument()
     tracer = trace.get_tracer("victor", __version__, tracer_provider=tracer_provider)
     if capture_content is None:
@@ -112,7 +111,7 @@ class Instrumentation:
         self._chats: dict[str, Span] = {}
         #: Runs whose span has its provider and model set.
         self._described: set[str] = set()
-        self._secrets = _secret_values()
+        self._secrets = secret_values()
         self._handlers = {
             "agent.start": self._agent_start,
             "agent.complete": self._run_complete,
@@ -149,7 +148,7 @@ class Instrumentation:
     # -- runs --------------------------------------------------------------------------
 
     def _agent_start(self, event: Event) -> None:
-        self._secrets = _secret_values()  # keys set since instrument() are scrubbed too
+        self._secrets = secret_values()  # keys set since instrument() are scrubbed too
         agent = event.agent or "agent"
         attributes: dict[str, Any] = {
             "gen_ai.operation.name": "invoke_agent",
@@ -160,7 +159,7 @@ class Instrumentation:
         self._open(event, f"invoke_agent {agent}", attributes)
 
     def _team_start(self, event: Event) -> None:
-        self._secrets = _secret_values()
+        self._secrets = secret_values()
         data = event.data
         team = str(data.get("team") or event.agent or "team")
         attributes: dict[str, Any] = {
@@ -174,7 +173,7 @@ class Instrumentation:
         self._open(event, f"invoke_workflow {team}", attributes)
 
     def _batch_start(self, event: Event) -> None:
-        self._secrets = _secret_values()
+        self._secrets = secret_values()
         data = event.data
         attributes = {
             f"victor.batch.{key}": data[key]
@@ -346,10 +345,7 @@ class Instrumentation:
         }
 
     def _scrub(self, text: str) -> str:
-        for secret in self._secrets:
-            if secret in text:
-                text = text.replace(secret, "***")
-        return text
+        return scrub(text, self._secrets)
 
 
 # -- crossing process boundaries -----------------------------------------------------------
@@ -396,14 +392,6 @@ def _ns(timestamp: float) -> int:
 
 def _env_flag(value: str) -> bool:
     return value.strip().lower() in ("1", "true", "yes", "on", "span_only", "span_and_event")
-
-
-def _secret_values() -> tuple[str, ...]:
-    """Values of environment variables whose names say they are secret (long enough to
-    be a key, not a flag)."""
-    return tuple(
-        value for name, value in os.environ.items() if _SECRET_NAME.search(name) and len(value) >= 8
-    )
 
 
 def _messages(role: str, text: Any) -> str:

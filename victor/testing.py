@@ -16,7 +16,6 @@ from contextlib import contextmanager
 from typing import Any
 
 from ._util import bound, maybe_await
-from .core.agent import _provider_override
 from .core.messages import (
     Message,
     ResponseComplete,
@@ -26,6 +25,7 @@ from .core.messages import (
     ToolSpec,
     Usage,
 )
+from .core.run import provider_override
 from .errors import ProviderError
 from .providers.base import AgentResponse, Provider, _set_blocked
 
@@ -165,7 +165,7 @@ class FunctionProvider(_TestProvider):
 @contextmanager
 def override(provider: Provider) -> Iterator[Provider]:
     """Make every agent run inside the block use ``provider`` instead of its own."""
-    with bound(_provider_override, provider):
+    with bound(provider_override, provider):
         yield provider
 
 

@@ -12,6 +12,7 @@ this package or the function (``import victor.batch`` makes it name the package)
 
 from __future__ import annotations
 
+import inspect
 import sys
 import types
 from typing import Any
@@ -41,6 +42,10 @@ class _CallableModule(types.ModuleType):
 
     def __call__(self, *args: Any, **kwargs: Any) -> Batch:
         return batch(*args, **kwargs)
+
+    @property
+    def __signature__(self) -> inspect.Signature:  # what help() and inspect show: batch()'s
+        return inspect.signature(batch)
 
 
 sys.modules[__name__].__class__ = _CallableModule

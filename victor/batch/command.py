@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import importlib
 import json
 import os
 import sys
@@ -85,24 +84,27 @@ async def _agent(args: argparse.Namespace) -> Any:
 
 
 def load_object(spec: str) -> Any:
-    """``module:name`` (the module found from the current directory too)."""
-    module_name, _, name = spec.partition(":")
-    if not module_name or not name:
-        raise ConfigurationError(
-            f"--agent {spec!r} is not module:name, e.g. --agent my_agents:reviewer"
-        )
+    """What ``--agent`` names, in the forms ``victor serve`` takes (its loader): ``app.py:name``
+    or ``package.module:name`` (an Agent, AgentTeam or function), or ``app.py`` alone when
+    the file defines one Agent or AgentTeam."""
+    from ..hosting.catalog import _has_attribute, _import, load_app
+
+    if not _has_attribute(spec):
+        found = load_app(spec)
+        if len(found) > 1:
+            raise ConfigurationError(
+                f"--agent {spec!r} defines {len(found)} agents ({', '.join(found)}): name one, "
+                f"e.g. --agent {spec}:{next(iter(found))}"
+            )
+        return next(iter(found.values()))
+    where, _, name = spec.rpartition(":")
     if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigurationError(
-            f"--agent {spec!r}: cannot import {module_name!r} ({exc})"
-        ) from None
+        sys.path.insert(0, os.getcwd())  # a module beside the items file, as before
+    module = _import(where)
     try:
         return getattr(module, name)
     except AttributeError:
-        raise ConfigurationError(f"--agent {spec!r}: {module_name!r} has no {name!r}") from None
+        raise ConfigurationError(f"--agent {spec!r}: {where!r} has no {name!r}") from None
 
 
 def read_items(path: str) -> list[Any]:

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Itera
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from .._util import did_you_mean, new_id
+from .._util import did_you_mean, forwards_to, new_id
 from ..core.events import EventBus, EventScope, current_scope
 from ..errors import ConfigurationError, VictorError
 from .checkpoint import Checkpoint
@@ -38,66 +38,6 @@ class ItemListener(Protocol):
     def started(self, index: int) -> None: ...
     def response(self, index: int, usage: dict[str, int]) -> None: ...
     def finished(self, result: BatchResult) -> None: ...
-
-
-def batch(
-    items: Iterable[Any],
-    agent: Any,
-    *,
-    prompt: Prompt = None,
-    concurrency: int = 8,
-    retries: int = 0,
-    timeout: float | None = None,
-    retry_delay: float = 1.0,
-    checkpoint: str | os.PathLike[str] | None = None,
-    key: Callable[[Any], Any] | None = None,
-    progress: bool | None = None,
-    backend: Backend = "local",
-    workers: int | None = None,
-    ray_options: Mapping[str, Any] | None = None,
-    workflow: str | None = None,
-    name: str | None = None,
-) -> Batch:
-    """Run ``agent`` once per item: ``await batch(...)`` for every result in input order,
-    ``async for result in batch(...)`` for each as it finishes.
-
-    - ``agent``: an ``Agent`` (run on each item's task), an ``AgentTeam`` (its answer is the
-      output), or a function of the item, sync or async, whose return value is the output;
-      if it returns an agent or team, that is run on the item and cleaned up afterwards.
-    - The task: a string item is the task; a dict item's ``task`` (or ``input``) field is,
-      with its ``context`` dict as context. ``prompt=`` overrides that: a template
-      (``"Classify: {text}"``; ``{item}`` is the whole item) or a function of the item.
-      ``workflow="code-review"`` runs that workflow per item, the item as its input.
-    - ``concurrency``: items in flight at most. ``retries``: further attempts of a failed
-      item, ``retry_delay`` seconds apart, doubling. ``timeout``: seconds per attempt.
-    - ``checkpoint``: a JSONL file each result is appended to as it finishes; run the same
-      batch again with it and finished items are read back instead of run. Items are told
-      apart by ``key(item)`` (default: a hash of the item). Failed items run again.
-    - ``progress``: show a bar (notebook) or a line (terminal stderr) and a summary; on
-      by default. ``name``: the batch's name in progress and events.
-    - ``backend="ray"``: run the items on a Ray cluster in ``workers`` async actors (extra
-      ``ray``; see ``victor.batch.ray_backend``); ``ray_options`` go to the actors.
-
-    A failed item is a ``BatchResult`` with ``error`` set, never an exception that stops
-    the others. Cancelling the batch cancels every item in flight.
-    """
-    return Batch(
-        items,
-        agent,
-        prompt=prompt,
-        concurrency=concurrency,
-        retries=retries,
-        timeout=timeout,
-        retry_delay=retry_delay,
-        checkpoint=checkpoint,
-        key=key,
-        progress=progress,
-        backend=backend,
-        workers=workers,
-        ray_options=ray_options,
-        workflow=workflow,
-        name=name,
-    )
 
 
 class Batch:
@@ -319,6 +259,34 @@ class Batch:
             retry_delay=self.retry_delay,
             **extra,
         )
+
+
+@forwards_to(Batch)
+def batch(*args: Any, **kwargs: Any) -> Batch:
+    """Run ``agent`` once per item: ``await batch(...)`` for every result in input order,
+    ``async for result in batch(...)`` for each as it finishes.
+
+    - ``agent``: an ``Agent`` (run on each item's task), an ``AgentTeam`` (its answer is the
+      output), or a function of the item, sync or async, whose return value is the output;
+      if it returns an agent or team, that is run on the item and cleaned up afterwards.
+    - The task: a string item is the task; a dict item's ``task`` (or ``input``) field is,
+      with its ``context`` dict as context. ``prompt=`` overrides that: a template
+      (``"Classify: {text}"``; ``{item}`` is the whole item) or a function of the item.
+      ``workflow="code-review"`` runs that workflow per item, the item as its input.
+    - ``concurrency``: items in flight at most. ``retries``: further attempts of a failed
+      item, ``retry_delay`` seconds apart, doubling. ``timeout``: seconds per attempt.
+    - ``checkpoint``: a JSONL file each result is appended to as it finishes; run the same
+      batch again with it and finished items are read back instead of run. Items are told
+      apart by ``key(item)`` (default: a hash of the item). Failed items run again.
+    - ``progress``: show a bar (notebook) or a line (terminal stderr) and a summary; on
+      by default. ``name``: the batch's name in progress and events.
+    - ``backend="ray"``: run the items on a Ray cluster in ``workers`` async actors (extra
+      ``ray``; see ``victor.batch.ray_backend``); ``ray_options`` go to the actors.
+
+    A failed item is a ``BatchResult`` with ``error`` set, never an exception that stops
+    the others. Cancelling the batch cancels every item in flight.
+    """
+    return Batch(*args, **kwargs)
 
 
 class _Run:

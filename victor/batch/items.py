@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
-from .._util import bound
+from .._util import bound, jsonable
 from ..core.events import EventScope, scope
 from ..core.messages import Usage
 from ..errors import ConfigurationError
@@ -165,25 +165,6 @@ def item_keys(items: Sequence[Any], key: Callable[[Any], Any] | None = None) -> 
         counts[digest] = counts.get(digest, 0) + 1
         keys.append(digest if counts[digest] == 1 else f"{digest}#{counts[digest]}")
     return keys
-
-
-def jsonable(value: Any) -> Any:
-    """``value`` as plain JSON data: pydantic models and dataclasses as dicts, tuples as
-    lists; anything else that JSON cannot hold as its ``str``."""
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    dump = getattr(value, "model_dump", None)
-    if callable(dump):
-        return jsonable(dump(mode="json"))
-    import dataclasses
-
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return jsonable(dataclasses.asdict(value))
-    return str(value)
 
 
 # -- what an item asks ---------------------------------------------------------------------

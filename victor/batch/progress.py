@@ -6,14 +6,17 @@ The counting is always done (the summary comes from it); the showing is throttle
 ``interval`` seconds however fast items finish, the first update one interval in (a batch
 shorter than that sends one message, its final form), and always one final render. The bar
 is an SVG image, so saved and untrusted notebooks show it too. A terminal gets a live line
-when stderr is a TTY, and the summary line either way.
+when stderr is a TTY, and the summary line either way. Other lines meant for stderr while
+that line is live (victor's warnings, the CLI's notices) go above it: ``write_line``.
 """
 
 from __future__ import annotations
 
 import base64
 import html
+import logging
 import sys
+import threading
 from time import perf_counter
 from typing import Any
 
@@ -22,7 +25,7 @@ from ..notebook.display import LiveOutput, Throttle, detect_target
 from .items import BatchResult
 from .results import BatchSummary
 
-__all__ = ["Progress", "render_summary", "svg_image"]
+__all__ = ["Progress", "render_summary", "svg_image", "write_line"]
 
 #: Seconds between two live updates of the bar.
 UPDATE_INTERVAL = 0.25
@@ -51,6 +54,7 @@ class Progress:
         self._started = perf_counter()
         self._throttle = Throttle(self._push, interval)
         self._output = LiveOutput()
+        self._above: _AboveBar | None = None
 
     @property
     def updates_sent(self) -> int:
@@ -70,6 +74,11 @@ class Progress:
         if self.show and self._live_target():
             # The first update comes one interval in: a short batch sends only its final form.
             self._throttle.start()
+            victor_logger = logging.getLogger("victor")
+            if self.target != "display" and not victor_logger.hasHandlers():
+                # Logging's last resort would write warnings into the live line.
+                self._above = _AboveBar(logging.WARNING)
+                victor_logger.addHandler(self._above)
 
     def started(self, index: int) -> None:
         self.running += 1
@@ -102,12 +111,15 @@ class Progress:
         summary.status = status
         summary.seconds = perf_counter() - self._started
         self._throttle.cancel()
+        if self._above is not None:
+            logging.getLogger("victor").removeHandler(self._above)
+            self._above = None
         if self.show:
             if self.target == "display":
                 self._output.post(render_summary(summary))
             else:
                 line = str(summary)
-                call_in_main(lambda: _write(f"\r{line}\x1b[K\n" if self.tty else f"{line}\n"))
+                call_in_main(lambda: _draw(None, f"\r{line}\x1b[K\n" if self.tty else f"{line}\n"))
         return summary
 
     @property
@@ -144,7 +156,7 @@ class Progress:
         if self.target == "display":
             self._output.post({"text/plain": line, "text/html": _html(self.summary, line)})
         else:
-            call_in_main(lambda: _write(f"\r{line}\x1b[K"))
+            call_in_main(lambda: _draw(line, f"\r{line}\x1b[K"))
 
 
 def render_summary(summary: BatchSummary) -> dict[str, str]:
@@ -203,3 +215,36 @@ def _isatty(stream: Any) -> bool:
 def _write(text: str) -> None:
     sys.stderr.write(text)
     sys.stderr.flush()
+
+
+#: The live line on the terminal (written without its newline), or None.
+_live_line: str | None = None
+_terminal_lock = threading.Lock()
+
+
+def _draw(live: str | None, text: str) -> None:
+    """Write ``text`` (a live line, or with ``live=None`` the final one) to stderr."""
+    global _live_line
+    with _terminal_lock:
+        _live_line = live
+        _write(text)
+
+
+def write_line(text: str) -> None:
+    """Write a line to stderr: above a batch's live line, if one is on the terminal (it is
+    written again below), else as it is."""
+    with _terminal_lock:
+        if _live_line is None:
+            _write(f"{text}\n")
+        else:
+            _write(f"\r{text}\x1b[K\n{_live_line}")
+
+
+class _AboveBar(logging.Handler):
+    """victor's warnings, written above the live line while nothing else shows them."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            write_line(self.format(record))
+        except Exception:  # noqa: BLE001 - logging must never break the batch
+            self.handleError(record)

@@ -33,8 +33,8 @@ import asyncio
 from collections import deque
 from typing import Any
 
+from .._util import needs_extra
 from ..core.events import EventBus
-from ..errors import ConfigurationError
 from .core import Batch, ItemListener, _all_or_cancel
 from .items import BatchResult, Work
 from .ray_actor import BatchActor
@@ -48,12 +48,8 @@ CANCEL_GRACE = 5.0
 
 
 def _ray() -> Any:
-    try:
+    with needs_extra("ray", 'backend="ray"', what="the ray extra"):
         import ray
-    except ImportError:
-        raise ConfigurationError(
-            'backend="ray" needs the ray extra: pip install "victor-ai[ray]"'
-        ) from None
     return ray
 
 

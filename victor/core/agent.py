@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import contextvars
 import os
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 
-from .._util import check_settings, did_you_mean, new_id
-from ..errors import ConfigurationError
-from ..providers.base import Provider, check_options, get_provider_class
-from .events import EventBus, EventScope, current_scope, scope
-from .loop import Limits, run_loop
+from .._util import check_settings
+from ..providers.base import Provider
+from .events import EventBus, EventScope, scope
+from .loop import Limits
 from .messages import Message, ResponseComplete, RunFinished, StreamEvent, TextDelta
-from .settings import AGENT_ONLY, SETTINGS
+from .run import run_provider, start_run
+from .settings import SETTINGS, apply_log_level_once, provider_for
 
 if TYPE_CHECKING:
     from ..config import Profile
@@ -27,14 +26,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Agent"]
 
-#: Set by ``victor.testing.override``: a provider that replaces every agent's own.
-_provider_override: contextvars.ContextVar[Provider | None] = contextvars.ContextVar(
-    "victor_provider_override", default=None
-)
-#: Set by a team around its members' runs: the provider for agents built without one.
-_default_provider: contextvars.ContextVar[Provider | None] = contextvars.ContextVar(
-    "victor_default_provider", default=None
-)
+#: The name of an agent given neither a name nor a role.
+DEFAULT_NAME = "agent"
+
 
 
 class Agent:
@@ -72,35 +66,14 @@ class Agent:
         from ..tools.registry import registry
         from ..tools.sandbox import Workspace
 
-        _apply_log_level()
-        if isinstance(provider, Provider):
-            for option in provider_options:  # a misspelt Agent setting is said to be one
-                raise ConfigurationError(
-                    f"Agent got {option}=..., which is not an Agent setting."
-                    f"{did_you_mean(option, SETTINGS)} With a Provider instance, provider "
-                    f"options (API parameters, api_key, base_url, timeout, ...) go to the "
-                    f"instance itself: {type(provider).__name__}(..., {option}=...)"
-                )
-            if model is not None or provider_options:
-                raise ConfigurationError(
-                    "model and provider options go to the Provider instance itself when you "
-                    "pass one; drop them from Agent(...)"
-                )
-            self.provider = provider
-        else:
-            from ..config import settings  # deferred: profiles and TOML are not needed at import
-
-            env = settings()
-            cls = get_provider_class(provider or env.provider)
-            check_options(cls, provider_options, AGENT_ONLY, "Agent")
-            self.provider = cls(
-                model or (env.model if provider is None else None),
-                temperature=temperature,
-                max_tokens=max_tokens,
-                **provider_options,
-            )
+        apply_log_level_once()
+        self.provider = provider_for(provider, model, temperature, max_tokens, provider_options)
         self.role = role
-        self.name = name or role or self.provider.name
+        #: Who the agent is in events, approval prompts, progress bars, teams and servers:
+        #: ``name``, else the role, else ``"agent"`` (``victor serve app.py`` gives such an
+        #: agent its variable's name).
+        self.name = name or role or DEFAULT_NAME
+        self._name_given = name is not None  # victor serve also serves it under this name
         self.system_prompt = system_prompt
         self.tools = registry.resolve(tools)
         self.limits = Limits(
@@ -143,7 +116,8 @@ class Agent:
     ) -> Agent:
         """Create an agent. ``provider`` defaults to ``$VICTOR_PROVIDER``, else ``"ollama"``.
 
-        Keyword arguments: ``tools``, ``role``, ``name``, ``system_prompt``,
+        Keyword arguments: ``tools``, ``role``, ``name`` (who the agent is in events,
+        approval prompts and servers; default the role, else ``"agent"``), ``system_prompt``,
         ``max_iterations``, ``tool_timeout``, ``max_tool_errors``, ``bus``, ``workspace``
         (a directory or ``Workspace``: where tools read, write and run; default the current
         directory), ``approval`` (who allows tool calls that write files or run commands:
@@ -432,60 +406,14 @@ class Agent:
         remember: bool,
         output: OutputType | None,
     ) -> tuple[EventScope, AsyncIterator[StreamEvent], int]:
-        """The one path every run takes, up to the loop: the run's event scope, its loop
-        (not started yet), and where the conversation begins in the transcript."""
-        resumed = task is None  # the conversation goes on from tool results the caller ran
-        if resumed:
-            task = self._resumed_task(remember)
-        elif not isinstance(task, str) or not task.strip():
-            raise ConfigurationError(f"task={task!r} is empty: give the agent something to do")
-        provider = self._run_provider()
-        if tools:
-            from ..tools.registry import registry
-
-            run_tools = registry.resolve([*self.tools, *tools])
-        else:
-            run_tools = self.tools
-        system = self._system_message()
-        messages = [system] if system else []
-        if remember:
-            messages += self.history
-        if not resumed:
-            messages.append(Message.user(render_task(task, context)))
-        parent = current_scope()
-        # Inside another run's scope (a team's), events go where that run's events go.
-        bus = parent.bus if parent.run_id is not None and not self._bus_given else self.bus
-        run_scope = EventScope(bus, run_id=new_id("run"), agent=self.name, parent=parent.run_id)
-        loop = run_loop(
-            messages,
-            provider,
-            run_tools,
-            scope=run_scope,
-            task=task,
-            stream=stream,
-            limits=self.limits,
-            tool_context=self._tool_context(),
-            output=output,
+        """The one path every run takes, up to the loop (see ``victor.core.run``)."""
+        return start_run(
+            self, task, context, tools, stream=stream, remember=remember, output=output
         )
-        return run_scope, loop, 1 if system else 0
 
     def _run_provider(self) -> Provider:
-        """The provider a run started here would use: an override (``victor.testing``), the
-        one a team lends to members that were given none, or the agent's own."""
-        return (
-            _provider_override.get()
-            or (None if self._provider_given else _default_provider.get())
-            or self.provider
-        )
-
-    def _resumed_task(self, remember: bool) -> str:
-        """The task of a conversation continued from tool results (``events(None, ...)``)."""
-        if not remember or not self.history or self.history[-1].role != "tool":
-            raise ConfigurationError(
-                "task=None continues a conversation from tool results: use remember=True, "
-                "with history ending in the results (Message.tool) of the last tool calls"
-            )
-        return next((m.content for m in reversed(self.history) if m.role == "user"), "")
+        """The provider a run started here would use (see ``victor.core.run``)."""
+        return run_provider(self)
 
     def _finished(self, event: RunFinished, remember: bool, start: int) -> None:
         """Keep what a finished run leaves: ``last_run`` and, for ``chat``, the conversation
@@ -508,39 +436,3 @@ class Agent:
             context = ToolContext(agent=self, workspace=self.workspace, approval=self.approval)
             self._context = context
         return context
-
-    def _system_message(self) -> Message | None:
-        parts = []
-        if self.role:
-            parts.append(f"Your role: {self.role}.")
-        if self.system_prompt:
-            parts.append(self.system_prompt)
-        return Message.system("\n\n".join(parts)) if parts else None
-
-
-_log_level_applied = False
-
-
-def _apply_log_level() -> None:
-    """Honour ``VICTOR_LOG_LEVEL`` once per process, when the first agent is made."""
-    global _log_level_applied
-    if not _log_level_applied:
-        _log_level_applied = True
-        if os.environ.get("VICTOR_LOG_LEVEL"):
-            from ..config import configure_logging
-
-            configure_logging()
-
-
-def render_task(task: str, context: Mapping[str, Any] | None) -> str:
-    """The user message for ``task``, with each ``context`` item in a tagged block."""
-    if not context:
-        return task
-    if not isinstance(context, Mapping):
-        raise ConfigurationError(
-            f"context must be a dict of name -> value, got {type(context).__name__}"
-        )
-    blocks = "\n".join(
-        f'<context name="{key}">\n{value}\n</context>' for key, value in context.items()
-    )
-    return f"{task}\n\n{blocks}"

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextvars
 import inspect
-import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,6 +18,7 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from .._secrets import get_logger
 from .._util import bound, new_id
 
 if TYPE_CHECKING:
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Event", "EventBus", "EventScope", "current_scope", "EVENT_TYPES"]
 
-logger = logging.getLogger("victor.events")
+logger = get_logger("victor.events")
 
 #: Every event type victor emits, with the keys its ``data`` carries.
 EVENT_TYPES: dict[str, str] = {

@@ -16,6 +16,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypedDict
 
+from .._secrets import get_logger
 from .._util import did_you_mean, maybe_await
 from ..errors import ConfigurationError
 
@@ -79,7 +80,7 @@ async def call_hook(hooks: Mapping[str, Any] | None, name: str, *args: Any) -> A
 
 def logging_hooks(logger: logging.Logger | None = None) -> Hooks:
     """Hooks that log each task's start (INFO), completion (INFO) and failure (ERROR)."""
-    log = logger if logger is not None else logging.getLogger("victor.task")
+    log = logger if logger is not None else get_logger("victor.task")
 
     def on_start(task: Task) -> None:
         log.info("Task %s started", task.name)

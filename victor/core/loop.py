@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
+from .._secrets import get_logger
 from ..errors import ConfigurationError, LimitExceededError, OutputValidationError, ProviderError
 from ..providers.base import Provider
 from .events import EventScope
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Limits", "run_loop"]
 
-logger = logging.getLogger("victor.loop")
+logger = get_logger("victor.loop")
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,17 +14,55 @@ face as ``"module:attribute"`` paths, imported the first time the core asks, so
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import AsyncIterator, Iterable
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import ConfigurationError
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the shapes of the front ends, for type checkers (no cost at import)
+    from collections.abc import AsyncIterator, Iterable
+    from typing import Protocol
+
     from .events import Event, EventBus
     from .messages import RunFinished, StreamEvent
 
-__all__ = ["Slot", "SLOTS", "RunView", "TeamView", "KernelApproval", "plug", "front_end"]
+    class RunView(Protocol):
+        """Shows one agent run while it happens (``Agent.run(display=True)``)."""
+
+        def __init__(self, *, format: str = ...) -> None: ...
+
+        async def consume(self, events: AsyncIterator[StreamEvent]) -> RunFinished:
+            """Show the run from its ``agent.events(...)`` stream and return its end."""
+            ...
+
+    class TeamView(Protocol):
+        """Draws a team run from its events: live from a bus, or after the fact."""
+
+        def __init__(
+            self, source: EventBus | Iterable[Event], *, deterministic: bool = False
+        ) -> None: ...
+
+        def show(self) -> None: ...
+
+        def close(self) -> None: ...
+
+    class KernelApproval(Protocol):
+        """Asks the person at a notebook (inside a Jupyter kernel) about one tool call."""
+
+        def widgets_work(self, kernel: Any) -> bool:
+            """Whether buttons can reach ``kernel`` while a cell runs (else an input box)."""
+            ...
+
+        async def ask_in_notebook(self, request: Any, channel: str, timeout: float | None) -> str:
+            """The person's answer to ``request`` (an ``ApprovalRequest``): yes, no, always or
+            timeout."""
+            ...
+
+        def card_bundle(self, request: Any) -> dict[str, str]:
+            """The request as a display bundle (HTML and plain text)."""
+            ...
+
+
+__all__ = ["Slot", "SLOTS", "plug", "front_end"]
 
 Slot = Literal["run_view", "team_view", "kernel_approval"]
 
@@ -34,47 +72,6 @@ SLOTS: dict[str, str] = {
     "team_view": "draws a team run from its events: a class like victor.notebook.TeamTimeline",
     "kernel_approval": "asks for approval in a Jupyter kernel, as victor.notebook.approval does",
 }
-
-
-class RunView(Protocol):
-    """Shows one agent run while it happens (``Agent.run(display=True)``)."""
-
-    def __init__(self, *, format: str = ...) -> None: ...
-
-    async def consume(self, events: AsyncIterator[StreamEvent]) -> RunFinished:
-        """Show the run from its ``agent.events(...)`` stream and return its end."""
-        ...
-
-
-class TeamView(Protocol):
-    """Draws a team run from its events: live from a bus, or after the fact."""
-
-    def __init__(
-        self, source: EventBus | Iterable[Event], *, deterministic: bool = False
-    ) -> None: ...
-
-    def show(self) -> None: ...
-
-    def close(self) -> None: ...
-
-
-class KernelApproval(Protocol):
-    """Asks the person at a notebook (inside a Jupyter kernel) about one tool call."""
-
-    def widgets_work(self, kernel: Any) -> bool:
-        """Whether buttons can reach ``kernel`` while a cell runs (else an input box)."""
-        ...
-
-    async def ask_in_notebook(
-        self, request: Any, channel: str, timeout: float | None
-    ) -> str:
-        """The person's answer to ``request`` (an ``ApprovalRequest``): yes, no, always or
-        timeout."""
-        ...
-
-    def card_bundle(self, request: Any) -> dict[str, str]:
-        """The request as a display bundle (HTML and plain text)."""
-        ...
 
 
 _plugged: dict[str, Any] = {}
@@ -98,10 +95,11 @@ def front_end(slot: Slot) -> Any:
             f"victor.core.seams.plug({slot!r}, ...) your own"
         )
     if isinstance(found, str):
+        import importlib
+
         module, _, attribute = found.partition(":")
         found = importlib.import_module(module)
         if attribute:
             found = getattr(found, attribute)
         _plugged[slot] = found
     return found
-

@@ -8,11 +8,12 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .._util import Setting, instance_setting, number_setting
-from ..providers.base import PROVIDER_SETTINGS, Provider
+from .._util import Setting, did_you_mean, instance_setting, number_setting
+from ..errors import ConfigurationError
+from ..providers.base import PROVIDER_SETTINGS, Provider, check_options, get_provider_class
 from .events import EventBus
 
-__all__ = ["SETTINGS", "AGENT_ONLY"]
+__all__ = ["SETTINGS", "AGENT_ONLY", "provider_for", "apply_log_level_once"]
 
 
 def _is_workspace(value: Any) -> bool:
@@ -97,3 +98,53 @@ SETTINGS: dict[str, Setting] = {
 }
 #: The Agent's own settings (not the provider's), as unknown-name messages list them.
 AGENT_ONLY = {"Agent settings": [n for n in SETTINGS if n not in PROVIDER_SETTINGS]}
+
+
+def provider_for(
+    provider: str | Provider | None,
+    model: str | None,
+    temperature: float,
+    max_tokens: int,
+    options: dict[str, Any],
+) -> Provider:
+    """The provider an agent's settings name: the instance given, or one built from the
+    name (default ``$VICTOR_PROVIDER``) with the model, sampling and provider ``options``."""
+    if isinstance(provider, Provider):
+        for option in options:  # a misspelt Agent setting is said to be one
+            raise ConfigurationError(
+                f"Agent got {option}=..., which is not an Agent setting."
+                f"{did_you_mean(option, SETTINGS)} With a Provider instance, provider "
+                f"options (API parameters, api_key, base_url, timeout, ...) go to the "
+                f"instance itself: {type(provider).__name__}(..., {option}=...)"
+            )
+        if model is not None:
+            raise ConfigurationError(
+                "model and provider options go to the Provider instance itself when you "
+                "pass one; drop them from Agent(...)"
+            )
+        return provider
+    from ..config import settings  # deferred: profiles and TOML are not needed at import
+
+    env = settings()
+    cls = get_provider_class(provider or env.provider)
+    check_options(cls, options, AGENT_ONLY, "Agent")
+    return cls(
+        model or (env.model if provider is None else None),
+        temperature=temperature,
+        max_tokens=max_tokens,
+        **options,
+    )
+
+
+_log_level_applied = False
+
+
+def apply_log_level_once() -> None:
+    """Honour ``VICTOR_LOG_LEVEL`` once per process, when the first agent is made."""
+    global _log_level_applied
+    if not _log_level_applied:
+        _log_level_applied = True
+        if os.environ.get("VICTOR_LOG_LEVEL"):
+            from ..config import configure_logging
+
+            configure_logging()

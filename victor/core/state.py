@@ -3,8 +3,9 @@
 ``state.save(path)`` never leaves a half-written file: the data is serialised first,
 written to a temporary file beside the target, flushed to disk and then renamed over the
 target in one step. A save killed half-way leaves its temporary file behind; the next
-save of the same path removes such leftovers (see ``STALE_AFTER``). ``State.load(path)``
-reads it back and names the file (and the line and column) when something is wrong.
+save or load of the same path removes such leftovers (see ``STALE_AFTER``).
+``State.load(path)`` reads it back and names the file (and the line and column) when
+something is wrong.
 """
 
 from __future__ import annotations
@@ -26,11 +27,15 @@ __all__ = ["State", "STATE_FORMAT_VERSION", "STALE_AFTER"]
 #: The ``victor_state`` number written into every state file; bumped if the format changes.
 STATE_FORMAT_VERSION = 1
 
-#: Seconds after which a save's temporary file that no writer holds locked counts as left
-#: behind by a killed save, and the next save of that path removes it. A writer holds an
-#: advisory lock (``flock``) on its temporary file while it writes, so a slow or paused
-#: save is never mistaken for a dead one; the age covers the instant between creating the
-#: file and locking it, and systems without ``flock``.
+#: When the next save or load of a path removes a temporary file an earlier save left.
+#: Each save names its file after its process id and holds an advisory lock (``flock``) on
+#: it while it writes, so a slow or paused save is never taken for a dead one. A file no
+#: one holds locked goes at once when its process is gone (killed mid-save). When that
+#: process still runs (or the name has no pid), it may be a writer in the instant between
+#: creating its file and locking it, or the pid was reused, or the system has no ``flock``:
+#: only the age tells then, and a save takes milliseconds, so after this many seconds it
+#: counts as left behind. (A directory shared with another machine: a pid of there looks
+#: gone here, but its writer's lock still keeps the file, all but that first instant.)
 STALE_AFTER = 60.0
 
 
@@ -153,7 +158,7 @@ class State(MutableMapping[str, Any]):
                 encoding="utf-8",
                 newline="\n",
                 dir=target.parent,
-                prefix=f".{target.name}.",
+                prefix=f".{target.name}.{os.getpid()}.",
                 suffix=".tmp",
                 delete=False,
             )
@@ -190,6 +195,7 @@ class State(MutableMapping[str, Any]):
             raise StateError(f"State file {source} is not UTF-8 text: {exc}") from None
         except OSError as exc:
             raise StateError(f"Cannot read state file {source}: {exc}") from exc
+        _remove_stale_temporaries(source)
         try:
             payload = json.loads(text)
         except json.JSONDecodeError as exc:
@@ -243,23 +249,41 @@ def _is_locked(path: str) -> bool:
         return False
 
 
+def _process_gone(pid: int) -> bool:
+    """Whether no process ``pid`` runs on this machine (False when it cannot be told)."""
+    if os.name == "nt":  # os.kill(pid, 0) would terminate the process there
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # PermissionError: another user's process, alive
+        return False
+    return False
+
+
 def _remove_stale_temporaries(target: Path) -> None:
-    """Delete temporary files of earlier saves of ``target`` whose writer is gone: older
-    than ``STALE_AFTER`` and not locked. Only names ``save`` itself makes are touched."""
-    pattern = re.compile(rf"\.{re.escape(target.name)}\.[a-z0-9_]{{8}}\.tmp")
+    """Delete temporary files of earlier saves of ``target`` whose writer is gone (see
+    ``STALE_AFTER``). Only names ``save`` itself makes are touched; a locked file never."""
+    # ".<name>.<pid>.<8 random>.tmp"; before saves named their pid: ".<name>.<8 random>.tmp"
+    pattern = re.compile(rf"\.{re.escape(target.name)}\.(?:(\d+)\.)?[a-z0-9_]{{8}}\.tmp")
     cutoff = time.time() - STALE_AFTER
     try:
         entries = list(os.scandir(target.parent))
     except OSError:
         return
     for entry in entries:
-        if not pattern.fullmatch(entry.name):
+        match = pattern.fullmatch(entry.name)
+        if match is None:
             continue
         with contextlib.suppress(OSError):  # gone already, or not ours to remove
-            info = entry.stat(follow_symlinks=False)
-            if entry.is_file(follow_symlinks=False) and info.st_mtime < cutoff:
-                if not _is_locked(entry.path):
-                    os.unlink(entry.path)
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            pid = match.group(1)
+            gone = pid is not None and _process_gone(int(pid))
+            old = entry.stat(follow_symlinks=False).st_mtime < cutoff
+            if (gone or old) and not _is_locked(entry.path):
+                os.unlink(entry.path)
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -6,12 +6,12 @@ A task moves ``pending -> running -> completed | failed | cancelled`` exactly on
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Mapping
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
+from .._secrets import get_logger
 from .._util import new_id
 from ..errors import VictorError
 from .hooks import Hooks, call_hook, validate_hooks
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Task", "TaskStatus"]
 
-logger = logging.getLogger("victor.task")
+logger = get_logger("victor.task")
 
 
 class TaskStatus(str, Enum):

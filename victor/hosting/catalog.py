@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from ..teams import AgentTeam
     from ..tools.approval import ApprovalPolicy
 
-__all__ = ["Catalog", "load_app"]
+__all__ = ["Catalog", "by_name", "load_app"]
 
 Kind = Literal["agent", "team"]
 
@@ -34,8 +34,10 @@ Kind = Literal["agent", "team"]
 class Catalog:
     """Agents and teams by name; profiles become agents on first use.
 
-    ``served`` maps names to ``Agent``/``AgentTeam`` objects; ``profiles`` names profiles to
-    offer as agents (default: every profile when nothing else is served, none otherwise).
+    ``served`` maps names to ``Agent``/``AgentTeam`` objects (one object under several
+    names: the first is its name, the others aliases that reach it too); ``profiles`` names
+    profiles to offer as agents (default: every profile when nothing else is served, none
+    otherwise).
     """
 
     def __init__(
@@ -51,13 +53,19 @@ class Catalog:
         from ..tools.approval import check_policy
 
         self.approval = check_policy(approval)
-        self._served: dict[str, Agent | AgentTeam] = {}
+        self._served: dict[str, Agent | AgentTeam] = {}  # by every name, aliases included
+        self._aliases: dict[str, list[str]] = {}  # a name -> the other names of its object
+        first: dict[int, str] = {}
         for name, value in (served or {}).items():
             if not isinstance(value, (Agent, AgentTeam)):
                 raise ConfigurationError(
                     f"{name}={value!r} cannot be served: give an Agent or an AgentTeam"
                 )
             self._served[name] = value
+            primary = first.setdefault(id(value), name)
+            self._aliases.setdefault(primary, [])
+            if primary != name:
+                self._aliases[primary].append(name)
         if profiles is None:
             profiles = () if self._served else list_profiles()
         self._profiles = {name: load_profile(name) for name in profiles if name not in self._served}
@@ -77,7 +85,8 @@ class Catalog:
         return "agent" if name in self._profiles else None
 
     def names(self, kind: Kind | None = None) -> list[str]:
-        every = [*self._served, *self._profiles]
+        """One name per agent or team served (aliases left out)."""
+        every = [*self._aliases, *self._profiles]
         return [n for n in every if kind is None or self.kind(n) == kind]
 
     def describe(self) -> list[dict[str, Any]]:
@@ -85,11 +94,13 @@ class Catalog:
         from ..teams import AgentTeam
 
         out: list[dict[str, Any]] = []
-        for name, value in self._served.items():
+        for name, aliases in self._aliases.items():
+            value = self._served[name]
             if isinstance(value, AgentTeam):
                 out.append(
                     {
                         "name": name,
+                        "aliases": aliases,
                         "kind": "team",
                         "formation": value.formation,
                         "members": [m.name for m in value.members],
@@ -99,6 +110,7 @@ class Catalog:
                 out.append(
                     {
                         "name": name,
+                        "aliases": aliases,
                         "kind": "agent",
                         "source": "app",
                         "role": value.role,
@@ -111,6 +123,7 @@ class Catalog:
             out.append(
                 {
                     "name": name,
+                    "aliases": [],
                     "kind": "agent",
                     "source": "profile",
                     "role": None,
@@ -161,6 +174,10 @@ class Catalog:
 
     # -- lifetime --------------------------------------------------------------------
 
+    def _objects(self) -> list[Agent | AgentTeam]:
+        """Each agent and team served, once (not once per alias)."""
+        return [self._served[name] for name in self._aliases]
+
     def open(self) -> None:
         """Put the server's approval policy on every served agent and team member."""
         from ..teams import AgentTeam
@@ -168,7 +185,7 @@ class Catalog:
         self._opened += 1
         if self._opened > 1:
             return
-        for value in self._served.values():
+        for value in self._objects():
             agents = value.members if isinstance(value, AgentTeam) else [value]
             for agent in agents:
                 self._saved.append((agent, agent.approval))
@@ -185,17 +202,20 @@ class Catalog:
             agent.approval = approval
         self._saved.clear()
         closers = [agent.cleanup() for agent in self._made.values()]
-        for value in self._served.values():
+        for value in self._objects():
             closers.append(value.cleanup() if isinstance(value, AgentTeam) else value.cleanup())
         await asyncio.gather(*closers, return_exceptions=True)
         self._made.clear()
 
 
 def load_app(spec: str) -> dict[str, Agent | AgentTeam]:
-    """The agents and teams a Python file (or module) defines at top level.
+    """The agents and teams a Python file (or module) defines at top level, by name.
 
-    ``"app.py"`` serves every ``Agent``/``AgentTeam`` in it, by variable name;
-    ``"app.py:helper"`` only ``helper``; ``"package.module:name"`` works too (like uvicorn).
+    ``"app.py"`` serves every ``Agent``/``AgentTeam`` in it, ``"app.py:helper"`` only
+    ``helper``; ``"package.module:name"`` works too (like uvicorn). Each is served under
+    its own name if it was given one (``Agent(name="echo")``) and under its variable's name
+    (unless another claims that name); an agent given neither a name nor a role takes its
+    variable's name. Two agents with one name are a ``ConfigurationError``.
     """
     from ..core.agent import Agent
     from ..teams import AgentTeam
@@ -217,13 +237,64 @@ def load_app(spec: str) -> dict[str, Agent | AgentTeam]:
             raise ConfigurationError(
                 f"{where}:{attribute} is a {type(value).__name__}, not an Agent or AgentTeam"
             )
-        return {attribute: value}
+        return by_name({attribute: value}, where)
     if not found:
         raise ConfigurationError(
             f"{where} defines no Agent or AgentTeam at top level; add one, e.g. "
             f"agent = Agent(role='helper', provider='anthropic')"
         )
-    return found
+    return by_name(found, where)
+
+
+def by_name(
+    variables: Mapping[str, Agent | AgentTeam], where: str = "the app"
+) -> dict[str, Agent | AgentTeam]:
+    """``variables`` (variable name -> agent or team) keyed by the names they are served
+    under: each one's own name first if it was given one, then its variable's name unless
+    another's own name is the same. An agent named by nothing (``name`` or ``role``)
+    takes its variable's name, so its events and approval prompts say who it is."""
+    from ..core.agent import DEFAULT_NAME, Agent
+    from ..teams import AgentTeam
+
+    teams = [value for value in variables.values() if isinstance(value, AgentTeam)]
+    own: dict[str, tuple[str, Agent | AgentTeam]] = {}  # own name -> (variable, object)
+    for variable, value in variables.items():
+        name = _own_name(value)
+        if name is None:
+            continue
+        claimed = own.setdefault(name, (variable, value))
+        if claimed[1] is not value:
+            raise ConfigurationError(
+                f"{where}: {claimed[0]} and {variable} are both named {name!r}; a server "
+                f"reaches each by its name, so give them different names"
+            )
+    served: dict[str, Agent | AgentTeam] = {}
+    for variable, value in variables.items():
+        name = _own_name(value)
+        if name is not None:
+            served[name] = value
+        elif isinstance(value, Agent) and value.role is None and value.name == DEFAULT_NAME:
+            teammates = [m.name for t in teams if value in t.members for m in t.members]
+            if variable not in teammates:  # a team tells its members apart by name
+                value.name = variable
+        holder = own.get(variable)
+        if holder is None or holder[1] is value:
+            served.setdefault(variable, value)
+        elif name is None:  # its variable's name is its only name, and another has it
+            raise ConfigurationError(
+                f"{where}: {variable} would be served as {variable!r}, but {holder[0]} is "
+                f"named {variable!r}; rename one of them (or give {variable} a name=...)"
+            )
+    return served
+
+
+def _own_name(value: Agent | AgentTeam) -> str | None:
+    """The name ``value`` was given (``name=...``), or None for a default one."""
+    from ..core.agent import Agent
+
+    if isinstance(value, Agent):
+        return value.name if value._name_given else None
+    return value.name if value.name != value.formation else None  # a team's default
 
 
 def _has_attribute(spec: str) -> bool:

@@ -1,7 +1,8 @@
 """Who may reach a server: the bind and token rules, and ``Guard``, the ASGI layer in
 front of every route (the MCP endpoint included).
 
-- Without an API token a server listens on loopback only (``check_bind``).
+- Without an API token a server listens on loopback only (``check_bind``); a port in use
+  is said before the server is announced (``free_port``).
 - With a token, every request must carry ``Authorization: Bearer <token>`` (compared in
   constant time); without one, requests arriving on a non-loopback address are refused,
   however the server was started.
@@ -12,17 +13,19 @@ Plain ASGI, so it needs neither FastAPI nor Starlette.
 
 from __future__ import annotations
 
+import errno
 import functools
 import hmac
 import ipaddress
 import os
+import socket
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from ..errors import ConfigurationError
 from .problem import PROBLEM_TYPE, Problem
 
-__all__ = ["Guard", "TOKEN_VARIABLE", "check_bind", "is_loopback", "token_from_env"]
+__all__ = ["Guard", "TOKEN_VARIABLE", "check_bind", "free_port", "is_loopback", "token_from_env"]
 
 #: The environment variable holding the API token (never a command-line flag: those show
 #: in ``ps`` and shell history).
@@ -54,6 +57,28 @@ def check_bind(host: str, token: str | None) -> None:
             f"{TOKEN_VARIABLE} (clients then send 'Authorization: Bearer <token>'), or listen "
             f"on 127.0.0.1"
         )
+
+
+def free_port(host: str, port: int) -> int:
+    """``port`` if nothing listens on it at ``host`` (0: a free port the system picks), so
+    a port in use is one line saying so before the server is announced, not uvicorn's
+    log after it. Bound as uvicorn binds (``SO_REUSEADDR``: a port left in TIME_WAIT by
+    the last server is free)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise ConfigurationError(
+                    f"port {port} on {host} is in use: stop what listens there, or use another "
+                    f"port (--port {port % 65535 + 1}, or --port 0 for any free one)"
+                ) from None
+            raise ConfigurationError(
+                f"cannot listen on {host}:{port}: {exc.strerror or exc}; check --host and --port"
+            ) from None
+        return probe.getsockname()[1]
 
 
 Scope = MutableMapping[str, Any]

@@ -26,7 +26,7 @@ from collections.abc import Collection, Mapping, Sequence
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
 
-from .._util import did_you_mean
+from .._util import did_you_mean, forwards_to, needs_extra
 from ..errors import ConfigurationError, ToolError
 from ..tools.base import BaseTool, ToolResult
 from .connection import StderrRelay, live, mcp_loop, stdio_transport
@@ -44,50 +44,6 @@ if TYPE_CHECKING:
     import mcp
 
 __all__ = ["MCPToolset", "MCPTool", "server"]
-
-
-def server(
-    target: Any,
-    *,
-    name: str | None = None,
-    prefix: str | None = None,
-    timeout: float | None = 60.0,
-    connect_timeout: float = 60.0,
-    requires_approval: bool | Collection[str] = True,
-    env: Mapping[str, str] | None = None,
-    cwd: str | os.PathLike[str] | None = None,
-    headers: Mapping[str, str] | None = None,
-) -> MCPToolset:
-    """An MCP server whose tools an agent can use: ``Agent(tools=[victor.mcp.server(...)])``.
-
-    ``target`` is a command line (``"npx -y @modelcontextprotocol/server-everything"``, or a
-    list of arguments) started as a stdio server, an ``http(s)://`` URL (streamable HTTP),
-    or an in-process server (``mcp.server.MCPServer`` or a low-level ``Server``).
-
-    - ``name``: how the server is called in tool names and messages (default: derived from
-      the target, then the server's own name); ``prefix``: put before each tool's name
-      (default ``"<name>_"``; ``""`` keeps the server's names).
-    - ``timeout``: seconds one call may take; ``connect_timeout``: for starting and listing.
-    - ``requires_approval``: MCP tools can do anything, so by default every call needs the
-      agent's approval policy (``approval="auto"`` or a callback). ``False`` trusts the
-      server; a collection of the server's tool names asks only for those.
-    - ``env``, ``cwd``: for a stdio server's process (it inherits only a safe minimum of
-      the environment: pass API keys it needs in ``env``). ``headers``: for a URL.
-
-    The connection opens on first use (or ``await toolset.connect()``, which does not block
-    the event loop) and closes with ``await toolset.aclose()``, ``async with``, or at exit.
-    """
-    return MCPToolset(
-        target,
-        name=name,
-        prefix=prefix,
-        timeout=timeout,
-        connect_timeout=connect_timeout,
-        requires_approval=requires_approval,
-        env=env,
-        cwd=cwd,
-        headers=headers,
-    )
 
 
 class MCPTool(BaseTool):
@@ -300,12 +256,8 @@ class MCPToolset:
             live.discard(self)
 
     async def _enter_client(self, stack: AsyncExitStack) -> mcp.Client:
-        try:
+        with needs_extra("mcp", "victor.mcp", what="the MCP SDK"):
             from mcp import Client, Implementation, StdioServerParameters
-        except ImportError:
-            raise ConfigurationError(
-                'victor.mcp needs the MCP SDK: pip install "victor-ai[mcp]"'
-            ) from None
         from .. import __version__
 
         target: Any = self._target
@@ -423,3 +375,27 @@ class MCPToolset:
                 f"the MCP server {self.name!r} was used from inside an MCP tool call; "
                 f"call it from your own code or an agent instead"
             )
+
+
+@forwards_to(MCPToolset)
+def server(*args: Any, **kwargs: Any) -> MCPToolset:
+    """An MCP server whose tools an agent can use: ``Agent(tools=[victor.mcp.server(...)])``.
+
+    ``target`` is a command line (``"npx -y @modelcontextprotocol/server-everything"``, or a
+    list of arguments) started as a stdio server, an ``http(s)://`` URL (streamable HTTP),
+    or an in-process server (``mcp.server.MCPServer`` or a low-level ``Server``).
+
+    - ``name``: how the server is called in tool names and messages (default: derived from
+      the target, then the server's own name); ``prefix``: put before each tool's name
+      (default ``"<name>_"``; ``""`` keeps the server's names).
+    - ``timeout``: seconds one call may take; ``connect_timeout``: for starting and listing.
+    - ``requires_approval``: MCP tools can do anything, so by default every call needs the
+      agent's approval policy (``approval="auto"`` or a callback). ``False`` trusts the
+      server; a collection of the server's tool names asks only for those.
+    - ``env``, ``cwd``: for a stdio server's process (it inherits only a safe minimum of
+      the environment: pass API keys it needs in ``env``). ``headers``: for a URL.
+
+    The connection opens on first use (or ``await toolset.connect()``, which does not block
+    the event loop) and closes with ``await toolset.aclose()``, ``async with``, or at exit.
+    """
+    return MCPToolset(*args, **kwargs)

@@ -12,7 +12,7 @@ __all__ = ["main"]
 
 def main(args: argparse.Namespace) -> int:
     from ..hosting.catalog import Catalog, load_app
-    from ..hosting.security import check_bind, token_from_env
+    from ..hosting.security import check_bind, free_port, token_from_env
     from .serving import create_server, serve_http, serve_stdio
 
     agents = load_app(args.app) if args.app else None
@@ -23,12 +23,13 @@ def main(args: argparse.Namespace) -> int:
     if args.transport == "http":
         token = token_from_env()
         check_bind(args.host, token)
+        port = free_port(args.host, args.port)  # a port in use: said before announcing
         print(
-            f"victor: MCP at http://{args.host}:{args.port}/mcp "
+            f"victor: MCP at http://{args.host}:{port}/mcp "
             f"({'token required' if token else 'loopback only'})",
             file=sys.stderr,
         )
-        runner = serve_http(server, host=args.host, port=args.port, token=token)
+        runner = serve_http(server, host=args.host, port=port, token=token)
     else:
         runner = serve_stdio(server)
 

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
+from .._util import needs_extra
 from ..errors import ConfigurationError, VictorError
 
 if TYPE_CHECKING:
@@ -63,13 +64,9 @@ def create_server(
     from ..tools.registry import registry
     from ..tools.sandbox import Workspace
 
-    try:
+    with needs_extra("mcp", "the MCP server", what="the MCP SDK"):
         import mcp.types as types
         from mcp.server import Server
-    except ImportError:
-        raise ConfigurationError(
-            'the MCP server needs the MCP SDK: pip install "victor-ai[mcp]"'
-        ) from None
     from .. import __version__
 
     policy = check_policy(approval)

@@ -9,12 +9,18 @@ share (settings, the conversation) is in session.py; how typed text becomes the 
 from __future__ import annotations
 
 import argparse
+import copy
 import keyword
 from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import (
+    MagicHelpFormatter,
+    argument,
+    magic_arguments,
+    parse_argstring,
+)
 
 from .._sync import run_sync
 from ..core.agent import Agent
@@ -36,6 +42,14 @@ class MagicUsageError(ConfigurationError):
     def _render_traceback_(self) -> list[str]:
         # IPython shows this instead of a traceback: the message is the whole story.
         return [f"{type(self).__name__}: {self}"]
+
+
+class _PlainHelpFormatter(MagicHelpFormatter):
+    """IPython's formatter, with ``usage: %victor`` where it opens the usage with ``::``
+    (a reStructuredText code block, meant for the docstring ``%victor?`` shows)."""
+
+    def add_usage(self, usage: Any, actions: Any, groups: Any, prefix: Any = "usage: %") -> None:
+        super().add_usage(usage, actions, groups, prefix)
 
 
 @magics_class
@@ -88,7 +102,8 @@ class VictorMagics(Magics):
         Line form:
           %victor config [key=value ...]   show or set session settings: provider, model,
                                            temperature, max_tokens, max_iterations, base_url,
-                                           system_prompt, tools, format, stream
+                                           system_prompt, tools, format, stream,
+                                           approval (ask, auto or never)
                                            (defaults: $VICTOR_PROVIDER, $VICTOR_MODEL)
           %victor list                     providers (configured? reachable?) and tools
           %victor history                  the conversation so far (--agent NAME: that agent's)
@@ -124,7 +139,9 @@ class VictorMagics(Magics):
         self._ask(prompt_part(line, len(words)), args)
 
     def _help(self) -> None:
-        print(self.victor.parser.format_help())
+        parser = copy.copy(self.victor.parser)
+        parser.formatter_class = _PlainHelpFormatter
+        print(parser.format_help())
 
     def _doctor(self) -> None:
         from IPython.display import display
@@ -154,6 +171,8 @@ class VictorMagics(Magics):
                 value = CONFIG_KEYS[key](raw.strip())
             except ValueError:
                 raise MagicUsageError(f"{key}={raw!r} is not a valid {key} value") from None
+            except ConfigurationError as exc:  # a reader that says what is wrong itself
+                raise MagicUsageError(str(exc)) from None
             if key == "format" and value not in FORMATS:
                 raise MagicUsageError(
                     f"format={value!r} is unknown: use one of {', '.join(FORMATS)}"

@@ -8,6 +8,7 @@ from typing import Any
 
 from ..core.agent import Agent
 from ..core.messages import Message
+from ..errors import ConfigurationError
 
 __all__ = ["NotebookSession", "CONFIG_KEYS"]
 
@@ -24,9 +25,18 @@ CONFIG_KEYS: dict[str, Any] = {
     "tools": lambda value: [t.strip() for t in value.split(",") if t.strip()],
     "format": str,
     "stream": lambda value: _to_bool(value),
+    "approval": lambda value: _approval(value),
 }
 #: Keys that shape the agent (the rest shape the display).
-_AGENT_KEYS = ("temperature", "max_tokens", "max_iterations", "base_url", "system_prompt", "tools")
+_AGENT_KEYS = (
+    "temperature",
+    "max_tokens",
+    "max_iterations",
+    "base_url",
+    "system_prompt",
+    "tools",
+    "approval",
+)
 
 
 @dataclass
@@ -62,6 +72,20 @@ class NotebookSession:
         """Forget the conversation; return how many messages it held."""
         count, self.history = len(self.history), []
         return count
+
+
+def _approval(value: str) -> str:
+    """An approval policy by name, checked as ``Agent(approval=...)`` checks it."""
+    from ..tools.approval import check_policy
+
+    try:
+        return check_policy(value)  # type: ignore[return-value]
+    except ConfigurationError:
+        raise ConfigurationError(
+            f"approval={value!r} is invalid: use ask (a card in the cell, the default), auto "
+            f"(allow every tool call) or never (refuse them); in Python, Agent(approval=...) "
+            f"also takes Ask(timeout=...) or a function"
+        ) from None
 
 
 def _to_bool(value: str) -> bool:

@@ -55,6 +55,7 @@ class AnthropicProvider(Provider):
     # Explicit (not left to the SDK) so that the base class's test guard sees the real
     # host: a None base URL counts as "no network request".
     default_base_url: ClassVar[str | None] = "https://api.anthropic.com"
+    max_temperature: ClassVar[float | None] = 1.0
     # Typed answers come as a call to an output tool whose input schema is the type.
     native_output: ClassVar[bool] = True
     #: Messages API parameters taken by name; any other field goes in ``extra_body``.

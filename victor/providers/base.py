@@ -13,7 +13,6 @@ from __future__ import annotations
 import importlib
 import inspect
 import ipaddress
-import logging
 import os
 import weakref
 from abc import ABC, abstractmethod
@@ -23,17 +22,18 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
+from .._secrets import get_logger, remember, scrub, secret_values
 from .._util import check_settings, did_you_mean, unknown_setting
 from ..core.events import current_scope
 from ..core.messages import AgentResponse, Message, OutputSchema, StreamEvent, TextDelta, ToolSpec
 from ..errors import ConfigurationError, ProviderError
-from .retry import retry_delay
+from .retry import retry_delay, retry_reason
 from .settings import PASS_THROUGH_SETTINGS, PROVIDER_SETTINGS
 
 if TYPE_CHECKING:
     import asyncio
 
-logger = logging.getLogger("victor.providers")
+logger = get_logger("victor.providers")
 
 __all__ = [
     "AgentResponse",
@@ -64,6 +64,8 @@ class Provider(ABC):
     api_key_env: ClassVar[str | None] = None
     base_url_env: ClassVar[str | None] = None
     default_base_url: ClassVar[str | None] = None
+    #: The highest temperature the API accepts (None: no bound known here).
+    max_temperature: ClassVar[float | None] = None
     #: Whether ``_chat``/``_stream`` take an ``output`` schema and ask the model for it in
     #: the API's own way. Providers without it get the schema as words in the prompt.
     native_output: ClassVar[bool] = False
@@ -91,6 +93,7 @@ class Provider(ABC):
                 "max_retries": max_retries,
             },
         )
+        _check_temperature(type(self), temperature)
         check_options(type(self), options)
         self.model = model or self.default_model
         self.temperature = float(temperature)
@@ -100,6 +103,7 @@ class Provider(ABC):
         #: Extra keyword arguments passed through to the API request as they are.
         self.options = options
         self._api_key = api_key
+        remember(api_key)  # masked wherever victor scrubs, as keys in variables are
         self._base_url = base_url
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
             weakref.WeakKeyDictionary()
@@ -128,11 +132,10 @@ class Provider(ABC):
         return key
 
     def redact(self, value: object) -> str:
-        """``str(value)`` without the API key, for messages built from what a server or a
-        library said (some echo the key back)."""
-        text = str(value)
+        """``str(value)`` without the API key or any other secret, for messages built from
+        what a server or a library said (some echo the key back)."""
         key = self._api_key or (os.environ.get(self.api_key_env) if self.api_key_env else None)
-        return text.replace(key, "***") if key else text
+        return scrub(str(value), secret_values(key))
 
     # -- the public calls ------------------------------------------------------------
 
@@ -155,9 +158,10 @@ class Provider(ABC):
                 return await self._chat(*arguments)
             except Exception as exc:
                 error = self._to_provider_error(exc)
-                if await self._should_retry(error, attempt):
+                if await self._should_retry(error, attempt, exc):
                     attempt += 1
                     continue
+                _count_attempts(error, attempt)
                 if error is exc:
                     raise
                 raise error from exc
@@ -190,9 +194,10 @@ class Provider(ABC):
                 return
             except Exception as exc:
                 error = self._to_provider_error(exc)
-                if not delivered and await self._should_retry(error, attempt):
+                if not delivered and await self._should_retry(error, attempt, exc):
                     attempt += 1
                     continue
+                _count_attempts(error, attempt)
                 if error is exc:
                     raise
                 raise error from exc
@@ -273,9 +278,15 @@ class Provider(ABC):
         if isinstance(exc, (ProviderError, ConfigurationError)):
             return exc
         mapped = self._map_error(exc)
-        return mapped if mapped is not None else exc
+        if mapped is None:
+            return exc
+        # The SDK's error stays chained to ours (tracebacks print it): scrub it too.
+        exc.args = tuple(self.redact(a) if isinstance(a, str) else a for a in exc.args)
+        if isinstance(vars(exc).get("message"), str):  # the SDKs' own copy of the text
+            exc.message = self.redact(exc.message)  # type: ignore[attr-defined]
+        return mapped
 
-    async def _should_retry(self, error: Exception, attempt: int) -> bool:
+    async def _should_retry(self, error: Exception, attempt: int, cause: Exception) -> bool:
         retrying = (
             isinstance(error, ProviderError) and error.retryable and attempt < self.max_retries
         )
@@ -292,11 +303,36 @@ class Provider(ABC):
         )
         if retrying:
             delay = retry_delay(attempt, getattr(error, "retry_after", None))
-            logger.warning("%s: %s; retrying in %.1f s", self.name, error, delay)
+            # One short line: the error itself is raised once, when the retries are spent
+            # (and is in the provider.error event). "notice": the CLI's progress lines.
+            logger.warning(
+                "retrying %s (%d/%d) in %.1f s after %s",
+                self.name,
+                attempt + 1,
+                self.max_retries,
+                delay,
+                retry_reason(error, cause),
+                extra={"notice": True},
+            )
             from asyncio import sleep  # imported when used: see victor/__init__.py
 
             await sleep(delay)
         return retrying
+
+
+def _check_temperature(cls: type[Provider], temperature: float) -> None:
+    """``ConfigurationError`` if ``temperature`` is above what ``cls``'s API accepts."""
+    most = cls.max_temperature
+    if most is not None and temperature > most:
+        raise ConfigurationError(
+            f"temperature={temperature!r} is invalid: {cls.name} takes 0.0 to {most}"
+        )
+
+
+def _count_attempts(error: Exception, retries: int) -> None:
+    """Record on the error that is about to be raised how many times the request was sent."""
+    if retries and isinstance(error, ProviderError):
+        error.attempts = retries + 1
 
 
 def check_options(

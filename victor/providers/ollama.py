@@ -210,7 +210,7 @@ class OllamaProvider(Provider):
                 f"Start it with `ollama serve` (install from https://ollama.com), or set "
                 f"OLLAMA_HOST to the address of a running Ollama server. Alternatives: "
                 f'provider="local" runs an embedded model with no server; provider="anthropic" '
-                f'or "openai" use a hosted API',
+                f'or provider="openai" use a hosted API',
                 provider=self.name,
                 retryable=True,
             )

@@ -50,6 +50,7 @@ class OpenAIProvider(Provider):
     api_key_env = "OPENAI_API_KEY"
     base_url_env = "OPENAI_BASE_URL"
     default_base_url = "https://api.openai.com/v1"
+    max_temperature = 2.0
     native_output = True  # response_format with a JSON schema
     #: Chat Completions parameters taken by name, and the samplers OpenAI-compatible servers
     #: (llama.cpp, vLLM) commonly add; any other field goes in ``extra_body``.
@@ -237,10 +238,6 @@ class OpenAIProvider(Provider):
     def _map_error(self, exc: Exception) -> ProviderError | None:
         import openai
 
-        if isinstance(exc, openai.APIError):
-            # The SDK error stays chained to ours (tracebacks print it): scrub it too.
-            exc.message = self.redact(exc.message)
-            exc.args = tuple(self.redact(a) if isinstance(a, str) else a for a in exc.args)
         if isinstance(exc, openai.APIStatusError):
             status = exc.status_code
             detail = self.redact(_error_detail(exc))
@@ -350,7 +347,7 @@ def _status_advice(status: int, provider: OpenAIProvider) -> str:
     if status == 429:
         return "rate limited or out of quota: wait, or check your plan and usage"
     if status >= 500:
-        return "server error: the service failed; retrying may help"
+        return "server error: the service failed"
     if status in (408, 409):
-        return "request timed out or conflicted on the server; retrying may help"
+        return "request timed out or conflicted on the server"
     return "request rejected"

@@ -12,7 +12,8 @@ __all__ = ["PROVIDER_SETTINGS", "PASS_THROUGH_SETTINGS"]
 
 #: The settings every provider takes besides ``model``: what each accepts, how to fix it.
 PROVIDER_SETTINGS: dict[str, Setting] = {
-    "temperature": number_setting("use a number from 0.0 to 1.0", at_least=0.0, at_most=1.0),
+    # The upper bound is the provider's: ``Provider.max_temperature``.
+    "temperature": number_setting("use a number, 0.0 or more", at_least=0.0),
     "max_tokens": number_setting("use a positive integer", whole=True, above=0),
     "api_key": instance_setting(
         "use the key as a string, or set the provider's environment variable", str, secret=True

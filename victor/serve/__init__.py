@@ -14,6 +14,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Any
 
+from .._util import needs_extra
 from ..hosting import catalog as _catalog
 from ..hosting import security as _security
 from ..hosting.catalog import Catalog, load_app
@@ -44,16 +45,8 @@ sys.modules.setdefault(f"{__name__}.security", _security)
 
 def create_app(settings: ServeSettings | None = None) -> FastAPI:
     """The FastAPI app serving ``settings`` (see ``ServeSettings``)."""
-    try:
+    with needs_extra("serve", "victor serve"):
         from .app import create_app as build
-    except ImportError as exc:
-        if exc.name and exc.name.split(".")[0] in ("fastapi", "starlette", "uvicorn", "ag_ui"):
-            from ..errors import ConfigurationError
-
-            raise ConfigurationError(
-                f'victor serve needs {exc.name.split(".")[0]}: pip install "victor-ai[serve]"'
-            ) from None
-        raise
     return build(settings)
 
 

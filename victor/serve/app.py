@@ -15,7 +15,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -23,7 +23,7 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
 from .. import __version__
-from .._util import new_id
+from .._util import needs_extra, new_id
 from ..core.agent import Agent
 from ..core.events import Event
 from ..errors import ConfigurationError, VictorError
@@ -33,7 +33,10 @@ from .catalog import Catalog
 from .settings import ServeSettings, is_loopback
 from .streaming import EventStream, agent_sse, sse_pairs, until_disconnect
 from .wire import (
+    AGENT_STREAM,
+    MEMBER_STREAM,
     PROBLEM_TYPE,
+    UNSENT_BUS_EVENTS,
     Problem,
     encode_bus_event,
     finished,
@@ -45,11 +48,10 @@ from .wire import (
 __all__ = ["create_app", "ServerState"]
 
 T = TypeVar("T")
+B = TypeVar("B")
+V = TypeVar("V")
 
-STREAM = (
-    "Server-Sent Events, one per event of the run: `event:` its kind, `data:` its JSON; "
-    "the last is `run_finished` (the answer and usage) or `error` (problem details)"
-)
+AGUI_STREAM = "AG-UI events as Server-Sent Events (`data:` lines only)"
 
 
 @dataclass
@@ -58,6 +60,20 @@ class Conversation:
     agent_name: str
     agent: Agent
     busy: bool = False
+
+
+@dataclass
+class Target(Generic[B, V]):
+    """A request's body and what it names (the name served, this request's view of it).
+
+    The body is declared by one dependency only: FastAPI validates a body once for every
+    dependant declaring it, so an endpoint and its dependency both taking it doubled the
+    work and listed each error of a 422 twice.
+    """
+
+    body: B
+    name: str
+    view: V
 
 
 @dataclass
@@ -193,15 +209,15 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
             f"name the {kind} to use ({kind!r} in the body): one of {', '.join(names) or 'none'}",
         )
 
-    async def agent_for(body: m.RunRequest) -> tuple[str, Agent]:
+    async def agent_for(body: m.RunRequest) -> Target[m.RunRequest, Agent]:
         name = choose(body.agent, "agent")
-        return name, await catalog.agent(name)
+        return Target(body, name, await catalog.agent(name))
 
-    async def team_for(body: m.TeamRunRequest) -> tuple[str, AgentTeam]:
+    async def team_for(body: m.TeamRunRequest) -> Target[m.TeamRunRequest, AgentTeam]:
         name = choose(body.team, "team")
-        return name, await catalog.team(name)
+        return Target(body, name, await catalog.team(name))
 
-    async def workflow_for(body: m.WorkflowRunRequest) -> tuple[str, Agent]:
+    async def workflow_for(body: m.WorkflowRunRequest) -> Target[m.WorkflowRunRequest, Agent]:
         from ..workflows import list_workflows
 
         if body.workflow not in list_workflows():
@@ -215,9 +231,11 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
                 f"Workflows: {', '.join(known)}",
             )
         name = choose(body.agent, "agent")
-        return name, await catalog.agent(name)
+        return Target(body, name, await catalog.agent(name))
 
-    async def conversation_for(body: m.ChatRequest) -> AsyncIterator[Conversation]:
+    async def conversation_for(
+        body: m.ChatRequest,
+    ) -> AsyncIterator[Target[m.ChatRequest, Conversation]]:
         if body.conversation_id is None:
             name = choose(body.agent, "agent")
             conversation = Conversation(new_id("conv"), name, await catalog.agent(name))
@@ -239,14 +257,16 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         conversation.busy = True
         state.remember(conversation)
         try:
-            yield conversation
+            yield Target(body, conversation.agent_name, conversation)
         finally:
             conversation.busy = False
 
-    AgentTarget = Annotated[tuple[str, Agent], Depends(agent_for)]
-    TeamTarget = Annotated[tuple[str, AgentTeam], Depends(team_for)]
-    WorkflowTarget = Annotated[tuple[str, Agent], Depends(workflow_for)]
-    ConversationTarget = Annotated[Conversation, Depends(conversation_for, scope="request")]
+    AgentTarget = Annotated[Target[m.RunRequest, Agent], Depends(agent_for)]
+    TeamTarget = Annotated[Target[m.TeamRunRequest, AgentTeam], Depends(team_for)]
+    WorkflowTarget = Annotated[Target[m.WorkflowRunRequest, Agent], Depends(workflow_for)]
+    ConversationTarget = Annotated[
+        Target[m.ChatRequest, Conversation], Depends(conversation_for, scope="request")
+    ]
 
     def _find(conversation_id: str) -> Conversation:
         conversation = state.conversations.get(conversation_id)
@@ -280,33 +300,35 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         )
 
     @app.post("/v1/runs", tags=["agents"], dependencies=[slot], responses=problems)
-    async def run(body: m.RunRequest, target: AgentTarget, request: Request) -> m.RunResponse:
+    async def run(target: AgentTarget, request: Request) -> m.RunResponse:
         """Do a task and return the answer and its usage (``Agent.run``)."""
-        name, agent = target
+        body, agent = target.body, target.view
         await _unless_gone(request, agent.run(body.task, body.context))
         assert agent.last_run is not None
-        return m.RunResponse(agent=name, **finished(agent.last_run))
+        return m.RunResponse(agent=target.name, **finished(agent.last_run))
 
     @app.post(
         "/v1/runs/stream",
         tags=["agents"],
         dependencies=[slot],
         response_class=EventStream,
-        response_description=STREAM,
+        response_description=AGENT_STREAM,
         responses=problems,
     )
-    async def run_stream(body: m.RunRequest, target: AgentTarget) -> EventStream:
-        """Do a task, streaming its events (``Agent.events``): ``text``, ``response``,
+    async def run_stream(target: AgentTarget) -> EventStream:
+        """Do a task, streaming its events (``Agent.events``): ``run_started`` (``run_id``,
+        ``agent``), ``text``, ``response`` (also ``content`` and ``tool_calls``),
         ``tool_started``, ``tool_finished``, then ``run_finished`` (or ``error``)."""
-        return agent_sse(target[1].events(body.task, body.context))
+        body = target.body
+        started = {"run_id": new_id("run"), "agent": target.name}
+        return agent_sse(target.view.events(body.task, body.context), started)
 
     @app.post("/v1/chat", tags=["agents"], dependencies=[slot], responses=problems)
-    async def chat(
-        body: m.ChatRequest, conversation: ConversationTarget, request: Request
-    ) -> m.ChatResponse:
+    async def chat(target: ConversationTarget, request: Request) -> m.ChatResponse:
         """Send a message in a conversation (a new one without ``conversation_id``)."""
+        conversation = target.view
         agent = conversation.agent
-        await _unless_gone(request, agent.chat(body.message))
+        await _unless_gone(request, agent.chat(target.body.message))
         assert agent.last_run is not None
         return m.ChatResponse(
             agent=conversation.agent_name,
@@ -319,16 +341,20 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         tags=["agents"],
         dependencies=[slot],
         response_class=EventStream,
-        response_description=STREAM,
+        response_description=AGENT_STREAM,
         responses=problems,
     )
-    async def chat_stream(
-        body: m.ChatRequest,
-        conversation: ConversationTarget,
-    ) -> EventStream:
-        """``/v1/chat`` as a stream of events; ``run_finished`` has the ``conversation_id``."""
-        events = conversation.agent.events(body.message, remember=True)
-        return agent_sse(events, {"conversation_id": conversation.id})
+    async def chat_stream(target: ConversationTarget) -> EventStream:
+        """``/v1/chat`` as a stream of events, as ``/v1/runs/stream`` sends them;
+        ``run_started`` and ``run_finished`` have the ``conversation_id``."""
+        conversation = target.view
+        events = conversation.agent.events(target.body.message, remember=True)
+        started = {
+            "run_id": new_id("run"),
+            "agent": conversation.agent_name,
+            "conversation_id": conversation.id,
+        }
+        return agent_sse(events, started)
 
     @app.get("/v1/conversations/{conversation_id}", tags=["agents"], responses=problems)
     async def conversation(conversation_id: str) -> m.ConversationOut:
@@ -354,72 +380,79 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         del state.conversations[conversation_id]
 
     @app.post("/v1/teams/runs", tags=["teams"], dependencies=[slot], responses=problems)
-    async def team_run(
-        body: m.TeamRunRequest, target: TeamTarget, request: Request
-    ) -> m.TeamRunResponse:
+    async def team_run(target: TeamTarget, request: Request) -> m.TeamRunResponse:
         """Do a task as a team (``AgentTeam.run``)."""
-        name, team = target
-        result = await _unless_gone(request, team.run(body.task, body.context))
-        return m.TeamRunResponse(team=name, **_team_result(result))
+        body = target.body
+        result = await _unless_gone(request, target.view.run(body.task, body.context))
+        return m.TeamRunResponse(team=target.name, **_team_result(result))
 
     @app.post(
         "/v1/teams/runs/stream",
         tags=["teams"],
         dependencies=[slot],
         response_class=EventStream,
-        response_description=STREAM,
+        response_description=MEMBER_STREAM,
         responses=problems,
     )
-    async def team_stream(body: m.TeamRunRequest, target: TeamTarget) -> EventStream:
-        """A team run's events as they happen (``AgentTeam.events``: ``team.*``, and each
-        member's ``agent.*``, ``provider.*``, ``tool.*``), then ``run_finished``."""
-        name, team = target
+    async def team_stream(target: TeamTarget) -> EventStream:
+        """A team run's events as they happen (``AgentTeam.events``), under the names
+        ``/v1/runs/stream`` uses: ``run_started`` (``run_id``, ``team``, ``formation``,
+        ``members``, ``task``), what the members do, the team's ``round_started``,
+        ``delegated`` (``from``, ``to``, ``task``) and ``voted`` (``voter``, ``choice``),
+        then ``run_finished`` (the team's answer, ``usage_by_agent``) or ``error``."""
+        body, name, team = target.body, target.name, target.view
 
         async def events() -> AsyncIterator[tuple[str, str]]:
             async with aclosing(team.events(body.task, body.context)) as stream:
                 async for event in stream:
-                    yield encode_bus_event(event)
-            yield "run_finished", to_json({"team": name, **_team_result(team.last_result)})
+                    if event.type not in UNSENT_BUS_EVENTS:
+                        yield encode_bus_event(event)
+            result = team.last_result
+            end = {"run_id": result.run_id, "team": name, **_team_result(result)}
+            yield "run_finished", to_json(end)
 
         return sse_pairs(events())
 
     @app.post("/v1/workflows/runs", tags=["workflows"], dependencies=[slot], responses=problems)
-    async def workflow_run(
-        body: m.WorkflowRunRequest, target: WorkflowTarget, request: Request
-    ) -> m.WorkflowRunResponse:
+    async def workflow_run(target: WorkflowTarget, request: Request) -> m.WorkflowRunResponse:
         """Run a workflow on an agent (``agent.run_workflow``)."""
-        name, agent = target
+        body, agent = target.body, target.view
         outcome: dict[str, Any] = {}
+        run = _workflow(agent, body.workflow, body.input, outcome, new_id("run"))
 
         async def work() -> None:
-            async with aclosing(_workflow(agent, body.workflow, body.input, outcome)) as events:
+            async with aclosing(run) as events:
                 async for _ in events:
                     pass
 
         await _unless_gone(request, work())
-        return m.WorkflowRunResponse(workflow=body.workflow, agent=name, **outcome)
+        return m.WorkflowRunResponse(workflow=body.workflow, agent=target.name, **outcome)
 
     @app.post(
         "/v1/workflows/runs/stream",
         tags=["workflows"],
         dependencies=[slot],
         response_class=EventStream,
-        response_description=STREAM,
+        response_description=MEMBER_STREAM,
         responses=problems,
     )
-    async def workflow_stream(body: m.WorkflowRunRequest, target: WorkflowTarget) -> EventStream:
-        """A workflow's events (``workflow.step`` and each step's ``agent.*``,
-        ``provider.*``, ``tool.*``), then ``run_finished`` with every step's output."""
-        name, agent = target
+    async def workflow_stream(target: WorkflowTarget) -> EventStream:
+        """A workflow's events, under the names ``/v1/runs/stream`` uses: ``run_started``
+        (``run_id``, ``workflow``, ``agent``), ``step_started`` (``step``, ``index``) and
+        what each step's run does, then ``run_finished`` with every step's output."""
+        body, agent = target.body, target.view
+        started = {"run_id": new_id("run"), "workflow": body.workflow, "agent": target.name}
 
         async def events() -> AsyncIterator[tuple[str, str]]:
             outcome: dict[str, Any] = {}
-            async with aclosing(_workflow(agent, body.workflow, body.input, outcome)) as stream:
+            run = _workflow(agent, body.workflow, body.input, outcome, started["run_id"])
+            async with aclosing(run) as stream:
                 async for event in stream:
-                    yield encode_bus_event(event)
-            yield "run_finished", to_json({"workflow": body.workflow, "agent": name, **outcome})
+                    if event.type not in UNSENT_BUS_EVENTS:
+                        yield encode_bus_event(event)
+            yield "run_finished", to_json({**started, **outcome})
 
-        return sse_pairs(events())
+        return sse_pairs(events(), started)
 
     _add_agui(app, catalog, slot, problems)
     if mcp_endpoint is not None:
@@ -476,9 +509,14 @@ def _team_result(result: Any) -> dict[str, Any]:
 
 
 async def _workflow(
-    agent: Agent, workflow: str, input: dict[str, Any] | None, outcome: dict[str, Any]
+    agent: Agent,
+    workflow: str,
+    input: dict[str, Any] | None,
+    outcome: dict[str, Any],
+    run_id: str,
 ) -> AsyncIterator[Event]:
-    """Run a workflow in a scope of its own and yield its events; fill ``outcome``.
+    """Run a workflow in a scope of its own (``run_id``) and yield its events; fill
+    ``outcome``.
 
     The events of the workflow's steps go to a bus of this run only (forwarding to the
     agent's), so concurrent requests never mix.
@@ -492,7 +530,7 @@ async def _workflow(
     done = object()
 
     async def work() -> Any:
-        with scope(EventScope(bus, run_id=new_id("run"), agent=agent.name)):
+        with scope(EventScope(bus, run_id=run_id, agent=agent.name)):
             return await agent.run_workflow(workflow, input)
 
     task = asyncio.create_task(work())
@@ -513,12 +551,8 @@ async def _workflow(
 
 def _add_agui(app: FastAPI, catalog: Catalog, slot: Any, problems: dict[int, Any]) -> None:
     """``POST /v1/agui/{agent}``: the AG-UI protocol over the agent's events."""
-    try:
+    with needs_extra("serve", "victor serve", what="the AG-UI protocol package"):
         from ag_ui.core import RunAgentInput
-    except ImportError:
-        raise ConfigurationError(
-            'victor serve needs the AG-UI protocol package: pip install "victor-ai[serve]"'
-        ) from None
     from .agui import agui_events
 
     async def agui_agent(agent: str) -> Agent:
@@ -533,7 +567,7 @@ def _add_agui(app: FastAPI, catalog: Catalog, slot: Any, problems: dict[int, Any
         tags=["ag-ui"],
         dependencies=[slot],
         response_class=EventStream,
-        response_description=STREAM,
+        response_description=AGUI_STREAM,
         responses=problems,
     )
     async def agui(agent: str, body: RunAgentInput, view: AguiAgent) -> EventStream:
@@ -550,13 +584,12 @@ def _mcp(settings: ServeSettings, catalog: Catalog) -> tuple[Any, Any]:
     if settings.mcp is False:
         return None, None
     try:
-        import mcp  # noqa: F401
-    except ImportError:
+        with needs_extra("mcp", "serving MCP at /mcp", what="the MCP SDK"):
+            import mcp  # noqa: F401
+    except ConfigurationError:
         if settings.mcp:
-            raise ConfigurationError(
-                'serving MCP at /mcp needs the MCP SDK: pip install "victor-ai[mcp]"'
-            ) from None
-        return None, None
+            raise
+        return None, None  # by default, /mcp is there when the MCP SDK is
     from ..mcp.serving import create_server, http_app
 
     server = create_server(agents=catalog, approval=settings.approval)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..hosting.security import TOKEN_VARIABLE, token_from_env
+from ..hosting.security import TOKEN_VARIABLE, free_port, token_from_env
 from .settings import ServeSettings
 
 __all__ = ["main", "served"]
@@ -36,7 +36,8 @@ def main(args: argparse.Namespace) -> int:
         cors_origins=args.cors or (),
         mcp=False if args.no_mcp else None,
     ).check()
-    names = ", ".join(agents or ()) or "profiles: " + ", ".join(args.profile or ["all"])
+    settings.port = free_port(settings.host, settings.port)
+    names = _listing(agents or {}) or "profiles: " + ", ".join(args.profile or ["all"])
     auth = f"token from {TOKEN_VARIABLE}" if settings.token else "no token (loopback only)"
     print(
         f"victor: serving {names} on http://{settings.host}:{settings.port} ({auth}; "
@@ -45,3 +46,14 @@ def main(args: argparse.Namespace) -> int:
     )
     runner.run(settings, log_level=args.log_level)
     return 0
+
+
+def _listing(agents: dict[str, object]) -> str:
+    """The names served, each object once: ``echo (also helper)``."""
+    names: dict[int, list[str]] = {}
+    for name, value in agents.items():
+        names.setdefault(id(value), []).append(name)
+    return ", ".join(
+        first + (f" (also {', '.join(others)})" if others else "")
+        for first, *others in names.values()
+    )

@@ -7,6 +7,7 @@ import threading
 import time
 from typing import Any
 
+from .._util import needs_extra
 from ..errors import ConfigurationError
 from .settings import ServeSettings
 
@@ -14,12 +15,8 @@ __all__ = ["run", "start", "BackgroundServer"]
 
 
 def _uvicorn() -> Any:
-    try:
+    with needs_extra("serve", "victor serve"):
         import uvicorn
-    except ImportError:
-        raise ConfigurationError(
-            'victor serve needs FastAPI and uvicorn: pip install "victor-ai[serve]"'
-        ) from None
     return uvicorn
 
 

@@ -2,7 +2,9 @@
 
 ``EventStream`` is the response of every streaming route (agents, teams, workflows,
 AG-UI): each event framed where it is read, frames ready together joined into one write,
-and the run started while the response's headers go out.
+and the run started while the response's headers go out. A victor stream's first event,
+``run_started``, is written at once, before the model has said anything, and a quiet
+stream gets a comment line every ``PING_SECONDS``: proxies and people see it is alive.
 """
 
 from __future__ import annotations
@@ -16,9 +18,16 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from .wire import event_frame, problem_for, sse
+from .wire import event_frame, problem_for, sse, to_json
 
-__all__ = ["EventStream", "Frames", "agent_sse", "sse_pairs", "until_disconnect"]
+__all__ = [
+    "EventStream",
+    "Frames",
+    "agent_sse",
+    "sse_pairs",
+    "started_frame",
+    "until_disconnect",
+]
 
 T = TypeVar("T")
 
@@ -32,7 +41,7 @@ COALESCE_SECONDS = 0.001
 class Frames(Generic[T]):
     """The frames of ``events`` as the writes of a response: several joined into one when
     several are ready at once, and a comment line (``: ping``) after ``PING_SECONDS`` idle
-    so proxies keep a quiet stream open.
+    so proxies keep a quiet stream open. ``first``, if given, is the first write, at once.
 
     A model's stream arrives a few packets at a time, each holding many events; writing
     each event on its own costs a send through every middleware and a syscall, and the
@@ -50,14 +59,17 @@ class Frames(Generic[T]):
         frame: Callable[[T], bytes],
         on_error: Callable[[Exception], bytes] | None = None,
         limit: int = 1 << 16,
+        first: bytes | None = None,
     ) -> None:
         self._events = events
         self._frame = frame
         self._on_error = on_error
         self._limit = limit
-        self._pending: list[bytes] = []
-        self._size = 0
+        self._pending: list[bytes] = [first] if first else []
+        self._size = len(first or b"")
         self._ready = asyncio.Event()  # something to write, or the end
+        if first:
+            self._ready.set()
         self._room = asyncio.Event()  # the reader may go on
         self._room.set()
         self._done = False
@@ -131,8 +143,8 @@ class Frames(Generic[T]):
 
 class EventStream(StreamingResponse):
     """A ``text/event-stream`` response (its media type is what OpenAPI shows): each of
-    ``events`` written as ``frame(event)`` (see ``Frames``). With ``on_error``, a failure
-    becomes a last frame instead of a cut.
+    ``events`` written as ``frame(event)`` (see ``Frames``), after ``first`` if given. With
+    ``on_error``, a failure becomes a last frame instead of a cut.
 
     The run starts when the response does, so the model's request is on its way while
     the headers are written; it is cancelled however the response ends.
@@ -147,10 +159,11 @@ class EventStream(StreamingResponse):
         *,
         on_error: Callable[[Exception], bytes] | None = None,
         status_code: int = 200,
+        first: bytes | None = None,
     ) -> None:
         # no-cache, and no buffering by proxies (nginx), so each event goes out at once.
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-        self.frames = Frames(events, frame, on_error)
+        self.frames = Frames(events, frame, on_error, first=first)
         super().__init__(self.frames, status_code, headers=headers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -190,16 +203,32 @@ def error_frame(exc: Exception) -> bytes:
     return sse("error", problem_for(exc).json().decode())
 
 
-def sse_pairs(events: AsyncIterator[tuple[str, str]]) -> EventStream:
-    """Server-Sent Events of (name, JSON) pairs, and on failure an ``error`` event with
+def started_frame(started: dict[str, Any]) -> bytes:
+    """The ``run_started`` event: the run's id and what runs it."""
+    return sse("run_started", to_json(started))
+
+
+def sse_pairs(
+    events: AsyncIterator[tuple[str, str]], started: dict[str, Any] | None = None
+) -> EventStream:
+    """Server-Sent Events of (name, JSON) pairs, after ``run_started`` with ``started`` if
+    given (else the events bring their own), and on failure an ``error`` event with
     problem details."""
-    return EventStream(events, lambda pair: sse(*pair), on_error=error_frame)
+    first = started_frame(started) if started is not None else None
+    return EventStream(events, lambda pair: sse(*pair), on_error=error_frame, first=first)
 
 
-def agent_sse(events: AsyncIterator[Any], extra: dict[str, Any] | None = None) -> EventStream:
-    """An agent's stream events as Server-Sent Events, ``extra`` added to ``run_finished``.
+def agent_sse(events: AsyncIterator[Any], started: dict[str, Any]) -> EventStream:
+    """An agent's stream events as Server-Sent Events: first ``run_started`` with
+    ``started`` (the run's id, the agent), at once; ``started`` added to ``run_finished``
+    too, so each end of the stream says which run it is.
 
     Each event is framed where it is read: no generator between the run and the
     response (every layer costs each of a run's hundreds of text events).
     """
-    return EventStream(events, lambda event: event_frame(event, extra), on_error=error_frame)
+    return EventStream(
+        events,
+        lambda event: event_frame(event, started),
+        on_error=error_frame,
+        first=started_frame(started),
+    )

@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from .._util import bound, new_id
-from ..core.agent import Agent, _default_provider
+from ..core.agent import Agent
 from ..core.events import Event, EventBus, EventScope, current_scope, scope
 from ..core.messages import RunFinished, TextDelta, Usage
+from ..core.run import lent_provider
 from ..errors import LimitExceededError, OutputValidationError
 from ..tools.registry import ToolLike
 from .result import StructuredOutputError, TeamError, TeamResult, Turn
@@ -217,7 +218,7 @@ class TeamRun:
     def _lent(self) -> Any:
         """The team's provider lent to members given none, while the block runs."""
         lend = self.team.provider
-        return bound(_default_provider, lend) if lend else nullcontext()
+        return bound(lent_provider, lend) if lend else nullcontext()
 
     def require(self, turn: Turn, doing: str) -> Turn:
         """Raise ``TeamError`` carrying the member's error if ``turn`` failed."""

