@@ -11,12 +11,9 @@ FastAPI and uvicorn are imported when an app is made, never by ``import victor``
 
 from __future__ import annotations
 
-import sys
 from typing import TYPE_CHECKING, Any
 
 from .._util import needs_extra
-from ..hosting import catalog as _catalog
-from ..hosting import security as _security
 from ..hosting.catalog import Catalog, load_app
 from ..hosting.security import TOKEN_VARIABLE
 from .settings import ServeSettings
@@ -36,11 +33,6 @@ __all__ = [
     "run",
     "start",
 ]
-
-# Moved to victor.hosting (victor.mcp uses them too); app.py still imports them by their old
-# names.
-sys.modules.setdefault(f"{__name__}.catalog", _catalog)
-sys.modules.setdefault(f"{__name__}.security", _security)
 
 
 def create_app(settings: ServeSettings | None = None) -> FastAPI:

@@ -27,9 +27,9 @@ from .._util import needs_extra, new_id
 from ..core.agent import Agent
 from ..core.events import Event
 from ..errors import ConfigurationError, VictorError
+from ..hosting.catalog import Catalog
 from ..teams import AgentTeam
 from . import models as m
-from .catalog import Catalog
 from .settings import ServeSettings, is_loopback
 from .streaming import EventStream, agent_sse, sse_pairs, until_disconnect
 from .wire import (
@@ -461,7 +461,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         app.router.routes.append(Route("/mcp", endpoint=mcp_endpoint))
 
     # Outermost last: CORS answers preflights (which carry no token) before the guard.
-    from .security import Guard
+    from ..hosting.security import Guard
 
     app.add_middleware(Guard, token=settings.token, max_body_bytes=settings.max_body_bytes)
     if settings.cors_origins:
