@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._util import check_settings
 from ..providers.base import Provider
-from .events import EventBus, EventScope, scope
+from .events import EventBus, scope
 from .loop import Limits
 from .messages import Message, ResponseComplete, RunFinished, StreamEvent, TextDelta
 from .run import run_provider, start_run
@@ -28,7 +28,6 @@ __all__ = ["Agent"]
 
 #: The name of an agent given neither a name nor a role.
 DEFAULT_NAME = "agent"
-
 
 
 class Agent:
@@ -227,8 +226,8 @@ class Agent:
         """
         output = self._output(output_type, output_retries)
         # The loop is read here, not through events(): one generator less for every chunk.
-        run_scope, loop, start = self._start(
-            task, context, None, stream=True, remember=False, output=output
+        run_scope, loop, start = start_run(
+            self, task, context, None, stream=True, remember=False, output=output
         )
         with scope(run_scope):
             async with aclosing(loop):
@@ -318,8 +317,8 @@ class Agent:
         """
         output = self._output(output_type, output_retries)
         # The loop is read here, not through another generator: one layer less per event.
-        run_scope, loop, start = self._start(
-            task, context, tools, stream=True, remember=remember, output=output
+        run_scope, loop, start = start_run(
+            self, task, context, tools, stream=True, remember=remember, output=output
         )
         with scope(run_scope):
             async with aclosing(loop):
@@ -370,8 +369,8 @@ class Agent:
         output: OutputType | None = None,
     ) -> Any:
         """Run without streaming and return the answer: the text, or the typed output."""
-        run_scope, loop, start = self._start(
-            task, context, tools, stream=False, remember=remember, output=output
+        run_scope, loop, start = start_run(
+            self, task, context, tools, stream=False, remember=remember, output=output
         )
         # Read to the end (RunFinished is last) so the loop finishes rather than being
         # closed early, which would look like a cancellation.
@@ -395,21 +394,6 @@ class Agent:
 
         retries = self.output_retries if output_retries is None else output_retries
         return output_type_for(chosen, retries)
-
-    def _start(
-        self,
-        task: str | None,
-        context: Mapping[str, Any] | None,
-        tools: Iterable[ToolLike] | None,
-        *,
-        stream: bool,
-        remember: bool,
-        output: OutputType | None,
-    ) -> tuple[EventScope, AsyncIterator[StreamEvent], int]:
-        """The one path every run takes, up to the loop (see ``victor.core.run``)."""
-        return start_run(
-            self, task, context, tools, stream=stream, remember=remember, output=output
-        )
 
     def _run_provider(self) -> Provider:
         """The provider a run started here would use (see ``victor.core.run``)."""
