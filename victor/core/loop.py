@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
-from ..errors import ConfigurationError, LimitExceededError, OutputValidationError, ProviderError
+from ..errors import LimitExceededError, OutputValidationError, ProviderError
 from ..providers.base import Provider
 from .events import EventScope
 from .messages import (
@@ -83,11 +83,8 @@ async def run_loop(
     by_name = {t.name: t for t in tools}
     specs = [t.spec() for t in tools] or None
     wanted = output.schema if output is not None else None
-    if wanted is not None and wanted.name in by_name:
-        # Anthropic's answer is a call to a tool of this name: it must not shadow a real one.
-        raise ConfigurationError(
-            f"the output type's name {wanted.name!r} is also the name of a tool: rename one"
-        )
+    if wanted is not None:
+        provider.check_tools(by_name, wanted)
     retries = 0  # invalid answers sent back so far
     usage: Usage | None = None  # summed over the run's responses
     if tool_context is None:
@@ -111,6 +108,8 @@ async def run_loop(
                     "provider.request",
                     {
                         "provider": provider.name,
+                        "system": provider.system,
+                        "in_process": provider.in_process,
                         "model": provider.model,
                         "iteration": iteration,
                         "messages": len(messages),

@@ -46,6 +46,7 @@ class OpenAIProvider(Provider):
     """Chat Completions over the official ``openai`` SDK (``AsyncOpenAI``)."""
 
     name = "openai"
+    system = "openai"
     default_model = "gpt-4o"
     api_key_env = "OPENAI_API_KEY"
     base_url_env = "OPENAI_BASE_URL"
