@@ -1,5 +1,6 @@
 """Provider facts live on the provider: the tool names a run may offer, the name telemetry
-reports, in-process or remote. The loop and telemetry ask the provider; they name none."""
+reports, in-process or remote, and the one function where a provider maps its SDK's errors.
+The loop and telemetry ask the provider; they name none."""
 
 from __future__ import annotations
 
@@ -95,3 +96,24 @@ def _string_constants(path: Path) -> set[str]:
 def test_the_loop_and_telemetry_name_no_provider(module):
     named = _string_constants(PACKAGE / module) & set(available_providers())
     assert not named, f"{module} names providers {sorted(named)}: ask the provider instead"
+
+
+#: What a provider module may catch outside its mapping function: its own errors, and
+#: builtins that are not a library's (a failure after a whole answer is caught as Exception).
+_NOT_SDK = {"Exception", "ValueError", "AttributeError", "ConfigurationError", "ProviderError"}
+
+
+@pytest.mark.parametrize("module", ["anthropic.py", "openai.py", "ollama.py"])
+def test_sdk_errors_are_mapped_in_one_function(module):
+    """Each provider maps its SDK's errors to ``ProviderError`` in ``_map_error``; nothing
+    else in its module catches an SDK exception."""
+    tree = ast.parse((PACKAGE / "providers" / module).read_text(encoding="utf-8"))
+    mapping = [n for n in ast.walk(tree) if getattr(n, "name", None) == "_map_error"]
+    inside = {id(n) for function in mapping for n in ast.walk(function)}
+    caught = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ExceptHandler) and node.type is not None and id(node) not in inside:
+            types = node.type.elts if isinstance(node.type, ast.Tuple) else [node.type]
+            names = {ast.unparse(t).rsplit(".", 1)[-1] for t in types}
+            caught += [f"line {node.lineno}: {n}" for n in sorted(names - _NOT_SDK)]
+    assert mapping and not caught, f"{module} catches SDK errors outside _map_error: {caught}"
