@@ -133,3 +133,19 @@ def test_providers_of_your_own_are_checked_without_hiding_the_others(monkeypatch
     assert not works and check.status == "fail" and check.detail.startswith("unavailable (")
     assert checks["anthropic"][1].detail == "not configured: ANTHROPIC_API_KEY is not set"
     assert "local" not in checks and "llamacpp" not in checks
+
+
+def test_a_provider_that_runs_in_this_process_has_no_server_to_check(monkeypatch):
+    """In-process is the provider's own fact (``in_process``), also with a base URL."""
+    from victor.doctor import provider_checks
+    from victor.providers import base
+    from victor.testing import FunctionProvider
+
+    class Embedded(FunctionProvider):
+        def __init__(self, **settings):
+            settings.setdefault("base_url", "http://192.0.2.1:9")  # where its weights come from
+            super().__init__(lambda messages: "hi", **settings)
+
+    monkeypatch.setitem(base._registry, "embedded", Embedded)
+    works, check = asyncio.run(provider_checks(network=False))["embedded"]
+    assert works and (check.status, check.detail) == ("ok", "no key needed; runs in this process")

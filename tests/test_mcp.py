@@ -364,6 +364,39 @@ async def test_create_server_offers_tools_and_agents(tmp_path):
     assert not wrote.is_error and (tmp_path / "b.txt").read_text() == "b"
 
 
+async def test_a_served_call_takes_the_agent_loops_path(tmp_path):
+    """Validation, the approval gate, the timeout and the events of a model's call in a
+    run: an MCP client's call emits ``tool.execution``/``tool.error`` as the loop's does."""
+    from victor.core.events import EventBus
+
+    @tool(timeout=0.05)
+    async def stall() -> str:
+        """Never answers in time."""
+        await asyncio.sleep(STALL)
+        return "late"
+
+    (tmp_path / "a.txt").write_text("alpha\n")
+    server = victor.mcp.create_server(["read_file", "write_file", stall], workspace=tmp_path)
+    with EventBus.capture("tool.*") as events:
+        async with mcp.Client(server) as client:
+            read = await client.call_tool("read_file", {"file_path": "a.txt"})
+            refused = await client.call_tool("write_file", {"file_path": "b", "content": "b"})
+            bad = await client.call_tool("read_file", {"path": "a.txt"})
+            late = await client.call_tool("stall", {})
+    assert not read.is_error and refused.is_error and bad.is_error and late.is_error
+    assert "timed out after 0.05 s" in late.content[0].text
+    finished = [e for e in events if e.type in ("tool.execution", "tool.error")]
+    assert [(e.type, e.data["tool_name"]) for e in finished] == [
+        ("tool.execution", "read_file"),
+        ("tool.error", "write_file"),
+        ("tool.error", "read_file"),
+        ("tool.error", "stall"),
+    ]
+    assert "alpha" in finished[0].data["result"]
+    assert "approval policy is 'never'" in finished[1].data["error"]
+    assert all(e.data["call_id"].startswith("mcp_") for e in finished)
+
+
 async def test_victor_mcp_serve_over_http(tmp_path, capsys):
     """`victor mcp serve --transport http`: MCP at /mcp, with victor serve's address rule."""
     import socket

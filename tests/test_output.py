@@ -10,13 +10,13 @@ from typing import Literal
 
 import openai
 import pytest
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from tests.servers import Call, Json, Text, ToolCalls
 from tests.servers.openai import strict_schema_problem
 from victor import Agent, ConfigurationError, OutputValidationError
 from victor.core.events import EventBus
-from victor.core.output import output_type_for, strict_schema
+from victor.core.output import json_object_in, output_type_for, strict_schema
 from victor.testing import ScriptedProvider, call
 from victor.tools import tool
 
@@ -425,3 +425,28 @@ def test_output_types_are_prepared_once():
     first, second = output_type_for(City), output_type_for(City, retries=5)
     assert first.schema is second.schema and second.retries == 5
     assert output_type_for(None) is None and output_type_for(str) is None
+
+
+@pytest.mark.parametrize(
+    ("reply", "found"),
+    [
+        ('{"x": 1, "y": 2}', '{"x": 1, "y": 2}'),
+        ('Here:\n```json\n{"x": 1, "y": 2}\n```\nDone.', '{"x": 1, "y": 2}'),
+        ('Use {braces} sparingly; the point is {"x": 1, "y": 2} here.', '{"x": 1, "y": 2}'),
+        ("[1, 2]", None),
+        ('{"x": 1, "y": ', None),
+        ("no JSON at all", None),
+    ],
+)
+def test_the_json_object_in_a_reply_asked_for_in_words(reply, found):
+    assert json_object_in(reply) == found
+
+
+def test_a_reply_in_prose_is_read_only_when_asked_in_words():
+    point = output_type_for(Point)
+    reply = 'My answer: {"x": 1, "y": 2}, as asked.'
+    assert point.validate(reply, in_prose=True) == Point(1, 2)
+    with pytest.raises(ValidationError):  # a run's own answer: the whole text, or a fence
+        point.validate(reply)
+    with pytest.raises(ValidationError, match="y\n  Field required"):  # found, but not a Point
+        point.validate('So: {"x": 1}', in_prose=True)

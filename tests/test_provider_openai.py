@@ -326,6 +326,25 @@ async def test_truncated_stream_raises(openai_server) -> None:
     await p.close()
 
 
+async def test_a_dropped_connection_reads_the_same_from_chat_and_stream(openai_server) -> None:
+    """One mapping function: the SDK's error for a connection cut mid-answer becomes the
+    same ProviderError whether the answer was streamed or not."""
+    openai_server.script(Truncate("partial answer"), Truncate("partial answer"))
+    p = make(openai_server)
+    errors = []
+    for streaming in (True, False):
+        with pytest.raises(ProviderError) as info:
+            if streaming:
+                async for _ in p.stream([Message.user("x")]):
+                    pass
+            else:
+                await p.chat([Message.user("x")])
+        errors.append(info.value)
+    expected = f"stream ended early: the connection to {p.base_url} dropped before the answer"
+    assert [expected in str(e) and e.retryable for e in errors] == [True, True]
+    await p.close()
+
+
 async def test_stream_closed_cleanly_without_finish_reason_raises() -> None:
     # Some servers end the HTTP body properly but early; the SDK then just stops
     # iterating, so only the missing finish_reason tells the answer is cut.

@@ -431,6 +431,31 @@ async def test_consensus_counts_votes_and_reports_dissent():
     ]
 
 
+async def test_a_ballot_in_words_is_read_and_refused_as_a_typed_answer_is():
+    """A provider without structured outputs is asked in words; its reply is read by the
+    same output type as a typed run's (JSON found in the prose), and a reply that does not
+    fit is sent back with the errors a typed run would send."""
+    provider = routed(
+        {
+            "a": voter("42", ['Mine: ```json\n{"vote": "A", "reason": "right"}\n```']),
+            "b": voter("42", ['{"reason": "forgot the label"}', 'I pick {"vote": "A"}.']),
+        }
+    )
+    team = AgentTeam.consensus(["a", "b"], min_agreement=2, provider=provider)
+    result = await team.run("6 * 7?")
+    assert result.answer == "42"
+    votes = [t for t in result.transcript if t.kind == "vote"]
+    assert [(t.agent, t.output.vote if t.output else None) for t in votes] == [
+        ("a", "A"),
+        ("b", None),
+        ("b", "A"),
+    ]
+    problem = "it does not match the required Vote schema:\n- vote: Field required"
+    assert votes[1].rejected == problem
+    asked_again = [r for r in provider.requests if role_of(r) == "b"][-1][-1].content
+    assert f"could not be used: {problem}" in asked_again
+
+
 async def test_a_tie_leads_to_a_revision_round():
     provider = routed(
         {

@@ -175,6 +175,43 @@ async def test_a_remote_model_call_is_a_client_span_and_keys_never_appear(
     assert KEY not in recorded
 
 
+async def test_the_span_kind_and_provider_name_are_the_providers_own_facts(traces):
+    """Telemetry keeps no list of provider names: a provider of your own that runs in this
+    process is INTERNAL by its ``in_process``, and reports its ``system`` (else its name)."""
+
+    class Mine(ScriptedProvider):
+        name = "mine"
+
+    class Branded(ScriptedProvider):
+        name = "branded"
+        system = "acme"
+
+    class Remote(ScriptedProvider):
+        name = "remote"
+        in_process = False
+
+    for provider in (Mine(["a"]), Branded(["b"]), Remote(["c"])):
+        await Agent(provider=provider, name=provider.name).run("hi")
+    finished = traces.finished()
+    chats = {s.parent.span_id: s for s in finished if s.name.startswith("chat ")}
+    runs = {s.attributes["gen_ai.agent.name"]: s for s in finished if s.name.startswith("invoke_")}
+    seen = {
+        agent: (chats[run.context.span_id].kind, chats[run.context.span_id].attributes)
+        for agent, run in runs.items()
+    }
+    assert {agent: kind for agent, (kind, _) in seen.items()} == {
+        "mine": SpanKind.INTERNAL,
+        "branded": SpanKind.INTERNAL,
+        "remote": SpanKind.CLIENT,
+    }
+    assert {agent: a["gen_ai.provider.name"] for agent, (_, a) in seen.items()} == {
+        "mine": "mine",
+        "branded": "acme",
+        "remote": "remote",
+    }
+    assert runs["branded"].attributes["gen_ai.provider.name"] == "acme"
+
+
 async def test_a_team_is_a_workflow_span_over_its_members(traces):
     writer = Agent(role="writer", provider=FunctionProvider(lambda m, t: "draft"))
     editor = Agent(role="editor", provider=FunctionProvider(lambda m, t: "final"))

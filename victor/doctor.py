@@ -309,7 +309,7 @@ async def _provider(name: str, cls: type, network: bool) -> tuple[bool, Check]:
         fix = f"export {key_env}=... (or pass api_key= to Agent.create)"
         return False, Check(name, "warn", f"not configured: {key_env} is not set", fix)
     configured = f"{key_env} is set" if key_env else "no key needed"
-    if url is None:  # a provider of your own that talks to no server
+    if provider.in_process or url is None:  # no server to reach
         return True, Check(name, "ok", f"{configured}; runs in this process")
     if not network:
         return True, Check(name, "info", f"{configured}; {url} not tried (--offline)")

@@ -46,8 +46,6 @@ __all__ = ["instrument", "uninstrument", "Instrumentation", "trace_carrier", "at
 
 #: The variable the GenAI conventions define for opting in to message content.
 CAPTURE_CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
-#: Providers that run the model in this process: their model calls are INTERNAL spans.
-IN_PROCESS_PROVIDERS = frozenset({"local", "llamacpp", "scripted", "function"})
 
 _active: Instrumentation | None = None
 
@@ -217,7 +215,9 @@ class Instrumentation:
         if run is None:
             return
         data = event.data
-        provider, model = str(data.get("provider") or ""), str(data.get("model") or "")
+        # The provider's own facts (Provider.system, Provider.in_process), from the event.
+        provider = str(data.get("system") or data.get("provider") or "")
+        model = str(data.get("model") or "")
         attributes: dict[str, Any] = {
             "gen_ai.operation.name": "chat",
             "gen_ai.provider.name": provider,
@@ -227,11 +227,8 @@ class Instrumentation:
         for key in ("temperature", "max_tokens"):
             if data.get(key) is not None:
                 attributes[f"gen_ai.request.{key}"] = data[key]
-        kind = (
-            self._trace.SpanKind.INTERNAL
-            if provider in IN_PROCESS_PROVIDERS
-            else self._trace.SpanKind.CLIENT
-        )
+        kinds = self._trace.SpanKind
+        kind = kinds.INTERNAL if data.get("in_process") else kinds.CLIENT
         if event.run_id not in self._described:  # the agent's model, known from its first call
             self._described.add(event.run_id or "")
             run.set_attribute("gen_ai.provider.name", provider)

@@ -54,6 +54,7 @@ class _TestProvider(Provider):
     """Shared behaviour of in-process test providers: replies become responses and streams."""
 
     default_model = "test-model"
+    in_process = True
 
     def __init__(self, *, chunk_delay: float = 0.0, **settings: Any) -> None:
         super().__init__(**settings)

@@ -8,7 +8,7 @@ every time.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 from time import perf_counter
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from pydantic import ValidationError
 
 from .._secrets import get_logger
-from ..errors import ConfigurationError, LimitExceededError, OutputValidationError, ProviderError
+from ..errors import LimitExceededError, OutputValidationError, ProviderError
 from ..providers.base import Provider
 from .events import EventScope
 from .messages import (
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from ..tools.context import ToolContext
     from .output import OutputType
 
-__all__ = ["Limits", "run_loop"]
+__all__ = ["Limits", "run_loop", "run_tool_call"]
 
 logger = get_logger("victor.loop")
 
@@ -84,11 +84,8 @@ async def run_loop(
     by_name = {t.name: t for t in tools}
     specs = [t.spec() for t in tools] or None
     wanted = output.schema if output is not None else None
-    if wanted is not None and wanted.name in by_name:
-        # Anthropic's answer is a call to a tool of this name: it must not shadow a real one.
-        raise ConfigurationError(
-            f"the output type's name {wanted.name!r} is also the name of a tool: rename one"
-        )
+    if wanted is not None:
+        provider.check_tools(by_name, wanted)
     retries = 0  # invalid answers sent back so far
     usage: Usage | None = None  # summed over the run's responses
     if tool_context is None:
@@ -112,6 +109,8 @@ async def run_loop(
                     "provider.request",
                     {
                         "provider": provider.name,
+                        "system": provider.system,
+                        "in_process": provider.in_process,
                         "model": provider.model,
                         "iteration": iteration,
                         "messages": len(messages),
@@ -275,7 +274,7 @@ async def _run_tools(
     # Calls of client-side tools are the caller's to run: started, not run here.
     ours = [call for call in response.tool_calls if not _client_side(call, tools)]
     outcomes = await gather(
-        *(_run_tool(call, tools, scope, limits.tool_timeout, context) for call in ours)
+        *(run_tool_call(call, tools, scope, limits.tool_timeout, context) for call in ours)
     )
     for call, (result, duration_ms) in zip(ours, outcomes, strict=True):
         messages.append(Message.tool(call, result.to_text(), is_error=not result.success))
@@ -287,13 +286,17 @@ def _client_side(call: ToolCall, tools: dict[str, BaseTool]) -> bool:
     return tool is not None and tool.client_side
 
 
-async def _run_tool(
+async def run_tool_call(
     call: ToolCall,
-    tools: dict[str, BaseTool],
+    tools: Mapping[str, BaseTool],
     scope: EventScope,
     timeout: float | None,
     context: ToolContext,
 ) -> tuple[ToolResult, float]:
+    """Run one call of one of ``tools``: the result and its milliseconds. The one path of a
+    tool call, for the loop and the MCP server alike: an unknown tool or malformed arguments,
+    the approval gate's refusal, a failure or a timeout become a failed ``ToolResult`` the
+    caller can read; ``tool.execution`` or ``tool.error`` is emitted on ``scope``."""
     from ..tools.approval import gate as approval_gate  # imported when used: see victor/__init__.py
     from ..tools.base import ToolResult
     from ..tools.context import using_context

@@ -29,6 +29,7 @@ __all__ = [
     "strict_schema",
     "output_instructions",
     "prompted",
+    "json_object_in",
 ]
 
 #: Where a non-object answer goes inside the object the model writes.
@@ -39,6 +40,7 @@ ERRORS_SHOWN = 8
 _NUMBER_END = frozenset("0123456789.-+")
 _NAME = re.compile(r"[^A-Za-z0-9_-]")
 _FENCED = re.compile(r"\A```[\w-]*\s*\n(.*?)\n?```\Z", re.DOTALL)
+_FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL | re.IGNORECASE)
 
 
 @dataclass(frozen=True, eq=False)
@@ -55,9 +57,19 @@ class OutputType:
     wrapped: bool
     _adapter: TypeAdapter[Any]
 
-    def validate(self, text: str) -> Any:
-        """The answer as an object of the output type; ``ValidationError`` if it is not one."""
-        value = self._adapter.validate_json(_unfence(text))
+    def validate(self, text: str, *, in_prose: bool = False) -> Any:
+        """The answer as an object of the output type; ``ValidationError`` if it is not one.
+
+        ``in_prose``: the answer was asked for in words, so its JSON may sit in prose or a
+        code fence; the first JSON object in it is read when the whole text is not one.
+        """
+        try:
+            value = self._adapter.validate_json(_unfence(text))
+        except ValidationError:
+            found = json_object_in(text) if in_prose else None
+            if found is None:
+                raise
+            value = self._adapter.validate_json(found)
         return value[WRAPPER_KEY] if self.wrapped else value
 
     def partial(self, text: str) -> Any | None:
@@ -80,10 +92,14 @@ class OutputType:
 
     def retry_message(self, error: ValidationError) -> str:
         """What the model is told when its answer was invalid: each error, and the ask."""
+        ask = "Answer again with only the corrected JSON object."
+        return f"Your answer {self.problem(error)}\n{ask}"
+
+    def problem(self, error: ValidationError) -> str:
+        """Why an answer is not a value of the type: the schema's name, then each error."""
         return (
-            f"Your answer does not match the required {self.schema.name} schema:\n"
-            f"{describe_errors(error, wrapped=self.wrapped)}\n"
-            f"Answer again with only the corrected JSON object."
+            f"does not match the required {self.schema.name} schema:\n"
+            f"{describe_errors(error, wrapped=self.wrapped)}"
         )
 
     def to_data(self, value: Any) -> Any:
@@ -233,6 +249,25 @@ def describe_errors(error: ValidationError, *, wrapped: bool = False) -> str:
     if len(errors) > ERRORS_SHOWN:
         lines.append(f"- and {len(errors) - ERRORS_SHOWN} more")
     return "\n".join(lines)
+
+
+def json_object_in(text: str) -> str | None:
+    """The JSON text of the first object in a reply asked for in words: the whole reply,
+    else the first code fence holding one, else the first one inside the prose."""
+    for candidate in (text.strip(), *(m.group(1).strip() for m in _FENCE.finditer(text))):
+        try:
+            if isinstance(json.loads(candidate), dict):
+                return candidate
+        except ValueError:
+            continue
+    decoder = json.JSONDecoder()
+    start = text.find("{")
+    while start != -1:
+        try:
+            return text[start : decoder.raw_decode(text, start)[1]]  # "{" starts an object
+        except ValueError:
+            start = text.find("{", start + 1)
+    return None
 
 
 def _unfence(text: str) -> str:

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from ..hosting.catalog import Catalog
     from ..teams import AgentTeam
     from ..tools.approval import ApprovalPolicy
-    from ..tools.base import BaseTool, ToolResult
+    from ..tools.base import BaseTool
     from ..tools.registry import ToolLike
     from ..tools.sandbox import Workspace
 
@@ -59,8 +59,13 @@ def create_server(
     ``approval``: who allows calls of tools that need approval (``"never"``, the default,
     refuses them; ``"auto"`` allows them); ``workspace``: where file tools read and write.
     """
+    from .._util import new_id
+    from ..core.events import current_scope
+    from ..core.loop import run_tool_call
+    from ..core.messages import ToolCall
     from ..hosting.catalog import Catalog
     from ..tools.approval import check_policy
+    from ..tools.context import ToolContext
     from ..tools.registry import registry
     from ..tools.sandbox import Workspace
 
@@ -85,7 +90,7 @@ def create_server(
             f"the tool {clash[0]!r} has the name of the agent tool for {asks[clash[0]]!r}; "
             f"rename the agent or leave the tool out"
         )
-    root = Workspace.coerce(workspace)
+    context = ToolContext(workspace=Workspace.coerce(workspace), approval=policy)
 
     def listing() -> list[types.Tool]:
         out = [
@@ -111,7 +116,9 @@ def create_server(
         if params.name in asks:
             ok, text = await _ask(catalog, asks[params.name], arguments)
         elif params.name in offered:
-            result = await _call(offered[params.name], arguments, policy, root, tool_timeout)
+            # Validated, put to the approval policy and run as the agent loop runs a call.
+            call = ToolCall(id=new_id("mcp"), name=params.name, arguments=arguments)
+            result, _ = await run_tool_call(call, offered, current_scope(), tool_timeout, context)
             # The error without to_text()'s "Error: ": is_error already says so.
             ok = result.success
             text = result.to_text() if ok else result.error or "the tool failed"
@@ -147,23 +154,6 @@ def create_server(
         on_call_tool=call_tool,
     )
     return server
-
-
-async def _call(
-    tool: BaseTool,
-    arguments: dict[str, Any],
-    policy: ApprovalPolicy,
-    workspace: Workspace,
-    timeout: float | None,
-) -> ToolResult:
-    """Validate, ask the approval policy, run: as the agent loop runs a model's call."""
-    from ..core.events import current_scope
-    from ..tools.approval import gate
-    from ..tools.context import ToolContext, using_context
-
-    with using_context(ToolContext(workspace=workspace, approval=policy)):
-        refusal = await gate(tool, arguments, policy, current_scope())
-        return refusal or await tool.run(arguments, timeout=timeout)
 
 
 async def _ask(catalog: Catalog, name: str, arguments: dict[str, Any]) -> tuple[bool, str]:

@@ -49,6 +49,7 @@ class AnthropicProvider(Provider):
     """Claude models through the Anthropic Messages API."""
 
     name: ClassVar[str] = "anthropic"
+    system: ClassVar[str] = "anthropic"
     default_model: ClassVar[str] = "claude-sonnet-4-20250514"
     api_key_env: ClassVar[str | None] = "ANTHROPIC_API_KEY"
     base_url_env: ClassVar[str | None] = "ANTHROPIC_BASE_URL"

@@ -16,7 +16,7 @@ import ipaddress
 import os
 import weakref
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Collection, Iterable, Mapping
 from contextlib import aclosing
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -69,6 +69,16 @@ class Provider(ABC):
     #: Whether ``_chat``/``_stream`` take an ``output`` schema and ask the model for it in
     #: the API's own way. Providers without it get the schema as words in the prompt.
     native_output: ClassVar[bool] = False
+    #: The name telemetry reports (``gen_ai.provider.name``); a class that sets ``name``
+    #: and not this reports its ``name``.
+    system: ClassVar[str] = "provider"
+    #: Whether the model runs in this process (no server to reach, no network request).
+    in_process: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "name" in vars(cls) and "system" not in vars(cls):
+            cls.system = cls.name
 
     def __init__(
         self,
@@ -130,6 +140,16 @@ class Provider(ABC):
                 f"variable or pass api_key=... to Agent.create()"
             )
         return key
+
+    def check_tools(self, names: Collection[str], output: OutputSchema) -> None:
+        """``ConfigurationError`` if tools of these ``names`` cannot be offered in a run that
+        asks for ``output``. The default is Anthropic's rule, the strictest (its typed answer
+        is a call to a tool of the output's name), so that a run set up with one provider
+        works with any other."""
+        if output.name in names:
+            raise ConfigurationError(
+                f"the output type's name {output.name!r} is also the name of a tool: rename one"
+            )
 
     def redact(self, value: object) -> str:
         """``str(value)`` without the API key or any other secret, for messages built from

@@ -57,6 +57,7 @@ class OllamaProvider(Provider):
     """Models served by a local (or remote) Ollama server; no API key needed."""
 
     name = "ollama"
+    system = "ollama"
     default_model = "llama3.2"
     api_key_env = None
     base_url_env = "OLLAMA_HOST"

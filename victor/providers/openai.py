@@ -46,6 +46,7 @@ class OpenAIProvider(Provider):
     """Chat Completions over the official ``openai`` SDK (``AsyncOpenAI``)."""
 
     name = "openai"
+    system = "openai"
     default_model = "gpt-4o"
     api_key_env = "OPENAI_API_KEY"
     base_url_env = "OPENAI_BASE_URL"
@@ -148,8 +149,6 @@ class OpenAIProvider(Provider):
     async def _stream(
         self, messages: list[Message], tools: list[ToolSpec], output: OutputSchema | None = None
     ) -> AsyncIterator[StreamEvent]:
-        from openai import APIConnectionError, APITimeoutError
-
         stream = await self.client().chat.completions.create(
             **self._request(messages, tools, output),
             stream=True,
@@ -196,15 +195,6 @@ class OpenAIProvider(Provider):
                                 call.pieces.append(function.arguments)
                 if choice.finish_reason:
                     finish = choice.finish_reason
-        except APIConnectionError as exc:
-            if isinstance(exc, APITimeoutError):
-                raise
-            # The server was reached (we have the response): the connection dropped.
-            raise ProviderError(
-                f"stream ended early: the connection dropped mid-answer ({exc.__cause__ or exc})",
-                provider=self.name,
-                retryable=True,
-            ) from exc
         finally:
             # Also on cancellation or an abandoned generator: release the connection.
             await stream.close()
@@ -259,10 +249,10 @@ class OpenAIProvider(Provider):
         if isinstance(exc, openai.APIConnectionError):
             cause = exc.__cause__
             # Compare by name: the SDK may run on httpx or httpx2, whose classes differ.
-            if type(cause).__name__ != "ConnectError":
+            if type(cause).__name__ != "ConnectError":  # the server was reached, then gone
                 return ProviderError(
-                    f"the connection to {self.base_url} dropped before the answer was "
-                    f"complete ({cause or exc})",
+                    f"stream ended early: the connection to {self.base_url} dropped before "
+                    f"the answer was complete ({cause or exc})",
                     provider=self.name,
                     retryable=True,
                 )

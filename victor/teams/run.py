@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import aclosing, nullcontext
 from time import perf_counter
@@ -21,6 +20,7 @@ from .._util import bound, new_id
 from ..core.agent import Agent
 from ..core.events import Event, EventBus, EventScope, current_scope, scope
 from ..core.messages import RunFinished, TextDelta, Usage
+from ..core.output import json_object_in, output_type_for
 from ..core.run import lent_provider
 from ..errors import LimitExceededError, OutputValidationError
 from ..tools.registry import ToolLike
@@ -29,7 +29,7 @@ from .result import StructuredOutputError, TeamError, TeamResult, Turn
 if TYPE_CHECKING:
     from .base import AgentTeam
 
-__all__ = ["TeamRun", "describe_problem", "parse_json_object"]
+__all__ = ["TeamRun", "parse_json_object"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -170,9 +170,11 @@ class TeamRun:
         A member whose provider constrains answers to a schema (the APIs' structured
         outputs, the local model's grammar) is asked a typed run: its reply is valid JSON
         of ``schema`` by construction, or sent back by the run itself. Others (test
-        providers, your own) are asked in words and their reply's JSON is parsed here.
+        providers, your own) are asked in words, and their reply is read by the same
+        output type (``victor.core.output``), its JSON found in the prose.
         """
         typed = self._native_output(member)
+        output = None if typed else output_type_for(schema)
         attempt_prompt, attempt_context = prompt, dict(context or {})
         for _ in range(retries + 1):
             turn = await self.ask(
@@ -192,20 +194,21 @@ class TeamRun:
             if not turn.ok:
                 return None, turn
             try:
-                value = (
-                    turn.output if typed else schema.model_validate(parse_json_object(turn.content))
-                )
+                if output is not None:  # asked in words: read as a typed run reads its answer
+                    turn.output = output.validate(turn.content, in_prose=True)
                 if check is not None:
-                    check(value)
-                return value, turn
-            except ValueError as exc:  # pydantic's ValidationError is a ValueError too
-                turn.rejected = describe_problem(exc)
+                    check(turn.output)
+                return turn.output, turn
+            except ValidationError as exc:
+                turn.rejected = f"it {output.problem(exc)}" if output is not None else str(exc)
+            except ValueError as exc:  # the formation's check refused it
+                turn.rejected = str(exc)
             attempt_prompt = f"{prompt}\n\n{RETRY_NOTE.format(problem=turn.rejected)}"
             attempt_context = {**(context or {}), "your_previous_reply": turn.content}
         excerpt = turn.content if len(turn.content) <= 200 else turn.content[:200] + "..."
         raise StructuredOutputError(
             f"{member.name} did not reply with a valid {what} after {retries + 1} attempt(s): "
-            f"{turn.rejected}. Its last reply: {excerpt!r}. A model that follows JSON "
+            f"{turn.rejected}\nIts last reply: {excerpt!r}. A model that follows JSON "
             f"instructions more reliably (or a lower temperature) usually fixes this"
         )
 
@@ -302,36 +305,9 @@ class TeamRun:
         )
 
 
-_FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.S | re.I)
-
-
 def parse_json_object(text: str) -> dict[str, Any]:
     """The JSON object in a model reply: bare, in a ```json fence, or inside prose."""
-    candidates = [text.strip(), *(m.group(1).strip() for m in _FENCE.finditer(text))]
-    for candidate in candidates:
-        try:
-            value = json.loads(candidate)
-        except ValueError:
-            continue
-        if isinstance(value, dict):
-            return value
-    decoder = json.JSONDecoder()
-    for match in re.finditer(r"\{", text):
-        try:
-            value, _ = decoder.raw_decode(text, match.start())
-        except ValueError:
-            continue
-        if isinstance(value, dict):
-            return value
-    raise ValueError("the reply contains no JSON object")
-
-
-def describe_problem(exc: ValueError) -> str:
-    """A short description of why a structured reply was rejected, for the model to fix."""
-    if isinstance(exc, ValidationError):
-        parts = []
-        for error in exc.errors()[:5]:
-            where = ".".join(str(p) for p in error["loc"]) or "the object"
-            parts.append(f"{where}: {error['msg']}")
-        return "; ".join(parts)
-    return str(exc)
+    found = json_object_in(text)
+    if found is None:
+        raise ValueError("the reply contains no JSON object")
+    return json.loads(found)
