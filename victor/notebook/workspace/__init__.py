@@ -83,4 +83,3 @@ def provide(registry: ToolRegistry, name: str) -> bool:
         return False
     register(registry)
     return True
-

@@ -246,7 +246,9 @@ def _first(value: Any, n: int) -> list[Any]:
 def _type_name(value: Any) -> str:
     kind = type(value)
     module = kind.__module__
-    return kind.__qualname__ if module in ("builtins", "__main__") else f"{module}.{kind.__qualname__}"
+    return (
+        kind.__qualname__ if module in ("builtins", "__main__") else f"{module}.{kind.__qualname__}"
+    )
 
 
 def _is_pandas(value: Any) -> bool:

@@ -56,7 +56,7 @@ def last_error(ip: Any, values: bool, max_chars: int) -> str:
     lines = [f"{type(error).__name__}: {_cut(str(error), 500)}", "traceback (innermost last):"]
     for frame in frames:
         where = _cell_label(ip, frame.filename) or frame.filename
-        lines.append(f'  {where}, line {frame.lineno}, in {frame.name}')
+        lines.append(f"  {where}, line {frame.lineno}, in {frame.name}")
         if frame.line:
             lines.append(f"    {frame.line.strip()}")
     cell = next((f.filename for f in reversed(frames) if _cell_label(ip, f.filename)), None)
@@ -67,9 +67,7 @@ def last_error(ip: Any, values: bool, max_chars: int) -> str:
         inner = tb
         while inner.tb_next is not None:
             inner = inner.tb_next
-        local = {
-            k: v for k, v in inner.tb_frame.f_locals.items() if not k.startswith("_")
-        }
+        local = {k: v for k, v in inner.tb_frame.f_locals.items() if not k.startswith("_")}
         if inner.tb_frame.f_globals is not inner.tb_frame.f_locals:
             lines.append("local variables of the innermost frame:")
             lines += [f"  {k} = {safe_repr(v, 200)}" for k, v in list(local.items())[:20]]
@@ -129,7 +127,11 @@ def read_cells(ip: Any, values: bool, last: int, max_chars: int) -> str:
             "cells not run, markdown and unsaved edits are not visible)"
         )
         shown = [
-            (f"In[{n}]", history[n], [safe_repr(outputs[n], OUTPUT_CHARS)] if values and n in outputs else [])
+            (
+                f"In[{n}]",
+                history[n],
+                [safe_repr(outputs[n], OUTPUT_CHARS)] if values and n in outputs else [],
+            )
             for n in range(1, len(history))
         ][-last:]
     lines = [f"source: {source}"]
