@@ -59,7 +59,9 @@ def last_error(ip: Any, values: bool, max_chars: int) -> str:
         lines.append(f"  {where}, line {frame.lineno}, in {frame.name}")
         if frame.line:
             lines.append(f"    {frame.line.strip()}")
-    cell = next((f.filename for f in reversed(frames) if _cell_label(ip, f.filename)), None)
+    # The cell that was run: the outermost cell frame (inner ones may be cells that
+    # defined a function it called).
+    cell = next((f.filename for f in frames if _cell_label(ip, f.filename)), None)
     if cell:
         source = "".join(linecache.getlines(cell))
         lines.append(f"the cell that raised it ({_cell_label(ip, cell)}):\n{_cut(source, 1500)}")
