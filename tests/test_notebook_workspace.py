@@ -124,7 +124,9 @@ def test_schema_mode_sends_no_values_and_every_tool_answers(kernel, anthropic_se
     assert "length 34" in results["string"]  # len(secret) + 12
     assert "signature: scale(x, factor=2)" in results["function"]
     assert "Multiply x by factor." in results["function"]
-    assert "no variable 'sale' in the notebook. Did you mean 'scale', 'sales'?" in results["unknown"]
+    assert (
+        "no variable 'sale' in the notebook. Did you mean 'scale', 'sales'?" in results["unknown"]
+    )
     assert "stuck: Hangs" in results["hangs"]  # schema mode never calls the repr
     assert "ZeroDivisionError: float division by zero" in results["error"]
     assert "return x * factor / (factor - 2)" in results["error"]  # the line, with source
