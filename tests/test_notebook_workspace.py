@@ -215,3 +215,55 @@ def test_a_bad_context_is_named():
 
     with pytest.raises(ConfigurationError, match="context='value' is unknown: use 'schema'"):
         notebook_tools(context="value")
+
+
+def test_the_embedded_model_calls_list_variables_in_the_kernel(kernel):
+    execution = kernel.run(
+        """
+        local = Agent(
+            provider="local", tools=["list_variables"], tool_choice="required",
+            temperature=0.0, max_tokens=32,
+        )
+        local.run_sync("Which variables does my notebook hold?")
+        for m in local.last_run.messages:
+            if m.role == "tool":
+                print(m.name, m.is_error, m.content.splitlines()[0])
+        """
+    )
+    assert not execution.errors, execution.errors
+    first = execution.stdout.splitlines()[0]
+    assert first.startswith("list_variables False "), execution.stdout
+
+
+def test_a_ten_million_row_frame_is_described_in_under_200_ms():
+    import time
+
+    import numpy as np
+    import pandas as pd
+
+    from victor.notebook.workspace.describe import describe
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({f"c{i}": rng.random(10_000_000) for i in range(20)})
+    frame.iloc[0, 0] = float(NUMBER)
+    for mode in ("schema", "values"):
+        describe(frame, "frame", mode, 6000)  # pandas' first-call set-up is not the point
+        started = time.perf_counter()
+        text = describe(frame, "frame", mode, 6000)
+        took = time.perf_counter() - started
+        assert took < 0.2, f"{mode}: {took * 1000:.0f} ms"  # ~40 ms in values mode
+        assert "shape 10000000x20" in text and "c19: float64" in text
+        assert (NUMBER in text) == (mode == "values")  # the first row, in values mode only
+
+
+def test_set_context_sets_the_mode_of_the_tools_named_notebook():
+    from victor.notebook.workspace import set_context
+    from victor.tools.registry import registry
+
+    inspect = {t.name: t for t in registry.resolve(["notebook"])}["inspect_variable"]
+    assert inspect.mode == "schema"
+    set_context("values")
+    try:
+        assert inspect.mode == "values"
+    finally:
+        set_context("schema")
