@@ -184,17 +184,20 @@ def test_a_thousand_variables_list_in_under_100_ms(kernel):
         from victor import run_sync
         for i in range(1000):
             globals()[f"v{i}"] = list(range(i % 50)) if i % 3 else f"text {i}"
+        tool = registry.get("list_variables")
+        run_sync(tool.run({}))  # the first call starts victor's loop thread, loads jsonschema
         started = time.perf_counter()
-        listed = run_sync(registry.get("list_variables").run({}))
+        listed = run_sync(tool.run({}))
         took = time.perf_counter() - started
+        assert listed.output.endswith("more (inspect_variable takes any name)"), listed
         print(listed.output.count("\\n") + 1, round(took * 1000, 1))
         for i in range(1000):
             del globals()[f"v{i}"]
         """
     )
     assert not execution.errors, execution.errors
-    count, took_ms = execution.stdout.split()
-    assert int(count) >= 1000
+    lines, took_ms = execution.stdout.split()
+    assert 200 < int(lines) < 1000  # bounded: the rest is counted, not listed
     assert float(took_ms) < 100, f"{took_ms} ms"  # typically ~5 ms: a 20x margin
 
 
@@ -269,3 +272,26 @@ def test_set_context_sets_the_mode_of_the_tools_named_notebook():
         assert inspect.mode == "values"
     finally:
         set_context("schema")
+
+
+def test_per_agent_context_over_the_openai_protocol(kernel, openai_server):
+    """Agent(tools=[notebook_tools(context=...)]) in Python, on another provider's protocol:
+    the same variable sent as schema by one agent and with its value by the other."""
+    look = [Call("inspect_variable", {"name": "note"}, id="n")]
+    openai_server.script(ToolCalls(look), Text("done"), ToolCalls(look), Text("done"))
+    execution = kernel.run(
+        f"""
+        from victor.notebook.workspace import notebook_tools
+        os.environ["OPENAI_API_KEY"] = "sk-workspace-test"
+        for tools in (["notebook"], [notebook_tools(context="values")]):
+            Agent(
+                provider="openai", model="gpt-test", base_url={openai_server.url + "/v1"!r},
+                tools=tools,
+            ).run_sync("what is in note?")
+        """
+    )
+    assert not execution.errors, execution.errors
+    chats = [r.raw.decode() for r in openai_server.requests]
+    assert len(chats) == 4
+    assert "note: str" in chats[1] and SECRET not in chats[1]  # the schema agent's result
+    assert f"{SECRET} in a string" in chats[3]  # the values agent's

@@ -100,10 +100,18 @@ def size_of(value: Any) -> int:
         return 0
 
 
-def list_rows(namespace: Mapping[str, Any], hidden: Mapping[str, Any] | None = None) -> str:
-    """One line per user variable: name, type, shape or length, size."""
-    lines = []
-    for name in user_names(namespace, hidden):
+def list_rows(
+    namespace: Mapping[str, Any], hidden: Mapping[str, Any] | None = None, max_chars: int = 8000
+) -> str:
+    """One line per user variable: name, type, shape or length, size (at most ``max_chars``:
+    then how many more there are)."""
+    lines: list[str] = []
+    names = user_names(namespace, hidden)
+    used = 0
+    for index, name in enumerate(names):
+        if used > max_chars:
+            lines.append(f"... and {len(names) - index} more (inspect_variable takes any name)")
+            break
         value = namespace[name]
         shape = shape_of(value)
         lines.append(
@@ -111,6 +119,7 @@ def list_rows(namespace: Mapping[str, Any], hidden: Mapping[str, Any] | None = N
             + (f", {shape}" if shape else "")
             + f", {_bytes(size_of(value))}"
         )
+        used += len(lines[-1]) + 1
     return "\n".join(lines) if lines else "(no user variables yet)"
 
 
