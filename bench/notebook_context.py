@@ -48,7 +48,7 @@ def main() -> None:
             ms, out = timed(lambda: fn(mode))  # noqa: B023 - called before the loop moves on
             print(f"{what:<42}{mode:<8}{ms:>9.1f}{len(out):>8}")
     ms, out = timed(lambda: list_rows(namespace))
-    print(f"{'list 1,000 variables + DataFrame (bounded)':<42}{'both':<8}{ms:>9.1f}{len(out):>8}")
+    print(f"{'list 1,000 vars + DataFrame (bounded)':<42}{'both':<8}{ms:>9.1f}{len(out):>8}")
     ms, out = timed(lambda: list_rows(namespace, max_chars=10**9))
     print(f"{'... every one of them (no bound)':<42}{'both':<8}{ms:>9.1f}{len(out):>8}")
     started = time.perf_counter()
