@@ -31,8 +31,8 @@ def shell() -> Any:
     except ImportError:
         raise ToolError(
             "not in a Jupyter kernel: IPython is not installed, so the notebook tools have no "
-            "variables, errors or cells to read (pip install 'victor-ai[notebook]' and run "
-            "the agent in a notebook)"
+            "variables, errors or cells to read (install victor's notebook extra and run the "
+            "agent in a notebook)"
         ) from None
     found = get_ipython()
     if found is None:
