@@ -337,7 +337,26 @@ def test_importing_victor_loads_no_sdk_ipython_or_asyncio():
     code = (
         "import sys; from victor import Agent; "
         "print(sorted(m for m in ('anthropic', 'openai', 'httpx', 'IPython', 'jsonschema', "
-        "'asyncio', 'llama_cpp') if m in sys.modules))"
+        "'asyncio', 'llama_cpp', 'pandas', 'numpy', 'victor.notebook') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_notebook_toolset_resolves_without_ipython_or_pandas():
+    """tools=["notebook"] works before %load_ext (the registry's tool_provider seam), and
+    resolving it loads no IPython, pandas or numpy: the tools look for a kernel when called."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from victor import Agent; "
+        "from victor.testing import ScriptedProvider; "
+        "a = Agent(provider=ScriptedProvider(['ok']), tools=['notebook']); "
+        "print(sorted(t.name for t in a.tools)[:4], "
+        "sorted(m for m in ('IPython', 'pandas', 'numpy') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == (
+        "['inspect_variable', 'last_error', 'list_variables', 'read_cells'] []"
+    )

@@ -123,6 +123,7 @@ def unload_ipython_extension(ipython: Any) -> None:
 _seams.plug("run_view", "victor.notebook.stream:StreamView")
 _seams.plug("team_view", "victor.notebook.timeline:TeamTimeline")
 _seams.plug("kernel_approval", "victor.notebook.approval")
+_seams.plug("tool_provider", "victor.notebook.workspace:provide")  # tools=["notebook"]
 
 if os.environ.get("VICTOR_OTEL"):  # tracing from the start (extra otel)
     from .telemetry import instrument_from_env

@@ -64,13 +64,16 @@ if TYPE_CHECKING:  # the shapes of the front ends, for type checkers (no cost at
 
 __all__ = ["Slot", "SLOTS", "plug", "front_end"]
 
-Slot = Literal["run_view", "team_view", "kernel_approval"]
+Slot = Literal["run_view", "team_view", "kernel_approval", "tool_provider"]
 
 #: Each slot and what fills it.
 SLOTS: dict[str, str] = {
     "run_view": "shows one agent run live (display=True): a class like victor.notebook.StreamView",
     "team_view": "draws a team run from its events: a class like victor.notebook.TeamTimeline",
     "kernel_approval": "asks for approval in a Jupyter kernel, as victor.notebook.approval does",
+    "tool_provider": "registers a front end's tools when the default registry is asked for a "
+    "name it does not know: a function (registry, name) -> bool, as "
+    "victor.notebook.workspace.provide",
 }
 
 

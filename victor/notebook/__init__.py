@@ -49,10 +49,13 @@ def load_ipython_extension(ipython: Any) -> None:
 
     Set ``VICTOR_NESTED_LOOPS=0`` to keep asyncio unpatched.
     """
+    from ..tools.registry import registry
     from .magics import VictorMagics
     from .prompt import keep_question_marks
+    from .workspace import register
 
     ipython.register_magics(VictorMagics(ipython))
+    register(registry)  # the notebook toolset: `%victor list` shows it from now on
     if keep_question_marks not in ipython.input_transformers_cleanup:
         ipython.input_transformers_cleanup.append(keep_question_marks)
     if os.environ.get("VICTOR_NESTED_LOOPS", "1").strip() not in ("0", "false", "no"):

@@ -69,6 +69,12 @@ class VictorMagics(Magics):
         help="use the Agent object called NAME in the notebook (its own conversation)",
     )
     @argument("--tools", metavar="A,B", help="extra tools for this cell, by name, comma-separated")
+    @argument(
+        "--context",
+        choices=("schema", "values", "none"),
+        help="what the notebook tools may send of the kernel: schema (names, types, shapes; "
+        "the default), values (samples and reprs too) or none; implies --tools notebook",
+    )
     @argument("-f", "--format", choices=FORMATS, help="how to show the answer (default: markdown)")
     @argument(
         "--schema",
@@ -261,9 +267,15 @@ class VictorMagics(Magics):
             raise MagicUsageError(
                 f"--output {args.output!r} is not a variable name: use e.g. -o answer"
             )
+        tools: list[Any] | None
         tools = [t.strip() for t in (args.tools or "").split(",") if t.strip()] or None
         if tools:
             registry.resolve(tools)  # unknown names fail now, before anything runs
+        if args.context:  # the notebook toolset in that mode, replacing any by its names
+            from .workspace import notebook_tools
+
+            chosen = list(notebook_tools(args.context).__victor_tools__())
+            tools = [t for t in tools or [] if t != "notebook"] + chosen
         output_type = self._schema(args.schema) if args.schema else None
         if output_type is not None and args.format not in (None, "json"):
             raise MagicUsageError(

@@ -35,6 +35,7 @@ class ToolRegistry:
         self._toolsets: dict[str, list[str]] = {}
         self._toolset_descriptions: dict[str, str] = {}
         self._builtins_pending = builtins
+        self._provided = builtins  # the default registry also asks the tool_provider seam
 
     def _load_builtins(self) -> None:
         if self._builtins_pending:
@@ -74,9 +75,24 @@ class ToolRegistry:
         self._tools.pop(name, None)
         self._toolsets.pop(name, None)
 
+    def _provide(self, name: str) -> None:
+        """Let the front end plugged in as ``tool_provider`` register ``name`` (the
+        default registry only): ``tools=["notebook"]`` works before ``%load_ext victor``."""
+        if not self._provided or name in self._tools or name in self._toolsets:
+            return
+        from ..core import seams
+        from ..errors import ConfigurationError
+
+        try:
+            provider = seams.front_end("tool_provider")
+        except ConfigurationError:  # nothing plugged in: a program without victor's face
+            return
+        provider(self, name)
+
     def get(self, name: str) -> BaseTool:
         """The tool called ``name``; ``ToolError`` with close matches if there is none."""
         self._load_builtins()
+        self._provide(name)
         try:
             return self._tools[name]
         except KeyError:
@@ -90,6 +106,7 @@ class ToolRegistry:
         for item in items or ():
             if isinstance(item, str):
                 self._load_builtins()
+                self._provide(item)
                 if item in self._toolsets:
                     tools = [self.get(n) for n in self._toolsets[item]]
                 else:
