@@ -20,6 +20,7 @@ import ast
 import difflib
 import html
 import keyword
+import linecache
 import re
 import sys
 import threading
@@ -64,6 +65,11 @@ def after_error(magics: Any, command: str, args: argparse.Namespace) -> None:
             f"failing cell, then %victor {command}"
         )
     exc, source, number = found
+    if not source.strip():
+        raise MagicUsageError(
+            f"the last error ({type(exc).__name__}: {exc}) was not raised by a cell's own code, "
+            f"so there is no cell to {command}"
+        )
     agent, shared = magics._agent_for(args)
     if args.agent:
         mode = getattr(agent, "context", None) or "schema"
@@ -88,13 +94,20 @@ def failure(shell: Any) -> tuple[BaseException, str, int | None] | None:
     files = [frame.filename for frame in traceback.extract_tb(exc.__traceback__)]
     if isinstance(exc, SyntaxError) and exc.filename:
         files.insert(0, exc.filename)
-    numbers = [known[f] for f in files if f in known]
-    raw = shell.history_manager.input_hist_raw
-    if numbers and numbers[0] < len(raw):
-        return exc, raw[numbers[0]], numbers[0]
-    # Not raised by a cell's own code (a magic's error, say): the cell before this one.
-    number = len(raw) - 2
-    return (exc, raw[number], number) if number >= 1 else (exc, "", None)
+    cells = [f for f in files if f in known]
+    if not cells:  # not raised by a cell's own code (a magic's error, say)
+        return exc, "", None
+    code = "".join(linecache.getlines(cells[0]))
+    number = known[cells[0]]
+    history = shell.history_manager
+    # The cell as typed (magics and all) when the history holds it: a cell run without
+    # history (as nbclient may) leaves a stale number, so the parsed text must match.
+    if (
+        number < len(history.input_hist_parsed)
+        and history.input_hist_parsed[number].rstrip() == code.rstrip()
+    ):
+        return exc, history.input_hist_raw[number], number
+    return exc, code, None
 
 
 def variables(source: str, namespace: dict[str, Any], mode: str) -> list[str]:
@@ -179,14 +192,18 @@ def _fix(shell: Any, agent: Any, prompt: str, source: str, number: int | None) -
 
     from ..stream_render import extract_code
 
-    who = f"{agent.provider.name}/{agent.provider.model}"
-    handle = display({"text/plain": f"Asking {who} for a fixed cell…"}, raw=True, display_id=True)
+    kernel = getattr(shell, "kernel", None)
+    person = kernel is not None and getattr(kernel, "_allow_stdin", False)
+    handle = None
+    if person:  # (headless runs keep no display updates: the card is shown once, below)
+        who = f"{agent.provider.name}/{agent.provider.model}"
+        handle = display(
+            {"text/plain": f"Asking {who} for a fixed cell…"}, raw=True, display_id=True
+        )
     answer = run_sync(agent.ask_once(prompt, system=FIX_SYSTEM, purpose="fix"))
     fixed, _ = extract_code(answer)
     note = _FENCE_BLOCK.sub("", answer).strip()
     card = FixCard(source.rstrip("\n"), fixed.rstrip("\n"), number, note, handle)
-    kernel = getattr(shell, "kernel", None)
-    person = kernel is not None and getattr(kernel, "_allow_stdin", False)
     if not card.changed or not person:
         return card.show("shown" if card.changed else "same")
     if not widgets_work(kernel) or threading.current_thread() is not threading.main_thread():
@@ -216,7 +233,7 @@ class FixCard:
             for line in difflib.unified_diff(
                 (old + "\n").splitlines(keepends=True),
                 (new + "\n").splitlines(keepends=True),
-                fromfile=f"cell [{number}]" if number else "failing cell",
+                fromfile="failing cell",
                 tofile="fixed cell",
             )
         )
@@ -248,7 +265,12 @@ class FixCard:
         return {"text/html": "\n".join(parts), "text/plain": plain}
 
     def show(self, state: str) -> None:
-        self.handle.update(self.bundle(state), raw=True)
+        if self.handle is None:
+            from IPython.display import display
+
+            self.handle = display(self.bundle(state), raw=True, display_id=True)
+        else:
+            self.handle.update(self.bundle(state), raw=True)
 
     def apply(self, shell: Any) -> None:
         shell.set_next_input(self.new, replace=False)

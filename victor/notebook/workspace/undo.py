@@ -34,7 +34,10 @@ class Change:
 
     @property
     def rebound(self) -> list[str]:
-        return [n for n, (old, new) in self.names.items() if _MISSING not in (old, new)]
+        # (identity only: == on a DataFrame has no truth value)
+        return [
+            n for n, (old, new) in self.names.items() if old is not _MISSING and new is not _MISSING
+        ]
 
     @property
     def deleted(self) -> list[str]:
