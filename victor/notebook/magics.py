@@ -140,7 +140,14 @@ class VictorMagics(Magics):
         if command in ("fix", "explain") and len(words) == 1:
             from .workspace.fix import after_error
 
-            return after_error(self, command, args)
+            try:
+                return after_error(self, command, args)
+            except MagicUsageError:
+                raise
+            except ConfigurationError as exc:
+                raise MagicUsageError(str(exc)) from None
+            except VictorError as exc:
+                raise _short(exc) from None
         if not words or (command in _SUBCOMMANDS and len(words) == 1):
             return getattr(self, f"_{command}")()
         self._ask(prompt_part(line, len(words)), args)

@@ -29,7 +29,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from ..._sync import run_sync
-from ...errors import VictorError
+from ...errors import ConfigurationError
 from ..approval import ShellInbox, _diff_html, _pre, _settle, widgets_work
 from .actions import _safe_repr, describe
 
@@ -54,19 +54,20 @@ EXPLAIN_SYSTEM = (
 
 
 def after_error(magics: Any, command: str, args: argparse.Namespace) -> None:
-    """``%victor fix`` or ``%victor explain`` (``command``) for the last failing cell."""
-    from ..magics import MagicUsageError, _short
+    """``%victor fix`` or ``%victor explain`` (``command``) for the last failing cell.
 
+    Raises ``ConfigurationError`` when there is nothing to work on, ``VictorError`` when the
+    model fails (the magic shows either as one line)."""
     shell = magics.shell
     found = failure(shell)
     if found is None:
-        raise MagicUsageError(
+        raise ConfigurationError(
             f"%victor {command} works on the last error, and no cell has failed yet: run the "
             f"failing cell, then %victor {command}"
         )
     exc, source, number = found
     if not source.strip():
-        raise MagicUsageError(
+        raise ConfigurationError(
             f"the last error ({type(exc).__name__}: {exc}) was not raised by a cell's own code, "
             f"so there is no cell to {command}"
         )
@@ -76,13 +77,10 @@ def after_error(magics: Any, command: str, args: argparse.Namespace) -> None:
     else:
         mode = magics.session.config.get("context") or getattr(agent, "context", None)
     prompt = _prompt(exc, source, number, shell.user_ns, mode or "schema")
-    try:
-        if command == "explain":
-            _explain(magics, agent, shared, prompt)
-        else:
-            _fix(shell, agent, prompt, source, number)
-    except VictorError as error:
-        raise _short(error) from None
+    if command == "explain":
+        _explain(magics, agent, shared, prompt)
+    else:
+        _fix(shell, agent, prompt, source, number)
 
 
 def failure(shell: Any) -> tuple[BaseException, str, int | None] | None:
