@@ -277,7 +277,7 @@ def card_bundle(
     if request.preview:
         parts.append(_pre(_diff_html(request.preview), escaped=True))
     if request.note:
-        parts.append(f'<div style="margin:4px 0">ⓘ {html.escape(request.note)}</div>')
+        parts.append(f'<div style="margin:4px 0"><b>Note:</b> {html.escape(request.note)}</div>')
     if status:
         parts.append(f'<div style="font-style:italic">{html.escape(status)}…</div>')
     parts.append("</div>")

@@ -44,7 +44,22 @@ def action_tools() -> list[BaseTool]:
     return [InsertCell(), RunCode()]
 
 
-class InsertCell(BaseTool):
+class _CodeTool(BaseTool):
+    """A tool taking one argument, ``code``: checked here, without loading jsonschema
+    (whose first import takes seconds: it builds a URI grammar)."""
+
+    parameters: ClassVar[dict[str, Any]] = {}
+
+    def validate(self, arguments: dict[str, Any]) -> dict[str, Any]:
+        if not isinstance(arguments.get("code"), str) or set(arguments) != {"code"}:
+            raise ToolError(
+                f"invalid arguments for tool {self.name!r}: pass one argument, code (a string "
+                f"of Python), not {sorted(arguments)}"
+            )
+        return arguments
+
+
+class InsertCell(_CodeTool):
     name = "insert_cell"
     description = (
         "Propose code to the user as a new code cell below the current one. The cell is not "
@@ -76,7 +91,7 @@ class InsertCell(BaseTool):
         )
 
 
-class RunCode(BaseTool):
+class RunCode(_CodeTool):
     name = "run_code"
     description = (
         "Run Python code in the user's notebook kernel, in their namespace, after the user "
