@@ -7,6 +7,7 @@ its timeout, bounded output, undo. Driven over the Jupyter protocol as a front e
 from __future__ import annotations
 
 import re
+import textwrap
 from collections.abc import Iterator
 
 import pytest
@@ -138,6 +139,20 @@ def test_an_approved_run_code_runs_in_the_namespace_and_reports_the_names(kernel
     assert execution.stdout.splitlines()[-1] == "45 [1, 2]"
 
 
+def test_run_code_from_top_level_await_waits_for_the_card(kernel):
+    """An awaiting cell: ipykernel (>= 7.4) hands the click over; the code runs on its loop."""
+    execution = kernel.run(
+        """
+        agent = coder("awaited_value = 'set'")
+        await agent.run("set it")
+        print(results(agent)[0].splitlines()[1], awaited_value)
+        """,
+        press=lambda buttons: "Approve",
+    )
+    assert not execution.errors, execution.errors
+    assert execution.stdout == "new: awaited_value (str of 3) set\n"
+
+
 def test_values_mode_sends_the_output_and_the_last_value(kernel):
     execution = kernel.run(
         """
@@ -184,10 +199,20 @@ def test_headless_run_code_is_refused(kernel):
     assert execution.stdout.rstrip().endswith("False")
 
 
-@pytest.mark.parametrize("how", ["sync", "await"])
+RUNS = {
+    "sync": 'agent.run_sync("loop")',  # on the main thread, fed by victor's loop thread
+    "await": 'await agent.run("loop")',  # on the kernel's own loop
+    # run_sync in another thread: the code runs there, interrupted by an async exception
+    "thread": "import threading\n"
+    'worker = threading.Thread(target=agent.run_sync, args=("loop",))\n'
+    "worker.start(); worker.join(30)",
+}
+
+
+@pytest.mark.parametrize("how", list(RUNS))
 def test_an_endless_loop_is_interrupted_and_the_kernel_lives(kernel, how):
     code = f"before_loop_{how} = 1\\nwhile True:\\n    pass"
-    run = 'agent.run_sync("loop")' if how == "sync" else 'await agent.run("loop")'
+    run = textwrap.indent(RUNS[how], " " * 8).lstrip()
     execution = kernel.run(
         f"""
         agent = coder("{code}", approval="auto", tool_timeout=1)
