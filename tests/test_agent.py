@@ -353,10 +353,11 @@ def test_the_notebook_toolset_resolves_without_ipython_or_pandas():
         "import sys; from victor import Agent; "
         "from victor.testing import ScriptedProvider; "
         "a = Agent(provider=ScriptedProvider(['ok']), tools=['notebook']); "
-        "print(sorted(t.name for t in a.tools)[:4], "
+        "print(sorted(t.name for t in a.tools), "
         "sorted(m for m in ('IPython', 'pandas', 'numpy') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == (
-        "['inspect_variable', 'last_error', 'list_variables', 'read_cells'] []"
+        "['insert_cell', 'inspect_variable', 'last_error', 'list_variables', 'read_cells', "
+        "'run_code'] []"
     )

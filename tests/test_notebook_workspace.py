@@ -69,8 +69,9 @@ def kernel() -> Iterator[KernelDriver]:
     try:
         setup = driver.run(SETUP)
         assert not setup.errors, setup.errors
-        assert "before load_ext: ['inspect_variable', 'last_error', 'list_variables', " in (
-            setup.stdout
+        assert (
+            "before load_ext: ['insert_cell', 'inspect_variable', 'last_error', "
+            "'list_variables', 'read_cells', 'run_code']" in setup.stdout
         ), setup.stdout
         failed = driver.run("scale(number)")  # a ZeroDivisionError for last_error
         assert failed.errors == ["ZeroDivisionError: float division by zero"]
@@ -206,8 +207,10 @@ def test_outside_a_kernel_the_tools_say_so():
 
     from victor.notebook.workspace import notebook_tools
 
+    arguments = {"inspect_variable": {"name": "x"}, "insert_cell": {"code": "1"}}
+    arguments["run_code"] = arguments["insert_cell"]
     for tool in notebook_tools().tools:
-        result = asyncio.run(tool.run({"name": "x"} if tool.name == "inspect_variable" else {}))
+        result = asyncio.run(tool.run(arguments.get(tool.name, {})))
         assert not result.success
         assert "not in a Jupyter kernel" in result.error, result.error
 

@@ -48,6 +48,7 @@ _LAZY = {
     "run_sync": "victor._sync",
     "batch": "victor.batch",
     "evaluate": "victor.batch",
+    "undo": "victor.notebook.workspace.undo",
 }
 #: Subpackages reachable as ``victor.mcp.server(...)`` after ``import victor`` alone, each
 #: imported (with its extra's dependencies) only when first touched.
@@ -80,6 +81,7 @@ __all__ = [
     "load_ipython_extension",
     "load_profile",
     "run_sync",
+    "undo",
     "unload_ipython_extension",
 ]
 
@@ -143,4 +145,5 @@ if TYPE_CHECKING:
     from .core.messages import AgentResponse, Message, ToolCall, Usage
     from .core.state import State
     from .core.task import Task, TaskStatus
+    from .notebook.workspace.undo import undo
     from .teams import AgentTeam, TeamResult

@@ -266,12 +266,18 @@ def card_bundle(
     arguments = {
         key: value
         for key, value in request.arguments.items()
-        if request.preview is None or key not in ("content", "old_text", "new_text", "patch")
+        if (request.preview is None or key not in ("content", "old_text", "new_text", "patch"))
+        and key != request.code_argument
     }
     if arguments:
         parts.append(_pre(_arguments_text(arguments)))
+    if request.code_argument in request.arguments:  # code shown as code, not a JSON string
+        code = html.escape(str(request.arguments[request.code_argument]))
+        parts.append(_pre(f'<code class="language-python">{code}</code>', escaped=True))
     if request.preview:
         parts.append(_pre(_diff_html(request.preview), escaped=True))
+    if request.note:
+        parts.append(f'<div style="margin:4px 0"><b>Note:</b> {html.escape(request.note)}</div>')
     if status:
         parts.append(f'<div style="font-style:italic">{html.escape(status)}…</div>')
     parts.append("</div>")

@@ -33,7 +33,7 @@ from .stream import FORMATS, StreamView, extract_code, parse_json_answer
 # NotebookSession and interpolate moved to session.py and prompt.py; importable here too.
 __all__ = ["VictorMagics", "NotebookSession", "MagicUsageError", "interpolate"]
 
-_SUBCOMMANDS = ("config", "list", "history", "reset", "doctor", "help")
+_SUBCOMMANDS = ("config", "list", "history", "reset", "doctor", "help", "undo")
 
 
 class MagicUsageError(ConfigurationError):
@@ -89,8 +89,8 @@ class VictorMagics(Magics):
     @argument(
         "words",
         nargs=argparse.REMAINDER,
-        help="line form only: config [key=value ...] | list | history | reset | doctor | help "
-        "| a one-line prompt",
+        help="line form only: config [key=value ...] | list | history | reset | doctor | fix "
+        "| explain | undo | help | a one-line prompt",
     )
     @no_var_expand
     @line_cell_magic
@@ -115,6 +115,9 @@ class VictorMagics(Magics):
           %victor history                  the conversation so far (--agent NAME: that agent's)
           %victor reset                    forget the conversation (--agent NAME: that agent's)
           %victor doctor                   what this machine can do (local model, providers)
+          %victor fix                      after a cell fails: a fixed cell, as a diff to apply
+          %victor explain                  after a cell fails: what went wrong, in words
+          %victor undo                     undo the names the last approved run_code changed
           %victor help                     this text
           %victor what is a monad?         a one-line prompt (options go first)
         """
@@ -140,6 +143,17 @@ class VictorMagics(Magics):
         if command in ("history", "reset") and len(words) == 1:
             agent = self._user_agent(args.agent) if args.agent else None
             return self._history(agent) if command == "history" else self._reset(agent)
+        if command in ("fix", "explain") and len(words) == 1:
+            from .workspace.fix import after_error
+
+            try:
+                return after_error(self, command, args)
+            except MagicUsageError:
+                raise
+            except ConfigurationError as exc:
+                raise MagicUsageError(str(exc)) from None
+            except VictorError as exc:
+                raise _short(exc) from None
         if not words or (command in _SUBCOMMANDS and len(words) == 1):
             return getattr(self, f"_{command}")()
         self._ask(prompt_part(line, len(words)), args)
@@ -156,6 +170,11 @@ class VictorMagics(Magics):
         from ..doctor import diagnose
 
         display(run_sync(diagnose()))
+
+    def _undo(self) -> None:
+        from .workspace.undo import undo
+
+        print(undo())
 
     def _config(self, pairs: list[str]) -> None:
         for pair in pairs:

@@ -60,6 +60,10 @@ class ApprovalRequest:
     run_id: str | None = None
     #: For file writes and edits: a unified diff of what the call would change.
     preview: str | None = None
+    #: The argument that is code the call would run (``run_code``'s): shown as code.
+    code_argument: str | None = None
+    #: What the person should know before answering (e.g. what cannot be undone).
+    note: str | None = None
 
     def __str__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.arguments.items())
@@ -74,10 +78,15 @@ class ApprovalRequest:
         for key, value in self.arguments.items():
             if self.preview is not None and key in ("content", "old_text", "new_text", "patch"):
                 continue  # the diff shows these
+            if key == self.code_argument:
+                lines += [f"  {key}:", *(f"    {line}" for line in str(value).splitlines())]
+                continue
             text = json.dumps(value, ensure_ascii=False, default=str)
             lines.append(f"  {key} = {text if len(text) <= 300 else text[:299] + '…'}")
         if self.preview:
             lines += ["", self.preview.rstrip("\n")]
+        if self.note:
+            lines += ["", self.note]
         return "\n".join(lines)
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
@@ -288,6 +297,8 @@ async def gate(
         scope.agent,
         scope.run_id,
         change_preview(tool.name, valid) if policy not in ("auto", "never", None) else None,
+        getattr(tool, "code_argument", None),
+        getattr(tool, "approval_note", None),
     )
     await scope.emit(
         "tool.approval_requested", {"tool_name": tool.name, "arguments": valid, "call_id": call_id}

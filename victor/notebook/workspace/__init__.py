@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from .actions import action_tools
 from .tools import CONTEXTS, EYES, Context, check_context, set_context
 
 if TYPE_CHECKING:
@@ -37,27 +38,13 @@ DESCRIPTION = (
 )
 
 
-def _action_tools() -> list[BaseTool]:
-    # insert_cell, run_code, ...: the actions module's (built on its own branch); none
-    # until it is merged. By name, so the architecture check does not read a missing module.
-    import importlib
-
-    try:
-        actions = importlib.import_module(f"{__name__}.actions")
-    except ModuleNotFoundError as exc:
-        if exc.name != f"{__name__}.actions":
-            raise  # the module is there but something it needs is not: say so
-        return []
-    return list(actions.action_tools())
-
-
 class NotebookTools:
     """The notebook toolset in one context mode: pass it in ``tools=[...]``."""
 
     def __init__(self, context: Context | None = "schema") -> None:
         self.context = None if context is None else check_context(context)
         self.tools: list[BaseTool] = [kind(self.context) for kind in EYES]
-        self.tools += _action_tools()
+        self.tools += action_tools(self.context)
 
     def __victor_tools__(self) -> Iterator[BaseTool]:
         return iter(self.tools)
@@ -83,7 +70,7 @@ def provide(registry: ToolRegistry, name: str) -> bool:
     """The registry's hook for a name it does not know: registers the notebook toolset
     when ``name`` is one of its names (no IPython imported: the tools look for a kernel
     when they run)."""
-    names = {TOOLSET, *(kind.name for kind in EYES), *(t.name for t in _action_tools())}
+    names = {TOOLSET, *(kind.name for kind in EYES), *(t.name for t in action_tools())}
     if name not in names:
         return False
     register(registry)

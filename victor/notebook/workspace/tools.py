@@ -46,6 +46,11 @@ def check_context(context: str) -> Context:
     return context  # type: ignore[return-value]
 
 
+def default_context() -> Context:
+    """The mode of the notebook tools asked for by name in this process (see ``set_context``)."""
+    return _default[0]
+
+
 def set_context(context: Context) -> None:
     """The mode of the notebook tools asked for by name (``tools=["notebook"]``) in this
     process; ``notebook_tools(context=...)`` gives one agent its own."""
