@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 EXTRAS ?= dev,notebook,local,browser
 
-.PHONY: install llama test lint chromium bench clean demo
+.PHONY: install llama test lint chromium bench clean demo mutation
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -96,6 +96,13 @@ test-pythons:
 	  echo "== CI=true: every supported Python must run; not found:$$missing" >&2; exit 1; \
 	fi; \
 	[ -z "$$failed" ]
+
+# Mutation testing of the safety modules (approval, serve's guard, sandbox, local guard,
+# secret scrubbing), each against the tests that pin it; not part of `make test` (it
+# takes minutes a module). Survivors that are equivalent: tests/mutation_survivors.md.
+mutation: install
+	$(BIN)/python -m pip install --quiet -e ".[mutation]"
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python bench/mutation.py $(MODULES)
 
 bench: install
 	$(BIN)/python -m pip install --quiet -e ".[bench]"

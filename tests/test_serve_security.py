@@ -81,3 +81,112 @@ def test_a_websocket_without_the_token_is_closed():
     scope = {"type": "websocket", "path": "/ws", "headers": [], "server": ("10.0.0.5", 80)}
     asyncio.run(guard()(scope, receive, send))
     assert sent == [{"type": "websocket.close", "code": 1008}]
+
+
+# -- what the guard answers, exactly ------------------------------------------------------
+
+
+async def exchange(guard: Guard, scope_changes: dict, chunks=(b"",)) -> list[dict]:
+    """One request through ``guard``; every ASGI message it sent."""
+    sent: list[dict] = []
+    body = list(chunks)
+
+    async def receive():
+        chunk = body.pop(0) if body else b""
+        return {"type": "http.request", "body": chunk, "more_body": bool(body)}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "path": "/v1/runs", "headers": [], "server": ("127.0.0.1", 80)}
+    await guard(scope | scope_changes, receive, send)
+    return sent
+
+
+def problem(sent: list[dict]) -> tuple[int, dict[bytes, bytes], dict]:
+    import json
+
+    start, body = sent
+    assert start["type"] == "http.response.start" and body["type"] == "http.response.body"
+    headers = dict(start["headers"])
+    assert headers[b"content-type"] == b"application/problem+json"
+    assert headers[b"content-length"] == str(len(body["body"])).encode()
+    return start["status"], headers, json.loads(body["body"])
+
+
+def test_a_refusal_is_problem_details_with_the_challenge():
+    status, headers, body = problem(asyncio.run(exchange(guard(), {})))
+    assert (status, headers[b"www-authenticate"]) == (401, b"Bearer")
+    assert body == {
+        "type": "about:blank",
+        "title": "Unauthorized",
+        "status": 401,
+        "detail": "send the server's API token as 'Authorization: Bearer <token>'",
+    }
+
+
+def test_without_a_token_another_address_is_told_how_to_open_up():
+    async def app(scope, receive, send):
+        pass
+
+    sent = asyncio.run(exchange(Guard(app, token=None), {"server": ("192.168.1.20", 80)}))
+    status, _, body = problem(sent)
+    assert status == 403 and body["title"] == "Forbidden"
+    assert body["detail"] == (
+        "this server has no API token, so it answers only on loopback; set VICTOR_API_TOKEN "
+        "on the server to accept requests from other machines"
+    )
+    # No server address (a Unix socket): served, as loopback is.
+    assert asyncio.run(exchange(Guard(app, token=None), {"server": None})) == []
+    assert asyncio.run(exchange(Guard(app, token=None), {"server": ("::1", 80)})) == []
+
+
+def echo_app(received: list[bytes]):
+    async def app(scope, receive, send):
+        while True:
+            message = await receive()
+            received.append(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    return app
+
+
+@pytest.mark.parametrize("length", [b"11", b"-1", b"1e3", b"abc"])
+def test_a_declared_length_over_the_limit_or_not_a_number_is_refused_unread(length):
+    received: list[bytes] = []
+    limited = Guard(echo_app(received), token=None, max_body_bytes=10)
+    sent = asyncio.run(exchange(limited, {"headers": [(b"content-length", length)]}))
+    status, _, body = problem(sent)
+    assert status == 413 and received == []
+    assert body["detail"] == "the request body is larger than this server accepts (10 bytes)"
+
+
+def test_a_body_within_the_limit_is_passed_through():
+    received: list[bytes] = []
+    limited = Guard(echo_app(received), token=None, max_body_bytes=10)
+    sent = asyncio.run(
+        exchange(limited, {"headers": [(b"Content-Length", b"10")]}, [b"01234", b"56789"])
+    )
+    assert received == [b"01234", b"56789"]
+    assert [m.get("status") for m in sent] == [200, None] and sent[1]["body"] == b"ok"
+
+
+def test_a_body_without_a_length_that_grows_too_large_is_cut_off_with_413():
+    received: list[bytes] = []
+    limited = Guard(echo_app(received), token=None, max_body_bytes=10)
+    sent = asyncio.run(exchange(limited, {}, [b"0123456789", b"x"]))
+    status, _, _ = problem(sent)  # only the 413: the app's own answer is dropped
+    assert status == 413 and received == [b"0123456789"]
+
+
+def test_lifespan_messages_pass_untouched():
+    seen = []
+
+    async def app(scope, receive, send):
+        seen.append(scope["type"])
+
+    asyncio.run(Guard(app, token=TOKEN)({"type": "lifespan"}, None, None))
+    assert seen == ["lifespan"]
