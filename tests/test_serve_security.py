@@ -143,6 +143,7 @@ def test_without_a_token_another_address_is_told_how_to_open_up():
 
 def echo_app(received: list[bytes]):
     async def app(scope, receive, send):
+        assert scope["path"] == "/v1/runs"  # the request's own scope
         while True:
             message = await receive()
             received.append(message.get("body", b""))
@@ -160,7 +161,7 @@ def test_a_declared_length_over_the_limit_or_not_a_number_is_refused_unread(leng
     limited = Guard(echo_app(received), token=None, max_body_bytes=10)
     sent = asyncio.run(exchange(limited, {"headers": [(b"content-length", length)]}))
     status, _, body = problem(sent)
-    assert status == 413 and received == []
+    assert status == 413 and received == [] and body["title"] == "Request too large"
     assert body["detail"] == "the request body is larger than this server accepts (10 bytes)"
 
 
@@ -182,11 +183,43 @@ def test_a_body_without_a_length_that_grows_too_large_is_cut_off_with_413():
     assert status == 413 and received == [b"0123456789"]
 
 
-def test_lifespan_messages_pass_untouched():
+def test_a_body_too_large_after_the_app_answered_ends_the_answer():
+    """The app started its answer before reading the body: too late for a 413, so the
+    rest of its answer is dropped (the client sees a cut-off response)."""
+    sent_by_app = []
+
+    async def app(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        try:
+            while (await receive()).get("more_body"):
+                pass
+        except Exception:  # noqa: BLE001 - an app that carries on regardless
+            sent_by_app.append("after")
+        await send({"type": "http.response.body", "body": b"after the limit"})
+
+    sent = asyncio.run(exchange(Guard(app, token=None, max_body_bytes=4), {}, [b"0123", b"4"]))
+    assert sent == [{"type": "http.response.start", "status": 200, "headers": []}]
+    assert sent_by_app == ["after"]
+
+
+def test_the_default_body_limit_is_a_megabyte():
+    assert Guard(echo_app([]), token=None).max_body_bytes == 1_000_000
+
+
+@pytest.mark.parametrize("kind", ["lifespan", "websocket"])
+def test_lifespan_and_an_authorised_websocket_reach_the_app_as_they_are(kind):
     seen = []
 
     async def app(scope, receive, send):
-        seen.append(scope["type"])
+        seen.append((scope, receive, send))
 
-    asyncio.run(Guard(app, token=TOKEN)({"type": "lifespan"}, None, None))
-    assert seen == ["lifespan"]
+    async def receive():
+        return {}
+
+    async def send(message):
+        pass
+
+    headers = [(b"authorization", f"Bearer {TOKEN}".encode())]
+    scope = {"type": kind, "path": "/", "headers": headers, "server": ("10.0.0.5", 80)}
+    asyncio.run(Guard(app, token=TOKEN)(scope, receive, send))
+    assert seen == [(scope, receive, send)]
