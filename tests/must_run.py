@@ -73,7 +73,8 @@ def pytest_collectreport(report: pytest.CollectReport) -> None:
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    if report.when == "call" or report.outcome == "skipped":
+    # A test that errors in setup counts as run: the error fails the run by itself.
+    if report.when == "call" or report.outcome != "passed":
         _record(report.nodeid, report.outcome, report.longrepr)
 
 
