@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 EXTRAS ?= dev,notebook,local,browser
 
-.PHONY: install llama test lint chromium bench clean demo
+.PHONY: install llama test lint chromium bench clean demo mutation
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,8 +35,11 @@ chromium:
 
 # Lint, then unit, protocol, local-model, kernel, browser and notebook tests (nbval);
 # then the core suite on every other supported Python found here (test-pythons).
+# MUST_RUN: test groups whose skip (or absence) is reported at the end, and fails the run
+# when CI=true (tests/must_run.py).
+MUST_RUN ?= browser,ray,pandas,local,binder
 test: lint chromium
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
+	PATH="$(CURDIR)/$(BIN):$$PATH" VICTOR_MUST_RUN=$(MUST_RUN) CI="$(CI)" $(BIN)/python -m pytest
 	@$(MAKE) --no-print-directory test-pythons \
 	  SKIP_PYTHON=$$($(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 
@@ -48,7 +51,7 @@ test: lint chromium
 # repo2docker (tests of the ray extra skip themselves); no notebooks (nbval runs in
 # $(VENV), hence addopts=""). A new test that needs more belongs in CORE_EXTRAS or here.
 # `make test` skips SKIP_PYTHON, $(VENV)'s Python, which has just run the whole suite.
-# A version not found is reported, not failed.
+# A version not found is reported, and fails the run when CI=true.
 PYTHONS     ?= 3.10 3.11 3.12 3.13
 SKIP_PYTHON ?=
 CORE_EXTRAS ?= notebook,tools,serve,mcp,otel
@@ -89,7 +92,17 @@ test-pythons:
 	done; \
 	echo "== core suite passed on:$${ran:- none}; failed on:$${failed:- none};" \
 	  "not found:$${missing:- none}$(if $(SKIP_PYTHON),; whole suite on $(SKIP_PYTHON) in $(VENV))"; \
+	if [ -n "$$missing" ] && [ "$(CI)" = true ]; then \
+	  echo "== CI=true: every supported Python must run; not found:$$missing" >&2; exit 1; \
+	fi; \
 	[ -z "$$failed" ]
+
+# Mutation testing of the safety modules (approval, serve's guard, sandbox, local guard,
+# secret scrubbing), each against the tests that pin it; not part of `make test` (it
+# takes minutes a module). Survivors that are equivalent: tests/mutation_survivors.md.
+mutation: install
+	$(BIN)/python -m pip install --quiet -e ".[mutation]"
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python bench/mutation.py $(MODULES)
 
 bench: install
 	$(BIN)/python -m pip install --quiet -e ".[bench]"

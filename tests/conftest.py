@@ -7,7 +7,7 @@ import pytest
 from victor.core.events import EventBus
 from victor.testing import block_requests
 
-pytest_plugins = ["tests.servers.fixtures"]
+pytest_plugins = ["tests.servers.fixtures", "tests.must_run"]
 
 # Tests talk to servers on 127.0.0.1 or to victor.testing providers, never to a real API.
 block_requests()

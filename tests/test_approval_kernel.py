@@ -348,3 +348,21 @@ def test_a_headless_run_is_refused_with_the_reason(kernel, workspace):
     assert not (workspace / "ci.txt").exists() and not execution.of_type("comm_open")
     assert "no one can answer here (the notebook runs without a person" in execution.stdout
     assert "nbclient, nbval or papermill" in execution.stdout
+
+
+def test_an_interrupt_while_the_card_waits_refuses_and_stops_the_cell(kernel, workspace):
+    """The stop button (SIGINT) while a sync cell's card waits: the call is not run, the
+    card says so, and the interrupt reaches the cell (it is not swallowed as an answer)."""
+    execution = kernel.run(
+        f"""
+        agent = writer({str(workspace)!r}, ["stopped.txt"])
+        agent.run_sync("write it")
+        print("after the run")
+        """,
+        press=lambda buttons: kernel.km.interrupt_kernel(),  # instead of a click
+    )
+    assert any(error.startswith("KeyboardInterrupt") for error in execution.errors), execution
+    assert "after the run" not in execution.stdout
+    assert not (workspace / "stopped.txt").exists()
+    (card,) = execution.cards()
+    assert card.startswith("[Not run: the run was interrupted]")

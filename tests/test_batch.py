@@ -156,12 +156,14 @@ async def test_timeout_stops_an_attempt_and_the_others_go_on():
         return "quick"
 
     agent = Agent(provider=FunctionProvider(reply))
-    run = victor.batch(["a", "slow", "b"], agent, timeout=0.2, retries=1, retry_delay=0)
-    results = await asyncio.wait_for(run, PROMPTLY)  # well before the stall would end
+    # 1.5 s: the quick items take milliseconds (a loaded machine keeps far under 1.5 s);
+    # the slow one would stall for STALL s. Two attempts: the test waits 3 s.
+    run = victor.batch(["a", "slow", "b"], agent, timeout=1.5, retries=1, retry_delay=0)
+    results = await asyncio.wait_for(run, 3 + PROMPTLY)  # well before the stall would end
     assert [r.ok for r in results] == [True, False, True]
     slow = results[1]
     assert slow.error_type == "TimeoutError"
-    assert slow.error == "the item took longer than timeout=0.2 s"
+    assert slow.error == "the item took longer than timeout=1.5 s"
     assert slow.attempts == 2 and cancelled == [True, True]  # each attempt was stopped
 
 
@@ -530,8 +532,23 @@ async def test_terminal_progress(monkeypatch, capsys):
     assert capsys.readouterr().err == ""
 
     monkeypatch.setattr(progress_module, "_isatty", lambda stream: True)
-    await victor.batch(["a", "b"], shouting(lambda q: 0.2), concurrency=1)
-    err = capsys.readouterr().err
+    seen: list[str] = []
+
+    async def reply(messages, tools):
+        # "b" waits until the bar has drawn a live line since "a" finished (one with an
+        # estimate of the time left): event-driven, not a guess at how long a draw takes.
+        if question(messages) == "b":
+            deadline = time.monotonic() + PROMPTLY
+            while "left" not in "".join(seen):
+                assert time.monotonic() < deadline, f"no live line with 'left': {seen}"
+                seen.append(capsys.readouterr().err)
+                await asyncio.sleep(0.05)
+        return question(messages).upper()
+
+    await victor.batch(
+        ["a", "b"], Agent(provider=FunctionProvider(reply), name="shout"), concurrency=1
+    )
+    err = "".join(seen) + capsys.readouterr().err
     assert err.startswith("\rshout: ") and "left" in err and "running" in err
     assert err.endswith("\x1b[K\n") and "2/2 done in" in err
 

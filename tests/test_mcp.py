@@ -326,6 +326,9 @@ async def test_streamable_http_at_victor_serves_mcp_endpoint():
 
 async def test_create_server_offers_tools_and_agents(tmp_path):
     (tmp_path / "a.txt").write_text("alpha\n")
+    # A file that exists next to the workspace: refused as outside it, not as missing.
+    outside = tmp_path.parent / f"outside-{tmp_path.name}.txt"
+    outside.write_text("not for the model\n")
     helper = Agent(provider=FunctionProvider(lambda m, t: "done: " + m[-1].content))
     writer = Agent(
         provider=ScriptedProvider([call("write_file", file_path="c.txt", content="c"), "tried"]),
@@ -339,7 +342,7 @@ async def test_create_server_offers_tools_and_agents(tmp_path):
     async with mcp.Client(server) as client:
         listing = {t.name: t for t in (await client.list_tools()).tools}
         read = await client.call_tool("read_file", {"file_path": "a.txt"})
-        escape = await client.call_tool("read_file", {"file_path": "../outside.txt"})
+        escape = await client.call_tool("read_file", {"file_path": f"../{outside.name}"})
         refused = await client.call_tool("write_file", {"file_path": "b.txt", "content": "b"})
         asked = await client.call_tool("ask_helper", {"task": "tidy up", "context": {"x": 1}})
         unknown = await client.call_tool("raed_file", {})
@@ -352,7 +355,8 @@ async def test_create_server_offers_tools_and_agents(tmp_path):
     assert list(listing) == ["read_file", "write_file", "ask_helper", "ask_writer"]
     assert listing["ask_helper"].input_schema["required"] == ["task"]
     assert not read.is_error and "alpha" in read.content[0].text
-    assert escape.is_error
+    assert escape.is_error and "is outside the workspace" in escape.content[0].text
+    assert "not for the model" not in escape.content[0].text
     assert refused.is_error and "approval policy is 'never'" in refused.content[0].text
     assert not (tmp_path / "b.txt").exists()
     assert not asked.is_error and asked.content[0].text.startswith("done: tidy up")

@@ -167,7 +167,10 @@ async def test_generation_does_not_block_the_event_loop(keep_loaded):
     done.set()
     await task
     await provider.close()
-    assert ticks >= 5  # ~24 tokens take a few hundred ms; the loop ran meanwhile
+    # The loop ran while the model generated: a loop blocked by the generation would tick
+    # at most once (at the chat's first await). 2, not more: how many 10 ms ticks fit in
+    # the generation depends on the machine's speed, fast or loaded.
+    assert ticks >= 2
 
 
 async def test_a_chat_format_prompts_through_the_template_and_unloads_on_cleanup(keep_loaded):

@@ -3,6 +3,7 @@ commands, timeouts, output caps and a scrubbed environment, through the built-in
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 
@@ -131,13 +132,32 @@ async def test_child_environment_is_scrubbed(ws, monkeypatch):
     assert "OPENAI_API_KEY" not in result.output
 
 
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie waiting for a reaper that is not ours counts as dead)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads process states from /proc")
 async def test_timeout_kills_the_command_and_its_children(ws):
     code = (
-        "import subprocess, sys, time; "
-        "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(30)']); time.sleep(30)"
+        "import os, subprocess, sys, time; "
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
+        "open('pids', 'w').write(f'{os.getpid()} {child.pid}'); time.sleep(60)"
     )
-    result = await use(ws, "run_python", code=code, timeout=0.5)
+    # 3 s: time for a loaded machine to start Python and the child (0.1 s when idle);
+    # both would sleep for 60 s, so only the kill ends them.
+    result = await use(ws, "run_python", code=code, timeout=3)
     assert not result.success and result.metadata["timed_out"] and "timed out" in result.error
+    pids = [int(pid) for pid in (ws.root / "pids").read_text().split()]
+    for _ in range(100):  # SIGKILL is delivered at once; the states follow within moments
+        if not any(alive(pid) for pid in pids):
+            break
+        await asyncio.sleep(0.05)
+    assert [alive(pid) for pid in pids] == [False, False]
 
 
 async def test_output_is_capped_with_a_marker(ws):

@@ -716,13 +716,23 @@ def test_cors_only_when_configured():
     with serving(agents={"a": agent}) as client:
         closed = client.get("/v1/health", headers=origin)
     with serving(agents={"a": agent}, cors_origins=["http://localhost:3000"], token=TOKEN) as c:
-        preflight = c.options(
-            "/v1/runs",
-            headers={**origin, "Access-Control-Request-Method": "POST"},
+        # A browser's preflight never carries the token: it must pass without it, so the
+        # guard has to sit inside CORS. httpx.options, not c: c sends the token.
+        preflight = httpx.options(
+            c.server.url + "/v1/runs",
+            headers={
+                **origin,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization, content-type",
+            },
         )
         opened = c.get("/v1/health", headers=origin)
+        refused = httpx.get(c.server.url + "/v1/health", headers=origin)  # no token
     assert "access-control-allow-origin" not in closed.headers
-    assert preflight.status_code == 200
+    assert preflight.status_code == 200, preflight.text
+    assert preflight.headers["access-control-allow-origin"] == "http://localhost:3000"
+    assert "POST" in preflight.headers["access-control-allow-methods"]
+    assert refused.status_code == 401  # only the preflight goes without the token
     assert opened.headers["access-control-allow-origin"] == "http://localhost:3000"
 
 
