@@ -37,6 +37,24 @@ __all__ = ["TeamTimeline", "Bar", "Marker"]
 
 #: Events the timeline is drawn from (agent tokens are not needed).
 PATTERNS = ("team.*", "agent.start", "agent.complete", "agent.error", "provider.*", "tool.*")
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def _widgets_work() -> bool:
+    """Whether to show the interactive widget: in a kernel where widgets work (decided as
+    for the approval card) and with anywidget installed (the notebook extra)."""
+    from IPython import get_ipython
+
+    from .approval import widgets_work
+
+    kernel = getattr(get_ipython(), "kernel", None)
+    if kernel is None or not widgets_work(kernel):
+        return False
+    try:
+        import anywidget  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 class TeamTimeline:
@@ -64,6 +82,9 @@ class TeamTimeline:
         self._print_at_close = False
         #: How many live display updates were sent (batched: far fewer than events).
         self.updates = 0
+        #: The interactive view, where widgets work (timeline_widget.py); None elsewhere.
+        self.widget: Any = None
+        self._final_at: int | None = None  # how many events the final update showed
         from ..teams.base import AgentTeam
 
         if isinstance(source, AgentTeam):
@@ -99,7 +120,11 @@ class TeamTimeline:
             return
 
         def show_here() -> None:
-            handle = display(self._repr_mimebundle_(), raw=True, display_id=self._bus is not None)
+            if _widgets_work():
+                from .timeline_widget import TimelineWidget
+
+                self.widget = TimelineWidget(self._build())
+            handle = display(self._bundle(), raw=True, display_id=self._bus is not None)
             if self._bus is not None and handle is not None:
                 self._handles.append(handle)
 
@@ -116,7 +141,7 @@ class TeamTimeline:
             for pattern in PATTERNS:
                 self._bus.unsubscribe(pattern, self._on_event)
             self._bus = None
-        self._flush()
+        self._flush(final=True)
         self._handles = []
         if self._print_at_close:
             self._print_at_close = False
@@ -126,7 +151,7 @@ class TeamTimeline:
         if not self._handles:
             return
         if final:
-            self._flush()
+            self._flush(final=True)
             return
         if self._pending is not None:
             return
@@ -138,17 +163,26 @@ class TeamTimeline:
         delay = max(0.0, self._last_flush + self.interval - time.monotonic())
         self._pending = loop.call_later(delay, self._flush)
 
-    def _flush(self) -> None:
+    def _flush(self, final: bool = False) -> None:
+        """One batched update: the widget gets the new and changed bars (the whole state
+        and a fresh static form when the run ends); without it, the display is redrawn."""
         if self._pending is not None:
             self._pending.cancel()
             self._pending = None
-        if not self._handles:
-            return
+        if not self._handles or (final and self._final_at == len(self.events)):
+            return  # (the run's end and close() both ask for the final update: send it once)
+        self._final_at = len(self.events) if final else None
         self._last_flush = time.monotonic()
         self.updates += 1
-        bundle, handles = self._repr_mimebundle_(), list(self._handles)
+        widget, layout = self.widget, self._build()
+        if widget is not None and not final:
+            call_in_main(lambda: widget.push(layout))
+            return
+        bundle, handles = self._bundle(layout), list(self._handles)
 
         def update() -> None:
+            if widget is not None:
+                widget.sync(layout)
             for handle in handles:
                 handle.update(bundle, raw=True)
 
@@ -192,6 +226,21 @@ class TeamTimeline:
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
         return {"text/plain": self.summary(), "text/html": self.to_html()}
+
+    def _bundle(self, layout: Layout | None = None) -> dict[str, Any]:
+        """What is displayed: the widget's view where there is one, with the static form
+        beside it in the same output, which front ends without the widget (an untrusted
+        reopen, nbconvert, GitHub) show instead."""
+        layout = layout or self._build()
+        bundle: dict[str, Any] = {
+            "text/plain": render_summary(layout),
+            "text/html": render_html(layout, self.width),
+        }
+        if self.widget is not None:
+            view = self.widget._repr_mimebundle_()
+            view = view[0] if isinstance(view, tuple) else view
+            bundle[WIDGET_VIEW] = view[WIDGET_VIEW]
+        return bundle
 
     def to_svg(self) -> str:
         """The swimlanes as a standalone inline SVG (hover titles, no script)."""
