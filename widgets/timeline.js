@@ -81,11 +81,57 @@ function s(tag, attrs) {
   return node;
 }
 
+// -- the model's data, shared by its views ---------------------------------------------
+// Kept per model from the moment anywidget creates it (initialize), so batches that arrive
+// before a view is on screen are not lost; a gap in the batch numbers (a batch missed all
+// the same) asks the kernel for the current state once.
+
+const stores = new WeakMap();
+
+function storeOf(model) {
+  let data = stores.get(model);
+  if (data) return data;
+  data = { bars: new Map(), lanes: [], title: "", seq: 0, views: new Set(), asked: false };
+  const load = () => {
+    data.bars = new Map(model.get("bars").map((b) => [b.id, b]));
+    data.lanes = model.get("lanes").slice();
+    data.title = model.get("title");
+    data.seq = Math.max(data.seq, model.get("seq"));
+    data.views.forEach((draw) => draw());
+  };
+  const onMsg = (msg) => {
+    if (!msg || msg.type !== "bars") return;
+    performance.mark("victor-timeline-update-start");
+    if (msg.reset) data.bars.clear();
+    else if (msg.seq !== data.seq + 1 && !data.asked) {
+      data.asked = true; // one request: the answer (a reset) brings everything
+      model.send({ type: "resync" });
+    }
+    if (msg.reset) data.asked = false;
+    for (const b of msg.bars) data.bars.set(b.id, b);
+    if (msg.lanes) data.lanes = msg.lanes;
+    if (msg.title) data.title = msg.title;
+    data.seq = msg.seq;
+    data.views.forEach((draw) => draw());
+    performance.mark("victor-timeline-update-end");
+    performance.measure("victor-timeline-update", "victor-timeline-update-start", "victor-timeline-update-end");
+  };
+  model.on("change:bars", load);
+  model.on("change:lanes", load);
+  model.on("change:title", load);
+  model.on("msg:custom", onMsg);
+  load();
+  stores.set(model, data);
+  return data;
+}
+
+function initialize({ model }) {
+  storeOf(model);
+}
+
 function render({ model, el }) {
+  const data = storeOf(model);
   const state = {
-    bars: new Map(), // id -> bar
-    lanes: [],
-    seq: 0,
     view: null, // [t0, t1] or null: fit (follows a live run)
     hiddenLanes: new Set(),
     hiddenKinds: new Set(),
@@ -132,15 +178,9 @@ function render({ model, el }) {
   el.append(root);
 
   // -- data -----------------------------------------------------------------------------
-  function loadAll() {
-    state.bars = new Map(model.get("bars").map((b) => [b.id, b]));
-    state.lanes = model.get("lanes").slice();
-    state.seq = model.get("seq");
-    state.title = model.get("title");
-  }
   function span() {
     let lo = Infinity, hi = -Infinity;
-    for (const b of state.bars.values()) {
+    for (const b of data.bars.values()) {
       lo = Math.min(lo, b.start);
       hi = Math.max(hi, b.end ?? b.start);
     }
@@ -159,16 +199,17 @@ function render({ model, el }) {
   }
   function paint() {
     frame = 0;
+    hideStatic();
     performance.mark("victor-timeline-paint-start");
     const width = Math.max(300, chart.clientWidth || el.clientWidth || 800);
     const plotW = width - LABEL_W - 8;
-    const lanes = state.lanes.filter((l) => !state.hiddenLanes.has(l));
+    const lanes = data.lanes.filter((l) => !state.hiddenLanes.has(l));
     const laneH = lanes.length > 20 ? 16 : 24;
     const height = AXIS_H + lanes.length * laneH + 4;
     const [t0, t1] = visible();
     const x = (t) => LABEL_W + ((t - t0) / (t1 - t0)) * plotW;
     const row = new Map(lanes.map((l, i) => [l, i]));
-    title.textContent = state.title;
+    title.textContent = data.title;
     svg.replaceChildren();
     svg.setAttribute("width", width);
     svg.setAttribute("height", height);
@@ -198,7 +239,7 @@ function render({ model, el }) {
       svg.append(label);
     });
     let drawn = 0;
-    const order = [...state.bars.values()].sort((a, b) => (a.kind === "run" ? -1 : 0) - (b.kind === "run" ? -1 : 0));
+    const order = [...data.bars.values()].sort((a, b) => (a.kind === "run" ? -1 : 0) - (b.kind === "run" ? -1 : 0));
     for (const b of order) {
       const i = row.get(b.lane);
       const end = b.end ?? span()[1];
@@ -238,9 +279,19 @@ function render({ model, el }) {
       const again = svg.querySelector(`rect.b[data-id="${state.focusId}"]`);
       if (again && root.contains(document.activeElement)) again.focus({ preventScroll: true });
     }
-    if (state.selected !== null) fillPanel(state.bars.get(state.selected));
+    if (state.selected !== null) fillPanel(data.bars.get(state.selected));
     performance.mark("victor-timeline-paint-end");
     performance.measure("victor-timeline-paint", "victor-timeline-paint-start", "victor-timeline-paint-end");
+  }
+
+  // The static chart victor displays beside the widget (for reopened and exported
+  // notebooks) is hidden while the widget lives: same cell, our own marker class.
+  function hideStatic() {
+    const area = el.closest(".jp-OutputArea, .output_area, .output");
+    if (!area) return;
+    for (const node of area.querySelectorAll(".victor-timeline")) {
+      (node.closest(".jp-OutputArea-child") || node).style.display = "none";
+    }
   }
 
   // -- tooltip and side panel -------------------------------------------------------------
@@ -268,7 +319,7 @@ function render({ model, el }) {
   function hideTip() { tip.hidden = true; }
   function open(id) {
     state.selected = id;
-    fillPanel(state.bars.get(id));
+    fillPanel(data.bars.get(id));
   }
   function fillPanel(b) {
     if (!b) return;
@@ -324,34 +375,14 @@ function render({ model, el }) {
     if (ev.key === "Escape") { state.selected = null; panel.hidden = true; }
   });
 
-  // -- the model: full state, then batches of changes -----------------------------------
-  loadAll();
-  const onFull = () => { loadAll(); draw(); };
-  const onMsg = (msg) => {
-    if (!msg || msg.type !== "bars") return;
-    performance.mark("victor-timeline-update-start");
-    if (msg.reset) state.bars.clear();
-    for (const b of msg.bars) state.bars.set(b.id, b);
-    if (msg.lanes) state.lanes = msg.lanes;
-    if (msg.title) state.title = msg.title;
-    state.seq = msg.seq;
-    el.dataset.seq = msg.seq;
-    draw();
-    performance.mark("victor-timeline-update-end");
-    performance.measure("victor-timeline-update", "victor-timeline-update-start", "victor-timeline-update-end");
-  };
-  model.on("change:bars", onFull);
-  model.on("change:lanes", onFull);
-  model.on("change:title", onFull);
-  model.on("msg:custom", onMsg);
+  // -- the model's data: full state, then batches of changes (storeOf) --------------------
+  const onData = () => { el.dataset.seq = data.seq; draw(); };
+  data.views.add(onData);
   const resize = new ResizeObserver(draw);
   resize.observe(chart);
   paint();
   return () => {
-    model.off("change:bars", onFull);
-    model.off("change:lanes", onFull);
-    model.off("change:title", onFull);
-    model.off("msg:custom", onMsg);
+    data.views.delete(onData);
     window.removeEventListener("mousemove", onDrag);
     window.removeEventListener("mouseup", onUp);
     resize.disconnect();
@@ -359,4 +390,4 @@ function render({ model, el }) {
   };
 }
 
-export default { render };
+export default { initialize, render };

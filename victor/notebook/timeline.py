@@ -120,13 +120,16 @@ class TeamTimeline:
             return
 
         def show_here() -> None:
+            # The static form first, its own output: what a reopened (the widget's model is
+            # gone) or exported notebook shows; the widget's view hides it while it lives.
+            handle = display(self._repr_mimebundle_(), raw=True, display_id=self._bus is not None)
+            if self._bus is not None and handle is not None:
+                self._handles.append(handle)
             if _widgets_work():
                 from .timeline_widget import TimelineWidget
 
                 self.widget = TimelineWidget(self._build())
-            handle = display(self._bundle(), raw=True, display_id=self._bus is not None)
-            if self._bus is not None and handle is not None:
-                self._handles.append(handle)
+                display(self._view_bundle(), raw=True)
 
         # From run_sync's loop thread, display on the cell's thread (as StreamView does):
         # output sent from another thread can land in the wrong cell.
@@ -178,7 +181,11 @@ class TeamTimeline:
         if widget is not None and not final:
             call_in_main(lambda: widget.push(layout))
             return
-        bundle, handles = self._bundle(layout), list(self._handles)
+        bundle = {
+            "text/plain": render_summary(layout),
+            "text/html": render_html(layout, self.width),
+        }
+        handles = list(self._handles)
 
         def update() -> None:
             if widget is not None:
@@ -227,20 +234,11 @@ class TeamTimeline:
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
         return {"text/plain": self.summary(), "text/html": self.to_html()}
 
-    def _bundle(self, layout: Layout | None = None) -> dict[str, Any]:
-        """What is displayed: the widget's view where there is one, with the static form
-        beside it in the same output, which front ends without the widget (an untrusted
-        reopen, nbconvert, GitHub) show instead."""
-        layout = layout or self._build()
-        bundle: dict[str, Any] = {
-            "text/plain": render_summary(layout),
-            "text/html": render_html(layout, self.width),
-        }
-        if self.widget is not None:
-            view = self.widget._repr_mimebundle_()
-            view = view[0] if isinstance(view, tuple) else view
-            bundle[WIDGET_VIEW] = view[WIDGET_VIEW]
-        return bundle
+    def _view_bundle(self) -> dict[str, Any]:
+        """The widget's output: its view, and a line of text where no widget renders."""
+        view = self.widget._repr_mimebundle_()
+        view = view[0] if isinstance(view, tuple) else view
+        return {WIDGET_VIEW: view[WIDGET_VIEW], "text/plain": "(the interactive timeline)"}
 
     def to_svg(self) -> str:
         """The swimlanes as a standalone inline SVG (hover titles, no script)."""

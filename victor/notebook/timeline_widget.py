@@ -125,6 +125,22 @@ class TimelineWidget(anywidget.AnyWidget):
         self._seq = 0
         self.messages = 0
         self.bytes = 0
+        self.on_msg(self._on_front_end)
+
+    def _on_front_end(self, _widget: Any, content: Any, _buffers: Any) -> None:
+        """The front end missed a batch (one came before its model existed): send what it
+        should have, once, as a reset. Read whenever the kernel reads comm messages."""
+        if isinstance(content, dict) and content.get("type") == "resync":
+            bars = list(self._sent.values())
+            self._send_batch(bars, reset=True, lanes=self._lanes, title=self._title)
+
+    def _send_batch(self, bars: list[dict[str, Any]], reset: bool, **changed: Any) -> None:
+        message: dict[str, Any] = {"type": "bars", "seq": self._seq, "bars": bars, **changed}
+        if reset:
+            message["reset"] = True
+        self.send(message)
+        self.messages += 1
+        self.bytes += len(json.dumps(message))
 
     def push(self, layout: Layout) -> None:
         """Send the bars that are new or changed since the last batch (one message)."""
@@ -139,17 +155,13 @@ class TimelineWidget(anywidget.AnyWidget):
         if not (changed or lanes_changed or reset or title != self._title):
             return
         self._seq += 1
-        message: dict[str, Any] = {"type": "bars", "seq": self._seq, "bars": changed}
+        extra: dict[str, Any] = {}
         if lanes_changed:
-            message["lanes"] = self._lanes = list(layout.lanes)
+            extra["lanes"] = self._lanes = list(layout.lanes)
         if title != self._title:
-            message["title"] = self._title = title
-        if reset:
-            message["reset"] = True
-        self.send(message)
-        self.messages += 1
-        self.bytes += len(json.dumps(message))
+            extra["title"] = self._title = title
         self._sent.update((bar["id"], bar) for bar in changed)
+        self._send_batch(changed, reset, **extra)
 
     def sync(self, layout: Layout) -> None:
         """Sync the whole state (the run ended): what a saved widget state holds."""
