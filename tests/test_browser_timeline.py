@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import httpx
 import nbformat
 import pytest
 
@@ -49,8 +50,17 @@ def _open(page, url: str):
     return cells
 
 
-def _run_all(page, cells, count: int) -> None:
-    page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=60_000)
+def _run_all(page, cells, count: int, url: str) -> None:
+    # Cells run before the kernel is connected would be dropped: wait for an idle kernel.
+    base, token = url.split("/lab/")[0], url.split("token=")[1]
+    deadline = time.monotonic() + 60
+    while not any(
+        k["execution_state"] == "idle"
+        for k in httpx.get(f"{base}/api/kernels", params={"token": token}).json()
+    ):
+        assert time.monotonic() < deadline, "no idle kernel in 60 s"
+        time.sleep(0.25)
+    time.sleep(1)
     cells.nth(0).locator(".jp-InputArea-editor").click()
     for _ in range(count):
         page.keyboard.press("Shift+Enter")
@@ -60,8 +70,13 @@ def _range(svg) -> tuple[float, float]:
     return float(svg.get_attribute("data-t0")), float(svg.get_attribute("data-t1"))
 
 
-def test_the_timeline_widget_live_and_interactive_in_jupyterlab(lab_server, tmp_path):
+@pytest.mark.parametrize("front_end", ["jupyterlab", "notebook7"])
+def test_the_timeline_widget_live_and_interactive(lab_server, tmp_path, front_end):
+    """The same server serves JupyterLab (/lab/tree/...) and Notebook 7 (/notebooks/...)."""
     url, root = lab_server
+    page_url = url.replace("stream.ipynb", "team.ipynb")
+    if front_end == "notebook7":
+        page_url = page_url.replace("/lab/tree/", "/notebooks/")
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {
         "name": "python3",
@@ -81,8 +96,8 @@ def test_the_timeline_widget_live_and_interactive_in_jupyterlab(lab_server, tmp_
         )
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            cells = _open(page, url.replace("stream.ipynb", "team.ipynb"))
-            _run_all(page, cells, 2)
+            cells = _open(page, page_url)
+            _run_all(page, cells, 2, url)
             widget = cells.nth(1).locator(".vtl")
             widget.wait_for(timeout=60_000)
             svg = widget.locator("svg").first
@@ -158,6 +173,12 @@ def test_the_timeline_widget_live_and_interactive_in_jupyterlab(lab_server, tmp_
             widget.locator('.vtl-show-lane[data-lane="m1"]').click()
             time.sleep(0.1)
             restored = widget.locator('rect.b[data-lane="m1"]').count()
+            # A plain click on a lane's name highlights it: the other lanes fade.
+            widget.locator('text.vtl-lane[data-lane="m2"]').click()
+            time.sleep(0.1)
+            faded = widget.locator('rect.b[data-lane="m3"]').first.get_attribute("opacity")
+            kept = widget.locator('rect.b[data-lane="m2"]').first.get_attribute("opacity")
+            widget.locator('text.vtl-lane[data-lane="m2"]').click()
 
             # Keyboard: Tab moves from bar to bar, Enter opens the focused one.
             widget.locator("rect.b").first.focus()
@@ -182,6 +203,7 @@ def test_the_timeline_widget_live_and_interactive_in_jupyterlab(lab_server, tmp_
     assert fitted == pytest.approx(whole)
     assert before_m1 > 0 and hidden_lane_labels == 0 and restored == before_m1
     assert models_shown == 0
+    assert float(faded) < 0.5 and float(kept) == 1
     assert focused == first_id and opened
     for name in ("live", "final", "hover", "panel", "zoomed", "filtered"):
         assert (shots / f"timeline-{name}.png").stat().st_size > 5_000, name
@@ -192,7 +214,8 @@ def test_the_timeline_widget_live_and_interactive_in_jupyterlab(lab_server, tmp_
     assert "victor-timeline" in static["text/html"] and "completed" in static["text/plain"]
     assert "application/vnd.jupyter.widget-view+json" in view
     assert static_hidden  # while the widget lives, its static twin is not shown
-    _static_chart_when_reopened(saved, lab_server, tmp_path)
+    if front_end == "jupyterlab":
+        _static_chart_when_reopened(saved, lab_server, tmp_path)
 
 
 def _static_chart_when_reopened(saved, lab_server, tmp_path: Path) -> None:
