@@ -108,7 +108,10 @@ def test_live_batches_send_only_new_and_changed_bars_and_the_end_syncs_all():
 def test_the_front_end_ships_inside_the_wheel(tmp_path):
     """The wheel maps widgets/ to victor/widgets/ (hatch force-include); from such an
     installed layout, esm_path() finds timeline.js inside the package."""
-    import tomllib
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
 
     config = tomllib.loads((REPO / "pyproject.toml").read_text())
     include = config["tool"]["hatch"]["build"]["targets"]["wheel"]["force-include"]

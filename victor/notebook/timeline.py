@@ -15,8 +15,14 @@ notebooks show it.
 
 ``deterministic=True`` places everything by event order instead of wall-clock time and
 leaves durations out, so documentation built from scripted runs does not change between
-executions. Live updates go through ``display(..., display_id=True)`` and are batched to
-at most ``interval`` (0.1 s) apart, with one final update when the run ends.
+executions. Live updates are batched to at most ``interval`` (0.1 s) apart (``_changed``
+and ``_flush``: the one throttle here), with one final update when the run ends.
+
+Where widgets work (a kernel as the approval card needs it, and anywidget installed), the
+static form is displayed first and the interactive ``TimelineWidget`` (timeline_widget.py,
+front end widgets/timeline.js) after it; the widget hides its static twin while it lives,
+and a reopened or exported notebook shows the static one. Live, the widget gets batches of
+new and changed bars; the static output is updated once, at the end.
 
 The timeline as data (lanes, bars, markers) is built in timeline_layout.py and drawn in
 timeline_render.py; this module is the notebook object, static or live.
