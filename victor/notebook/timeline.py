@@ -183,19 +183,20 @@ class TeamTimeline:
         self._final_at = len(self.events) if final else None
         self._last_flush = time.monotonic()
         self.updates += 1
-        widget, layout = self.widget, self._build()
-        if widget is not None and not final:
-            call_in_main(lambda: widget.push(layout))
-            return
-        bundle = {
-            "text/plain": render_summary(layout),
-            "text/html": render_html(layout, self.width),
-        }
-        handles = list(self._handles)
+        layout, handles = self._build(), list(self._handles)
 
         def update() -> None:
+            # On the cell's thread, where show() creates the widget: read it here.
+            widget = self.widget
+            if widget is not None and not final:
+                widget.push(layout)
+                return
             if widget is not None:
                 widget.sync(layout)
+            bundle = {
+                "text/plain": render_summary(layout),
+                "text/html": render_html(layout, self.width),
+            }
             for handle in handles:
                 handle.update(bundle, raw=True)
 
