@@ -337,7 +337,8 @@ def test_importing_victor_loads_no_sdk_ipython_or_asyncio():
     code = (
         "import sys; from victor import Agent; "
         "print(sorted(m for m in ('anthropic', 'openai', 'httpx', 'IPython', 'jsonschema', "
-        "'asyncio', 'llama_cpp', 'pandas', 'numpy', 'victor.notebook') if m in sys.modules))"
+        "'asyncio', 'llama_cpp', 'pandas', 'numpy', 'victor.notebook', 'anywidget', "
+        "'ipywidgets', 'traitlets') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

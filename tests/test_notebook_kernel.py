@@ -202,14 +202,19 @@ def test_team_run_sync_shows_its_timeline_in_its_own_cell():
     )
     client = RecordingClient(nb, resources={"metadata": {"path": str(REPO)}})
     client.execute()
-    [shown] = client.of_type(1, "display_data")
+    # The static form (followed by display id), then the widget's view (batches by comm).
+    shown, view = client.of_type(1, "display_data")
+    assert "application/vnd.jupyter.widget-view+json" in view["content"]["data"]
+    assert client.of_type(1, "comm_open"), "the widget's state reaches it from this cell"
     updates = client.of_type(1, "update_display_data")
     assert updates, "the timeline follows the run"
     display_id = shown["content"]["transient"]["display_id"]
     assert {u["content"]["transient"]["display_id"] for u in updates} == {display_id}
     assert "team 'desk' · completed" in updates[-1]["content"]["data"]["text/plain"]
     for other in (0, 2):
-        assert not client.of_type(other, "display_data", "update_display_data")
-    (saved,) = nb.cells[1].outputs
+        assert not client.of_type(
+            other, "display_data", "update_display_data", "comm_open", "comm_msg"
+        )
+    saved, _view = nb.cells[1].outputs
     assert "team 'desk' · completed" in saved.data["text/plain"]
     assert nb.cells[2].outputs[0].text == "final text\n"

@@ -15,9 +15,14 @@ notebooks show it.
 
 ``deterministic=True`` places everything by event order instead of wall-clock time and
 leaves durations out, so documentation built from scripted runs does not change between
-executions. Live updates go through ``display(..., display_id=True)`` and are batched to
-at most ``interval`` (0.1 s) apart, with one final update when the run ends (the throttled
-display of display.py, as ``StreamView``'s).
+executions. Live updates are batched to at most ``interval`` (0.1 s) apart (the one throttle
+of display.py, as ``StreamView``'s), with one final update when the run ends.
+
+Where widgets work (a kernel as the approval card needs it, and anywidget installed), the
+static form is displayed first and the interactive ``TimelineWidget`` (timeline_widget.py,
+front end widgets/timeline.js) after it; the widget hides its static twin while it lives,
+and a reopened or exported notebook shows the static one. Live, the widget gets batches of
+new and changed bars; the static output is updated once, at the end.
 
 The timeline as data (lanes, bars, markers) is built in timeline_layout.py and drawn in
 timeline_render.py; this module is the notebook object, static or live.
@@ -37,6 +42,24 @@ __all__ = ["TeamTimeline", "Bar", "Marker"]
 
 #: Events the timeline is drawn from (agent tokens are not needed).
 PATTERNS = ("team.*", "agent.start", "agent.complete", "agent.error", "provider.*", "tool.*")
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def _widgets_work() -> bool:
+    """Whether to show the interactive widget: in a kernel where widgets work (decided as
+    for the approval card) and with anywidget installed (the notebook extra)."""
+    from IPython import get_ipython
+
+    from .approval import widgets_work
+
+    kernel = getattr(get_ipython(), "kernel", None)
+    if kernel is None or not widgets_work(kernel):
+        return False
+    try:
+        import anywidget  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 class TeamTimeline:
@@ -61,6 +84,11 @@ class TeamTimeline:
         self._output = LiveOutput()
         self._throttle = Throttle(self._flush, interval)
         self._print_at_close = False
+        #: How many batched updates were made (far fewer than events).
+        self.updates = 0
+        #: The interactive view, where widgets work (timeline_widget.py); None elsewhere.
+        self.widget: Any = None
+        self._final_at: int | None = None  # how many events the final update showed
         from ..teams.base import AgentTeam
 
         if isinstance(source, AgentTeam):
@@ -94,13 +122,24 @@ class TeamTimeline:
         if get_ipython() is None:
             self._print_at_close = True
             return
-        bundle = self._repr_mimebundle_()
-        if self._bus is not None:
-            self._output.show(bundle)  # live: updated as events arrive
-        else:
-            # From run_sync's loop thread, display on the cell's thread (as StreamView does):
-            # output sent from another thread can land in the wrong cell.
-            call_in_main(lambda: display(bundle, raw=True))
+
+        def show_here() -> None:
+            # The static form first, its own output: what a reopened (the widget's model is
+            # gone) or exported notebook shows; the widget's view hides it while it lives.
+            bundle = self._repr_mimebundle_()
+            if self._bus is not None:
+                self._output.show(bundle)  # live: updated when the run ends
+            else:
+                display(bundle, raw=True)
+            if _widgets_work():
+                from .timeline_widget import TimelineWidget
+
+                self.widget = TimelineWidget(self._build())
+                display(self._view_bundle(), raw=True)
+
+        # From run_sync's loop thread, display on the cell's thread (as StreamView does):
+        # output sent from another thread can land in the wrong cell.
+        call_in_main(show_here)
 
     def _ipython_display_(self) -> None:
         self.show()
@@ -111,8 +150,9 @@ class TeamTimeline:
             for pattern in PATTERNS:
                 self._bus.unsubscribe(pattern, self._on_event)
             self._bus = None
-            if self._output.shown:
-                self._throttle.run()
+        if self._output.shown:
+            self._throttle.cancel()
+            self._flush(final=True)
         if self._print_at_close:
             self._print_at_close = False
             print(self.summary())
@@ -127,12 +167,33 @@ class TeamTimeline:
         if not self._output.shown:
             return  # nobody watches: nothing to draw
         if final:
-            self._throttle.run()
+            self._throttle.cancel()
+            self._flush(final=True)
         else:
             self._throttle.poke()
 
-    def _flush(self) -> None:
-        self._output.post(self._repr_mimebundle_())
+    def _flush(self, final: bool = False) -> None:
+        """One batched update: the widget gets the new and changed bars (the whole state
+        and a fresh static form when the run ends); without it, the display is redrawn."""
+        if final and self._final_at == len(self.events):
+            return  # (the run's end and close() both ask for the final update: send it once)
+        self._final_at = len(self.events) if final else None
+        self.updates += 1
+        layout = self._build()
+
+        def update() -> None:
+            # On the cell's thread, where show() creates the widget: read it here.
+            widget = self.widget
+            if widget is not None and not final:
+                widget.push(layout)
+                return
+            if widget is not None:
+                widget.sync(layout)
+            self._output.post(
+                {"text/plain": render_summary(layout), "text/html": render_html(layout, self.width)}
+            )
+
+        call_in_main(update)
 
     # -- the model built from events ---------------------------------------------------
 
@@ -172,6 +233,14 @@ class TeamTimeline:
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
         return {"text/plain": self.summary(), "text/html": self.to_html()}
+
+    def _view_bundle(self) -> dict[str, Any]:
+        """The widget's output: its view alone. (No text/plain: the static output above it
+        is the text form, and a notebook's checked outputs do not depend on whether the
+        kernel that ran it had widgets.)"""
+        view = self.widget._repr_mimebundle_()
+        view = view[0] if isinstance(view, tuple) else view
+        return {WIDGET_VIEW: view[WIDGET_VIEW]}
 
     def to_svg(self) -> str:
         """The swimlanes as a standalone inline SVG (hover titles, no script)."""

@@ -31,6 +31,9 @@ class Bar:
     #: For runs: the final answer (what the transcript holds), and the event run id.
     result: str | None = None
     run_id: str | None = None
+    #: The call's own text, whole (the widget's side panel): prompt, answer, arguments,
+    #: result, each as the events carry it.
+    fields: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -72,6 +75,7 @@ class Layout:
         self.now = times[-1] if times else 0.0
         runs: dict[str, Bar] = {}
         open_calls: dict[str, Bar] = {}
+        last_call: dict[str, Bar] = {}  # a run's latest model call: it gave the answer
         last_response: dict[str, float] = {}
         for event, t in zip(selected, times, strict=True):
             data, kind = event.data, event.type
@@ -121,6 +125,7 @@ class Layout:
                     label=f"{lane} run",
                     run_id=event.run_id,
                     detail=[f"{lane}: {short(data.get('task', ''))}"],
+                    fields={"prompt": data.get("task", "")},
                 )
                 self.bars.append(bar)
             elif kind in ("agent.complete", "agent.error"):
@@ -130,6 +135,9 @@ class Layout:
                     if kind == "agent.complete":
                         bar.result = data.get("result", "")
                         bar.detail.append(f"answer: {short(bar.result)}")
+                        bar.fields["answer"] = bar.result
+                        if event.run_id in last_call:
+                            last_call[event.run_id].fields["answer"] = bar.result
                     else:
                         bar.error = str(data.get("error"))
             elif kind == "provider.request":
@@ -140,7 +148,10 @@ class Layout:
                     f"{data.get('provider')}/{data.get('model')}",
                     f"{data.get('messages', '?')} messages in",
                 ]
-                open_calls[event.run_id or ""] = bar
+                run = runs.get(event.run_id or "")
+                if run is not None:  # the events carry the run's task, not each request
+                    bar.fields["prompt"] = run.fields.get("prompt", "")
+                open_calls[event.run_id or ""] = last_call[event.run_id or ""] = bar
                 self.bars.append(bar)
             elif kind == "provider.response":
                 bar = open_calls.pop(event.run_id or "", None)
@@ -178,10 +189,12 @@ class Layout:
                     f"{lane}: {bar.label}",
                     f"arguments: {short(data.get('arguments', {}), 80)}",
                 ]
+                bar.fields["arguments"] = data.get("arguments", {})
                 if kind == "tool.error":
                     bar.error = str(data.get("error"))
                 else:
                     bar.detail.append(f"result: {short(data.get('result', ''), 80)}")
+                    bar.fields["result"] = data.get("result", "")
                 if not deterministic:
                     bar.detail.append(f"{seconds:.2f} s")
                 self.bars.append(bar)
