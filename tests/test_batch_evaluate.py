@@ -11,7 +11,8 @@ import sys
 import pytest
 
 import victor
-from victor import Agent, ConfigurationError
+from tests.servers import Json
+from victor import Agent, ConfigurationError, OutputValidationError
 from victor.batch import Evaluation, contains, exact_match, llm_judge
 from victor.batch.evaluate import parse_grade
 from victor.testing import FunctionProvider
@@ -99,20 +100,77 @@ async def test_an_llm_judge_grades_through_an_agent():
         prompt = messages[-1].content
         asked.append(prompt)
         if "Barcelona" in prompt:
-            return "2/10 - wrong city"
+            return "Barcelona is not the capital of Spain.\nGRADE: 2"
         if "Tokyo" in prompt:
             return "Hard to say."  # the judge misbehaves: that score stays empty
-        return "9\nCorrect."
+        return "It names the capital.\n**Grade:** 9/10"
 
     judge = llm_judge(Agent(provider=FunctionProvider(grade)), "Is it the right capital?")
     report = await victor.evaluate(DATASET, answering(str), [judge], progress=False, name="v1")
     scores = [row["judge"] for row in report.scores["v1"]]
     assert scores == [0.9, 0.9, 0.2, None]
-    assert report.score_errors["v1"][3]["judge"].startswith("ValueError: the judge's reply")
+    # Only the failed score is kept, with its error's type and message.
+    assert list(report.score_errors["v1"]) == [3]
+    error = report.score_errors["v1"][3]["judge"]
+    assert error["type"] == "OutputValidationError"
+    assert error["message"].startswith("the judge's reply does not end with a line 'GRADE")
     assert math.isclose(report.means()["v1"]["judge"], 2.0 / 3)
     first = asked[0]
     assert "Is it the right capital?" in first and "capital of France?" in first
     assert "Reference answer:\nParis" in first and "Answer to grade:\nParis" in first
+    assert first.rstrip().endswith("GRADE: <a whole number from 0 (fails the criteria) to 10 "
+                                   "(meets them fully)>")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("reply", "score"),
+    [
+        # Each once made up a grade from the first digit or word it found.
+        ("The answer is not correct.", None),  # was 1.0 ("correct")
+        ("The answer says 7 times 8 is 54, which is wrong. Grade: 0", None),  # was 0.7
+        ("The answer says 7 times 8 is 54, which is wrong.\nGrade: 0", 0.0),
+        ("Question 3: what is 7 times 8?", None),  # it echoed the question: was 0.3
+    ],
+)
+async def test_a_judge_reply_without_a_grade_line_is_a_score_error_not_a_number(reply, score):
+    judge = llm_judge(Agent(provider=FunctionProvider(lambda messages, tools: reply)))
+    dataset = [{"input": "What is 7 times 8?", "expected": "56"}]
+    report = await victor.evaluate(dataset, answering_with("54"), [judge], progress=False)
+    [variant] = report.variants
+    assert report.scores[variant][0]["judge"] == score
+    errors = report.score_errors[variant]
+    if score is None:
+        assert errors[0]["judge"]["type"] == "OutputValidationError"
+        assert repr(reply[-40:])[1:-1] in errors[0]["judge"]["message"]
+    else:
+        assert errors == {}
+
+
+async def test_a_judge_on_a_provider_holding_schemas_gives_a_typed_verdict(openai_server):
+    openai_server.script(
+        Json({"reason": "54 is not 7 times 8.", "grade": 0}),
+        Json({"reason": "Right.", "grade": 10}),
+    )
+    judge_agent = await Agent.create(
+        provider="openai", base_url=openai_server.url + "/v1", api_key="sk-test"
+    )
+    judge = llm_judge(judge_agent)
+    dataset = [{"input": "What is 7 times 8?", "expected": "56"}]
+    report = await victor.evaluate(
+        dataset, {"wrong": answering_with("54"), "right": answering_with("56")}, [judge],
+        progress=False, concurrency=1,
+    )  # fmt: skip
+    assert [report.scores[v][0]["judge"] for v in report.variants] == [0.0, 1.0]
+    assert report.score_errors == {"wrong": {}, "right": {}}
+    spec = openai_server.requests[0].body["response_format"]["json_schema"]
+    assert spec["name"] == "Verdict" and spec["strict"] is True
+    assert spec["schema"]["properties"]["grade"]["enum"] == list(range(11))
+    assert "GRADE:" not in openai_server.requests[0].body["messages"][-1]["content"]
+    await judge_agent.cleanup()
+
+
+def answering_with(answer):
+    return Agent(provider=FunctionProvider(lambda messages, tools: answer))
 
 
 async def test_a_failed_item_scores_zero_and_a_failing_scorer_is_reported():
@@ -133,7 +191,9 @@ async def test_a_failed_item_scores_zero_and_a_failing_scorer_is_reported():
     rows = report.scores[report.variants[0]]
     assert [row["em"] for row in rows] == [1.0, 0.0, 0.0, 0.0]
     assert rows[1]["x"] == 0.0  # the failed item: 0 for every scorer
-    assert rows[0]["x"] is None and "KeyError" in report.score_errors[report.variants[0]][0]["x"]
+    assert rows[0]["x"] is None
+    errors = report.score_errors[report.variants[0]]
+    assert errors == {0: {"x": {"type": "KeyError", "message": "'oops'"}}}
     assert report.results[report.variants[0]].summary.failed == 1
 
 
@@ -145,16 +205,17 @@ async def test_bad_scorers_are_reported_up_front():
         await victor.evaluate(DATASET, agent, [], progress=False)
     report = await victor.evaluate(DATASET, agent, {"bad": lambda o: "yes"}, progress=False)
     assert report.scores[report.variants[0]][0]["bad"] is None
-    assert "return a bool or a number" in report.score_errors[report.variants[0]][0]["bad"]
+    error = report.score_errors[report.variants[0]][0]["bad"]
+    assert error["type"] == "TypeError" and "return a bool or a number" in error["message"]
 
 
-def test_grades_are_read_from_what_judges_write():
-    assert parse_grade("8") == 0.8
-    assert parse_grade("Grade: 10/10, perfect") == 1.0
-    assert parse_grade("7.5 - mostly right") == 0.75
-    assert parse_grade("PASS") == 1.0 and parse_grade("Fail: wrong city") == 0.0
-    with pytest.raises(ValueError, match="no grade"):
-        parse_grade("hmm")
+def test_a_grade_is_read_only_from_the_last_line():
+    assert parse_grade("Right city.\nGRADE: 8") == 0.8
+    assert parse_grade("Perfect.\n\n**Grade:** 10/10.\n") == 1.0
+    assert parse_grade("Mostly right.\ngrade: 7.5") == 0.75
+    for reply in ("8", "GRADE: 8\nthough it could be better", "PASS", "GRADE: 11", "hmm", ""):
+        with pytest.raises(OutputValidationError, match="does not end with a line 'GRADE"):
+            parse_grade(reply)
 
 
 def _svg(html: str) -> str:

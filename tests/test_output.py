@@ -203,6 +203,27 @@ async def test_still_invalid_after_the_retries_is_an_output_validation_error(ser
 
 
 @pytest.mark.parametrize("streaming", [False, True], ids=["run", "astream"])
+async def test_an_answer_cut_off_by_max_tokens_says_so_at_once(openai_server, streaming):
+    # Asking again would end the same way: the error names the limit, not "Invalid JSON".
+    openai_server.script(Text('{"city": "Paris", "country": "Fra', stop_reason="length"))
+    agent = await Agent.create(
+        provider="openai", base_url=openai_server.url + "/v1", api_key=SECRET, max_tokens=12
+    )
+    with pytest.raises(OutputValidationError) as caught:
+        if streaming:
+            [_ async for _ in agent.astream("Capital of France?", output_type=City)]
+        else:
+            await agent.run("Capital of France?", output_type=City)
+    message = str(caught.value)
+    assert message.startswith("the model's answer was cut off by max_tokens=12 before the City")
+    assert caught.value.raw == '{"city": "Paris", "country": "Fra'
+    assert f"it ends: {caught.value.raw!r}" in message
+    assert "Raise max_tokens" in message and "Invalid JSON" not in message
+    assert len(openai_server.requests) == 1
+    await agent.cleanup()
+
+
+@pytest.mark.parametrize("streaming", [False, True], ids=["run", "astream"])
 @pytest.mark.parametrize("name", ["openai", "anthropic"])
 async def test_a_refusal_is_an_output_validation_error_at_once(request, name, streaming):
     """OpenAI's Structured Outputs refusal and Anthropic's ``refusal`` stop reason give no

@@ -20,6 +20,7 @@ from victor import (
     State,
 )
 from victor.core.events import EventBus
+from victor.messages import AgentResponse
 from victor.teams import NoConsensusError, StructuredOutputError, TeamError, TeamResult
 from victor.testing import FunctionProvider, ScriptedProvider, call
 
@@ -200,6 +201,129 @@ async def test_a_plan_that_stays_malformed_is_a_clear_error():
     ) as err:
         await team.run("Do it")
     assert err.value.result is not None and len(err.value.result.transcript) == 2
+
+
+def many(n, assignee="<member role>"):
+    return [{"id": i, "assignee": assignee, "task": "t", "depends_on": []} for i in range(1, n + 1)]
+
+
+@pytest.mark.parametrize(
+    ("bad", "says"),
+    [
+        # What the embedded model wrote before plans were bounded (issue 25):
+        ({"subtasks": many(57)}, "the plan has 57 subtasks; plan at most 8"),
+        ({"subtasks": many(1)}, "'<member role>' is not one of your members"),
+        (
+            {"subtasks": [{"id": 1, "assignee": "dev", "task": "t", "depends_on": ["France"]}]},
+            "subtask 1 depends on 'France', which is not an earlier subtask; depends_on lists "
+            "only ids of subtasks before it (none here)",
+        ),
+        (
+            {"subtasks": [{**many(1, "dev")[0], "depends_on": [2]}, many(2, "dev")[1]]},
+            "subtask 1 depends on 2, which is not an earlier subtask",
+        ),
+        ({"subtasks": many(2, "dev")[:1] * 2}, "subtask ids must be unique"),
+    ],
+)
+async def test_a_plan_out_of_bounds_is_sent_back_with_what_is_wrong(bad, says):
+    good = {"subtasks": [many(1, "dev")[0], {**many(2, "dev")[1], "depends_on": [1, 1]}]}
+    plans = [json.dumps(bad), json.dumps(good)]
+    provider = routed(
+        {
+            "lead": lambda p: (
+                plans.pop(0)
+                if "Plan how" in p
+                else ("Done." if "Write the final" in p else '{"decision": "accept"}')
+            ),
+            "dev": "work",
+        }
+    )
+    team = AgentTeam.hierarchical("lead", ["dev"], provider=provider)
+    result = await team.run("Do it")
+    first, retry = result.transcript[0], result.transcript[1]
+    assert says in first.rejected and retry.rejected is None
+    assert result.details["plan"][1]["depends_on"] == ["1"]
+    assert "at most 8 subtasks" in provider.requests[0][-1].content
+
+
+async def test_the_plan_schema_bounds_what_a_plan_can_be(openai_server):
+    # A typed plan: the schema the API holds the model to lists the members' roles, the
+    # most subtasks and the ids; the plan and the review have their own token limit.
+    openai_server.script(
+        Json({"subtasks": [{"id": 1, "assignee": "writer", "task": "draft", "depends_on": []}]}),
+        Text("a draft"),
+        Json({"decision": "accept", "subtasks": [], "reason": ""}),
+        Text("The article."),
+    )
+    team = AgentTeam.hierarchical(
+        "lead",
+        ["writer", Agent(name="ed", role="editor")],
+        max_subtasks=3,
+        plan_max_tokens=300,
+        provider="openai",
+        base_url=openai_server.url + "/v1",
+        api_key="sk-test",
+    )
+    try:
+        result = await team.run("Write an article")
+    finally:
+        await team.cleanup()
+    assert result.answer == "The article."
+    bodies = [r.body for r in openai_server.requests]
+    assert [b["max_tokens"] for b in bodies] == [300, 4096, 300, 4096]
+    plan = bodies[0]["response_format"]["json_schema"]["schema"]
+    subtasks = plan["properties"]["subtasks"]
+    assert (subtasks["minItems"], subtasks["maxItems"]) == (1, 3)
+    subtask = plan["$defs"]["Subtask"]["properties"]
+    assert subtask["assignee"]["enum"] == ["writer", "editor"]
+    assert subtask["id"]["enum"] == [1, 2, 3]
+    assert subtask["depends_on"]["items"]["enum"] == [1, 2]
+    assert subtask["depends_on"]["maxItems"] == 2
+    review = bodies[2]["response_format"]["json_schema"]["schema"]
+    assert review["properties"]["subtasks"]["maxItems"] == 1
+    redo = review["$defs"]["Redo"]["properties"]
+    assert redo["id"]["enum"] == [1]
+    assert redo["assignee"]["anyOf"][0]["enum"] == ["writer", "editor"]
+
+
+CUT = '{"subtasks": [{"id": 1, "assignee": "writer", "task": "France", "depends_on": [1, 1, 1'
+
+
+async def test_a_typed_plan_cut_off_by_max_tokens_says_so(openai_server):
+    openai_server.script(Text(CUT, stop_reason="length"))
+    team = AgentTeam.hierarchical(
+        "lead",
+        ["writer"],
+        provider="openai",
+        base_url=openai_server.url + "/v1",
+        api_key="sk-test",
+    )
+    try:
+        with pytest.raises(StructuredOutputError) as err:
+            await team.run("Write an article")
+    finally:
+        await team.cleanup()
+    message = str(err.value)
+    assert message.startswith("lead's plan was cut off by max_tokens=1024 before it was complete")
+    assert "depends_on" in message and "raise plan_max_tokens= (now 1024)" in message
+    assert "Invalid JSON" not in message
+    assert isinstance(err.value.__cause__, OutputValidationError)
+    assert len(openai_server.requests) == 1  # not asked again: it would end the same way
+
+
+async def test_a_plan_in_words_cut_off_by_max_tokens_says_so():
+    def lead(messages, tools):
+        return AgentResponse(content=CUT, stop_reason="max_tokens")
+
+    team = AgentTeam.hierarchical(
+        Agent(name="lead", provider=FunctionProvider(lead, max_tokens=200)), ["writer"]
+    )
+    with pytest.raises(StructuredOutputError) as err:
+        await team.run("Write an article")
+    # The lead's own limit is the lower one: that is the one to raise.
+    assert str(err.value).startswith("lead's plan was cut off by max_tokens=200")
+    assert "raise lead's max_tokens= (now 200)" in str(err.value)
+    assert len(err.value.result.transcript) == 1
 
 
 async def test_a_failed_member_is_reassigned_by_the_lead():

@@ -9,7 +9,8 @@ output scored, and the variants compared side by side in a table and a plot.
 A scorer is a function ``(output)``, ``(output, expected)`` or ``(output, expected,
 item)``, sync or async, returning a bool or a number (higher is better); ``expected`` is
 the item's ``expected`` field (``expected=`` names another). A failed item scores 0; a
-scorer that raises leaves that score empty and says why in ``score_errors``.
+scorer that raises leaves that score empty and its error (type and message) is kept in
+``score_errors``.
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from ..errors import ConfigurationError
+from pydantic import BaseModel, Field
+
+from ..errors import ConfigurationError, OutputValidationError
 from .core import Backend, batch
 from .items import Prompt, task_for
 from .results import BatchResults
@@ -61,47 +64,89 @@ Reference answer:
 Answer to grade:
 {output}
 
-Reply with a grade from 0 (fails the criteria) to 10 (meets them fully) on the first line,
-then one sentence saying why."""
+{how}"""
+
+#: How a judge whose provider holds answers to a schema is asked (the schema is ``Verdict``).
+TYPED_VERDICT = "Give your verdict: one sentence saying why, then a grade from 0 (fails the \
+criteria) to 10 (meets them fully)."
+
+#: How any other judge is asked; ``parse_grade`` reads the last line.
+WORDS_VERDICT = """Write one sentence saying why, then end your reply with a last line
+GRADE: <a whole number from 0 (fails the criteria) to 10 (meets them fully)>"""
+
+
+class Verdict(BaseModel):
+    """A judge's verdict on one answer."""
+
+    reason: str = Field(description="One sentence: why this grade.")
+    grade: Literal[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10] = Field(
+        description="0: fails the criteria; 10: meets them fully."
+    )
 
 
 def llm_judge(
     agent: Any, criteria: str = "Is the answer correct and complete?", *, name: str = "judge"
 ) -> Scorer:
     """A scorer that asks ``agent`` (an ``Agent``) to grade each output from 0 to 10 against
-    ``criteria`` and the expected answer; the score is the grade / 10."""
+    ``criteria`` and the expected answer; the score is the grade / 10.
+
+    A judge whose provider holds answers to a schema (structured outputs, the local model's
+    grammar) gives a typed ``Verdict``; any other is asked to end its reply with the line
+    ``GRADE: <0-10>``. A reply without one is a score error, never a guessed number.
+    """
 
     async def judge(output: Any, expected: Any, item: Any) -> float:
         try:
             question = task_for(item, None)[0]
         except ConfigurationError:
             question = str(item)
+        typed = _holds_schemas(agent)
         prompt = JUDGE_PROMPT.format(
             criteria=criteria,
             question=question,
             expected="(none given)" if expected is None else expected,
             output=output,
+            how=TYPED_VERDICT if typed else WORDS_VERDICT,
         )
+        if typed:
+            verdict = await agent.run(prompt, output_type=Verdict)
+            return verdict.grade / 10
         return parse_grade(await agent.run(prompt))
 
     judge.__name__ = judge.__qualname__ = name
     return judge
 
 
-_GRADE = re.compile(r"(?<![\w.])(10(?:\.0+)?|\d(?:\.\d+)?)(?:\s*/\s*10)?(?![\w.])")
+def _holds_schemas(agent: Any) -> bool:
+    """Whether the provider ``agent`` would run on constrains answers to a schema (the test
+    the teams use to ask for typed plans and votes)."""
+    provider = getattr(agent, "_run_provider", None)
+    return bool(provider is not None and provider().native_output)
+
+
+# "GRADE: 7", also "**Grade:** 7/10." (markdown emphasis, "/10", a full stop).
+_GRADE_LINE = re.compile(
+    r"[*_\s]*GRADE[*_\s]*:[*_\s]*(10(?:\.0+)?|\d(?:\.\d+)?)\s*(?:/\s*10)?[*_.\s]*",
+    re.IGNORECASE,
+)
 
 
 def parse_grade(reply: str) -> float:
-    """A judge's reply as a score from 0 to 1: its first grade 0-10, else pass/fail words."""
-    match = _GRADE.search(reply)
-    if match:
-        return float(match.group(1)) / 10
-    words = reply.lower()
-    if re.search(r"\b(pass|yes|correct)\b", words):
-        return 1.0
-    if re.search(r"\b(fail|no|incorrect|wrong)\b", words):
-        return 0.0
-    raise ValueError(f"the judge's reply has no grade: {reply[:120]!r}")
+    """A judge's reply as a score from 0 to 1: its last line must be ``GRADE: <0-10>``
+    (markdown emphasis and "/10" allowed). Anything else is an ``OutputValidationError``:
+    a grade is never guessed from other numbers or words in the reply."""
+    lines = [line for line in reply.strip().splitlines() if line.strip()]
+    match = _GRADE_LINE.fullmatch(lines[-1]) if lines else None
+    if match is None:
+        excerpt = reply if len(reply) <= 120 else "..." + reply[-117:]  # where a grade goes
+        raise OutputValidationError(
+            f"the judge's reply does not end with a line 'GRADE: <0-10>', so it has no "
+            f"grade: {excerpt!r}. Use a judge model that follows the format, or one whose "
+            f"provider holds answers to a schema (typed verdicts)",
+            raw=reply,
+            errors=[],
+        )
+    return float(match.group(1)) / 10
 
 
 # -- evaluate ------------------------------------------------------------------------------
@@ -172,8 +217,9 @@ class Evaluation:
     expected_field: str = "expected"
     #: ``scores[variant][i][scorer]``: item ``i``'s score (None: the scorer failed).
     scores: dict[str, list[dict[str, float | None]]] = field(default_factory=dict)
-    #: ``score_errors[variant][i][scorer]``: why a scorer failed on item ``i``.
-    score_errors: dict[str, list[dict[str, str]]] = field(default_factory=dict)
+    #: ``score_errors[variant][i][scorer]``: why a scorer failed on item ``i``, as
+    #: ``{"type": "ValueError", "message": "..."}``; only items with a failed scorer.
+    score_errors: dict[str, dict[int, dict[str, dict[str, str]]]] = field(default_factory=dict)
 
     @property
     def variants(self) -> list[str]:
@@ -304,11 +350,12 @@ class Evaluation:
                     self.scores[variant][index][name] = _as_score(value, name)
                 except Exception as exc:  # noqa: BLE001 - one scorer failing is data
                     self.scores[variant][index][name] = None
-                    self.score_errors[variant][index][name] = f"{type(exc).__name__}: {exc}"
+                    errors = self.score_errors[variant].setdefault(index, {})
+                    errors[name] = {"type": type(exc).__name__, "message": str(exc)}
 
         for variant in self.results:
             self.scores[variant] = [{} for _ in self.items]
-            self.score_errors[variant] = [{} for _ in self.items]
+            self.score_errors[variant] = {}
         await asyncio.gather(
             *(
                 score(variant, index, name, scorer)
@@ -317,6 +364,8 @@ class Evaluation:
                 for name, scorer in scorers.items()
             )
         )
+        for variant, errors in self.score_errors.items():  # in item order, not finishing order
+            self.score_errors[variant] = dict(sorted(errors.items()))
 
 
 # -- the plot ------------------------------------------------------------------------------

@@ -42,6 +42,10 @@ __all__ = ["Limits", "run_loop", "run_tool_call"]
 
 logger = get_logger("victor.loop")
 
+#: Stop reasons of a response the token limit cut off ("length" is victor's word for it;
+#: "max_tokens" is Anthropic's, as a test provider may give it).
+CUT_OFF = frozenset({"length", "max_tokens"})
+
 
 @dataclass(frozen=True, slots=True)
 class Limits:
@@ -187,6 +191,8 @@ async def run_loop(
                 try:
                     value = output.validate(response.content)
                 except ValidationError as exc:
+                    if response.stop_reason in CUT_OFF:  # asking again would end the same way
+                        raise _cut_off(output, response, provider.max_tokens) from None
                     if retries == output.retries:
                         raise _invalid_output(output, response.content, exc) from None
                     retries += 1
@@ -229,6 +235,19 @@ async def run_loop(
     except Exception as exc:
         await scope.emit("agent.error", {"error": str(exc), "error_type": type(exc).__name__})
         raise
+
+
+def _cut_off(output: OutputType, response: AgentResponse, limit: int) -> OutputValidationError:
+    """A typed answer the token limit stopped before it was complete."""
+    raw = response.content
+    tail = raw if len(raw) <= 160 else "…" + raw[-160:]
+    return OutputValidationError(
+        f"the model's answer was cut off by max_tokens={limit} before the "
+        f"{output.schema.name} was complete, so it is not valid JSON; it ends: {tail!r}. "
+        f"Raise max_tokens, or ask for less (a smaller type, a shorter task)",
+        raw=raw,
+        errors=[],
+    )
 
 
 def _excerpt(raw: str, limit: int = 300) -> str:

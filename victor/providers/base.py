@@ -18,6 +18,7 @@ import weakref
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Collection, Iterable, Mapping
 from contextlib import aclosing
+from contextvars import ContextVar
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
@@ -42,6 +43,10 @@ __all__ = [
     "get_provider_class",
     "available_providers",
 ]
+
+#: A lower ``max_tokens`` for the requests made in this context (``with bound(...)``): a
+#: team's plan or a judge's verdict is short, so a model that loops is stopped early.
+max_tokens_cap: ContextVar[int | None] = ContextVar("max_tokens_cap", default=None)
 
 
 class Provider(ABC):
@@ -124,6 +129,17 @@ class Provider(ABC):
         return f"{type(self).__name__}(model={self.model!r}, base_url={self.base_url!r})"
 
     # -- settings --------------------------------------------------------------------
+
+    @property
+    def max_tokens(self) -> int:
+        """The most tokens a response may have: the setting, or less where a step caps it
+        (``max_tokens_cap``)."""
+        cap = max_tokens_cap.get()
+        return self._max_tokens if cap is None else min(cap, self._max_tokens)
+
+    @max_tokens.setter
+    def max_tokens(self, value: int) -> None:
+        self._max_tokens = value
 
     @property
     def base_url(self) -> str | None:

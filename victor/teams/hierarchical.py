@@ -1,8 +1,12 @@
 """Hierarchical formation: a lead plans, members execute, the lead reviews and answers.
 
-1. The lead writes a plan: JSON subtasks, each assigned to one member by role (never to
-   itself or to anyone outside the team), with optional ``depends_on``. A malformed or
-   invalid plan is sent back with the problem (``plan_retries`` times).
+1. The lead writes a plan: at most ``max_subtasks`` JSON subtasks, each assigned to one
+   member by role (never to itself or to anyone outside the team), with ``depends_on``
+   naming earlier subtasks. A malformed or invalid plan is sent back with the problem
+   (``plan_retries`` times). The plan's schema says all this (the members' roles, the
+   most subtasks, the ids), so a model held to it (structured outputs, the local model's
+   grammar) cannot write anything else; the plan and the review are capped at
+   ``plan_max_tokens`` tokens, and one the limit cut off is an error that says so.
 2. Subtasks run as soon as their dependencies are done, so independent ones run at the
    same time; each gets the results of its dependencies. A ``team.delegate`` event marks
    each hand-off, a ``team.round`` event each execution round.
@@ -18,9 +22,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from functools import lru_cache
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, WithJsonSchema, create_model
 
 from ..core.agent import Agent
 from .base import (
@@ -42,8 +47,9 @@ __all__ = ["HierarchicalTeam", "PLAN_PROMPT", "SUBTASK_PROMPT", "REVIEW_PROMPT",
 PLAN_PROMPT = """You lead a team. Plan how your team members will do the task below.
 Your members (assign work only to them, by role): {members}.
 
-Break the task into subtasks and assign each to exactly one member. Subtasks that do not
-depend on each other run at the same time; list a subtask's prerequisites in depends_on.
+Break the task into at most {max_subtasks} subtasks (a simple task needs one), numbered
+1, 2, 3 ..., and assign each to exactly one member. Subtasks that do not depend on each
+other run at the same time; list in depends_on the ids of earlier subtasks it needs.
 Reply with only a JSON object, no other text:
 {"subtasks": [{"id": 1, "assignee": "<member role>", "task": "<what to do>", "depends_on": []}]}
 
@@ -94,8 +100,58 @@ class Review(BaseModel):
     reason: str = ""
 
 
+@lru_cache(maxsize=64)
+def plan_type(assignees: tuple[str, ...], max_subtasks: int) -> type[Plan]:
+    """``Plan`` whose schema bounds what a plan can be: 1 to ``max_subtasks`` subtasks with
+    ids 1, 2, 3 ..., each assigned to one of ``assignees``, depending on other ids (the
+    schema cannot say "earlier": ``HierarchicalTeam._check_plan`` does). Validation stays
+    lenient (ids as strings, a role in another case) for replies parsed from words; the
+    check says what is wrong with those."""
+    ids = list(range(1, max_subtasks + 1))
+    earlier: dict[str, Any] = {"type": "array", "maxItems": max_subtasks - 1}
+    if max_subtasks > 1:
+        earlier["items"] = _enum(ids[:-1])
+    subtask = create_model(
+        "Subtask",
+        __base__=Subtask,
+        id=(Annotated[int | str, WithJsonSchema(_enum(ids))], ...),
+        assignee=(Annotated[str, WithJsonSchema(_enum(assignees))], ...),
+        depends_on=(
+            Annotated[list[int | str], WithJsonSchema(earlier)],
+            Field(default_factory=list),
+        ),
+    )
+    bounded = Field(min_length=1, json_schema_extra={"maxItems": max_subtasks})
+    return create_model("Plan", __base__=Plan, subtasks=(list[subtask], bounded))
+
+
+@lru_cache(maxsize=64)
+def review_type(ids: tuple[int | str, ...], assignees: tuple[str, ...]) -> type[Review]:
+    """``Review`` whose schema names only the plan's subtasks and the members' roles."""
+    someone = {"anyOf": [_enum(assignees), {"type": "null"}]}
+    redo = create_model(
+        "Redo",
+        __base__=Redo,
+        id=(Annotated[int | str, WithJsonSchema(_enum(ids))], ...),
+        assignee=(Annotated[str | None, WithJsonSchema(someone)], None),
+    )
+    bounded = Field(default_factory=list, json_schema_extra={"maxItems": len(ids)})
+    return create_model("Review", __base__=Review, subtasks=(list[redo], bounded))
+
+
+def _enum(values: Sequence[Any]) -> dict[str, Any]:
+    """A JSON schema allowing only ``values`` (typed, for grammars that need a type)."""
+    kind = "integer" if all(isinstance(v, int) for v in values) else "string"
+    allowed = [v if kind == "integer" else str(v) for v in values]
+    return {"type": kind, "enum": list(dict.fromkeys(allowed))}
+
+
 class HierarchicalTeam(AgentTeam):
-    """A lead that plans, delegates to its members, reviews and writes the answer."""
+    """A lead that plans, delegates to its members, reviews and writes the answer.
+
+    ``max_subtasks``: the most subtasks a plan may have. ``plan_max_tokens``: the most
+    tokens the plan and each review may take (below the lead's own ``max_tokens``).
+    """
 
     formation = "hierarchical"
     plan_prompt = PLAN_PROMPT
@@ -111,6 +167,8 @@ class HierarchicalTeam(AgentTeam):
         review: bool = True,
         max_replans: int = 1,
         plan_retries: int = 1,
+        max_subtasks: int = 8,
+        plan_max_tokens: int = 1024,
         **options: Any,
     ) -> None:
         check_count(list(subagents), 1, "hierarchical")
@@ -120,17 +178,22 @@ class HierarchicalTeam(AgentTeam):
         self.review = review
         self.max_replans = check_positive(max_replans, "max_replans", 0)
         self.plan_retries = check_positive(plan_retries, "plan_retries", 0)
+        self.max_subtasks = check_positive(max_subtasks, "max_subtasks")
+        self.plan_max_tokens = check_positive(plan_max_tokens, "plan_max_tokens")
 
     async def _coordinate(self, run: TeamRun) -> str:
-        roles = ", ".join(_role(m) for m in self.subagents)
+        labels = tuple(_role(m) for m in self.subagents)
+        roles = ", ".join(labels)
         plan, turn = await run.ask_json(
             self.lead,
-            fill(self.plan_prompt, task=run.task, members=roles),
-            Plan,
+            fill(self.plan_prompt, task=run.task, members=roles, max_subtasks=self.max_subtasks),
+            plan_type(labels, self.max_subtasks),
             kind="plan",
             what="plan",
             check=self._check_plan,
             retries=self.plan_retries,
+            max_tokens=self.plan_max_tokens,
+            limit_setting="plan_max_tokens",
         )
         run.require(turn, "planning")
         assert plan is not None
@@ -142,7 +205,7 @@ class HierarchicalTeam(AgentTeam):
                     "id": key,
                     "assignee": assignees[key].name,
                     "task": s.task,
-                    "depends_on": [str(d) for d in s.depends_on],
+                    "depends_on": list(dict.fromkeys(str(d) for d in s.depends_on)),
                 }
                 for key, s in subtasks.items()
             ],
@@ -150,18 +213,21 @@ class HierarchicalTeam(AgentTeam):
             replans=0,
         )
         results = await self._execute(run, subtasks, assignees, list(subtasks), {}, round=1)
+        reviewed = review_type(tuple(s.id for s in plan.subtasks), labels)
         for replan in range(1, self.max_replans + 2):
             if not self.review:
                 break
             review, turn = await run.ask_json(
                 self.lead,
                 fill(self.review_prompt, task=run.task, members=roles),
-                Review,
+                reviewed,
                 kind="review",
                 what="review decision",
                 context={"results": _report(subtasks, assignees, results)},
                 round=replan,
                 check=lambda r: self._check_review(r, subtasks),
+                max_tokens=self.plan_max_tokens,
+                limit_setting="plan_max_tokens",
             )
             run.require(turn, "reviewing")
             assert review is not None
@@ -268,7 +334,8 @@ class HierarchicalTeam(AgentTeam):
             results[key] = turn
             return turn
 
-        for key in _topological(subtasks, keys):
+        # Plan order: a subtask depends only on earlier ones (see _check_plan).
+        for key in [k for k in subtasks if k in keys]:
             jobs[key] = asyncio.ensure_future(do(key))
         await gather_all(jobs.values())
         return results
@@ -283,17 +350,23 @@ class HierarchicalTeam(AgentTeam):
         return member
 
     def _check_plan(self, plan: Plan) -> None:
+        if len(plan.subtasks) > self.max_subtasks:
+            raise ValueError(
+                f"the plan has {len(plan.subtasks)} subtasks; plan at most {self.max_subtasks}"
+            )
         keys = [str(s.id) for s in plan.subtasks]
         if len(set(keys)) != len(keys):
             raise ValueError(f"subtask ids must be unique, got {keys}")
-        for sub in plan.subtasks:
+        for index, sub in enumerate(plan.subtasks):
             self._assignee(sub.assignee)
+            earlier = keys[:index]
             for dep in sub.depends_on:
-                if str(dep) not in keys or str(dep) == str(sub.id):
+                if str(dep) not in earlier:
                     raise ValueError(
-                        f"subtask {sub.id} depends on {dep!r}, which is not another subtask id"
+                        f"subtask {sub.id} depends on {dep!r}, which is not an earlier subtask; "
+                        f"depends_on lists only ids of subtasks before it "
+                        f"({', '.join(earlier) or 'none here'})"
                     )
-        _topological({str(s.id): s for s in plan.subtasks}, keys)
 
     def _check_review(self, review: Review, subtasks: dict[str, Subtask]) -> None:
         if review.decision != "redo":
@@ -309,29 +382,6 @@ class HierarchicalTeam(AgentTeam):
 
 def _role(member: Agent) -> str:
     return member.role or member.name
-
-
-def _topological(subtasks: dict[str, Subtask], keys: list[str]) -> list[str]:
-    """``keys`` ordered so dependencies come first (plan order otherwise); cycles raise."""
-    order: list[str] = []
-    state: dict[str, str] = {}
-
-    def visit(key: str, path: tuple[str, ...]) -> None:
-        if state.get(key) == "done":
-            return
-        if key in path:
-            raise ValueError(
-                f"the subtasks depend on each other in a cycle: {' -> '.join([*path, key])}"
-            )
-        for dep in subtasks[key].depends_on:
-            if str(dep) in keys:
-                visit(str(dep), (*path, key))
-        state[key] = "done"
-        order.append(key)
-
-    for key in keys:
-        visit(key, ())
-    return order
 
 
 def _with_dependents(

@@ -59,6 +59,8 @@ class Turn:
     error: BaseException | None = None
     #: Why a structured reply was rejected (the member was asked again).
     rejected: str | None = None
+    #: Why the last model response stopped ("end", "length": cut off by max_tokens, ...).
+    stop_reason: str | None = None
     #: A structured reply as the object it was validated into (``ask_json``).
     output: Any = field(default=None, repr=False)
 

@@ -19,10 +19,12 @@ from pydantic import BaseModel, ValidationError
 from .._util import bound, new_id
 from ..core.agent import Agent
 from ..core.events import Event, EventBus, EventScope, current_scope, scope
+from ..core.loop import CUT_OFF
 from ..core.messages import RunFinished, TextDelta, Usage
 from ..core.output import json_object_in, output_type_for
 from ..core.run import lent_provider
 from ..errors import LimitExceededError, OutputValidationError
+from ..providers.base import max_tokens_cap
 from ..tools.registry import ToolLike
 from .result import StructuredOutputError, TeamError, TeamResult, Turn
 
@@ -87,12 +89,14 @@ class TeamRun:
         final: bool = False,
         output_type: Any = None,
         output_retries: int | None = None,
+        max_tokens: int | None = None,
     ) -> Turn:
         """Run ``member`` on ``prompt`` and record the turn. A member failure is returned
         in ``turn.error`` (the formation decides); team limits and cancellation raise.
 
         ``final=True`` marks the run whose text is the team's answer: ``astream`` yields it.
         With ``output_type`` the run is typed and ``turn.output`` is the validated answer.
+        ``max_tokens`` caps each response of this run below the member's own limit.
         """
         limit = self.team.max_requests
         if limit is not None and self.requests >= limit:
@@ -113,6 +117,7 @@ class TeamRun:
                 turn.requests += 1
             elif event.type == "provider.response":
                 turn.usage += Usage(**event.data.get("usage", {}))
+                turn.stop_reason = event.data.get("stop_reason")
 
         for pattern in ("agent.start", "provider.request", "provider.response"):
             member_bus.subscribe(pattern, observe)
@@ -123,7 +128,7 @@ class TeamRun:
         started = perf_counter()
         try:
             async with self._slot():
-                with self._lent(), scope(member_scope):
+                with self._lent(), scope(member_scope), _capped(max_tokens):
                     run = member.events(
                         prompt,
                         context,
@@ -161,11 +166,17 @@ class TeamRun:
         round: int | None = None,
         check: Callable[[M], None] | None = None,
         retries: int = 1,
+        max_tokens: int | None = None,
+        limit_setting: str = "max_tokens",
     ) -> tuple[M | None, Turn]:
         """Ask for a JSON reply and parse it into ``schema``; ``check`` may raise
         ``ValueError`` to reject it. A rejected reply is sent back with the problem, up to
         ``retries`` times, then ``StructuredOutputError``. A member failure returns
         ``(None, turn)`` with ``turn.error`` set.
+
+        ``max_tokens`` caps the reply (``limit_setting`` names the setting that gave it);
+        a reply the limit cut off is a ``StructuredOutputError`` saying so at once, since
+        asking again would end the same way.
 
         A member whose provider constrains answers to a schema (the APIs' structured
         outputs, the local model's grammar) is asked a typed run: its reply is valid JSON
@@ -185,9 +196,14 @@ class TeamRun:
                 round=round,
                 output_type=schema if typed else None,
                 output_retries=retries if typed else None,
+                max_tokens=max_tokens,
             )
+            cut_off = turn.stop_reason in CUT_OFF
             if isinstance(turn.error, OutputValidationError):  # sent back ``retries`` times
                 turn.rejected = str(turn.error)
+                if cut_off:
+                    error = self._cut_off(member, what, turn, max_tokens, limit_setting)
+                    raise error from turn.error
                 raise StructuredOutputError(
                     f"{member.name} did not reply with a valid {what}: {turn.error}"
                 ) from turn.error
@@ -201,6 +217,8 @@ class TeamRun:
                 return turn.output, turn
             except ValidationError as exc:
                 turn.rejected = f"it {output.problem(exc)}" if output is not None else str(exc)
+                if cut_off:
+                    raise self._cut_off(member, what, turn, max_tokens, limit_setting) from exc
             except ValueError as exc:  # the formation's check refused it
                 turn.rejected = str(exc)
             attempt_prompt = f"{prompt}\n\n{RETRY_NOTE.format(problem=turn.rejected)}"
@@ -210,6 +228,24 @@ class TeamRun:
             f"{member.name} did not reply with a valid {what} after {retries + 1} attempt(s): "
             f"{turn.rejected}\nIts last reply: {excerpt!r}. A model that follows JSON "
             f"instructions more reliably (or a lower temperature) usually fixes this"
+        )
+
+    def _cut_off(
+        self, member: Agent, what: str, turn: Turn, cap: int | None, setting: str
+    ) -> StructuredOutputError:
+        """The error for a structured reply the token limit stopped before it was complete."""
+        with self._lent():
+            own = member._run_provider().max_tokens
+        if cap is not None and cap < own:
+            limit, fix = cap, f"raise {setting}= (now {cap}) or give the team a smaller task"
+        else:
+            limit, fix = own, f"raise {member.name}'s max_tokens= (now {own})"
+        error = turn.error
+        text = error.raw if isinstance(error, OutputValidationError) else turn.content
+        tail = text if len(text) <= 160 else "..." + text[-160:]
+        return StructuredOutputError(
+            f"{member.name}'s {what} was cut off by max_tokens={limit} before it was complete "
+            f"(it ends: {tail!r}); {fix}"
         )
 
     def _native_output(self, member: Agent) -> bool:
@@ -303,6 +339,14 @@ class TeamRun:
             details=self.details,
             events=self.events,
         )
+
+
+def _capped(max_tokens: int | None) -> Any:
+    """``max_tokens_cap`` lowered to ``max_tokens`` for the block (if given)."""
+    if max_tokens is None:
+        return nullcontext()
+    outer = max_tokens_cap.get()
+    return bound(max_tokens_cap, max_tokens if outer is None else min(outer, max_tokens))
 
 
 def parse_json_object(text: str) -> dict[str, Any]:
