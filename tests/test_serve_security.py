@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from victor.serve.security import Guard
+
+from victor.hosting.security import Guard
 
 TOKEN = "test-token-0123456789abcdef"
 
