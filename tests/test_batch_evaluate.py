@@ -14,7 +14,7 @@ import victor
 from tests.servers import Json
 from victor import Agent, ConfigurationError, OutputValidationError
 from victor.batch import Evaluation, contains, exact_match, llm_judge
-from victor.batch.evaluate import parse_grade
+from victor.batch.judge import parse_grade
 from victor.testing import FunctionProvider
 
 DATASET = [{"input": f"capital of {c}?", "expected": a} for c, a in [
