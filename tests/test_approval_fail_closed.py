@@ -17,7 +17,7 @@ from concurrent.futures import Future
 import pytest
 
 from victor.notebook import approval as cards
-from victor.tools import ApprovalRequest, approval
+from victor.tools import ApprovalRequest, approval_prompt
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -125,6 +125,10 @@ async def test_an_interrupt_while_a_card_waits_cancels_the_question(monkeypatch)
 # -- the terminal prompt ----------------------------------------------------------------------
 
 
+#: What the terminal prompt is asked: the tool's name and the request as text.
+ASKED = ("write_file", "agent wants to call write_file")
+
+
 @pytest.fixture
 def stdin_pipe(monkeypatch):
     """stdin is a pipe; yields its write end."""
@@ -140,40 +144,40 @@ def stdin_pipe(monkeypatch):
 
 def test_end_of_input_at_the_terminal_is_a_no(stdin_pipe):
     stdin_pipe.close()  # Ctrl-D: end of input
-    assert approval._prompt(request(), None, threading.Event()) == "no"
+    assert approval_prompt._prompt(*ASKED, None, threading.Event()) == "no"
 
 
 def test_the_terminal_takes_a_real_answer(stdin_pipe):
     stdin_pipe.write("y\n")
     stdin_pipe.flush()
-    assert approval._prompt(request(), None, threading.Event()) == "yes"
+    assert approval_prompt._prompt(*ASKED, None, threading.Event()) == "yes"
 
 
 def test_a_stopped_prompt_is_a_no(stdin_pipe):
     stop = threading.Event()
     stop.set()
-    assert approval._read_line(None, stop) is None
-    assert approval._prompt(request(), None, stop) == "no"
+    assert approval_prompt._read_line(None, stop) is None
+    assert approval_prompt._prompt(*ASKED, None, stop) == "no"
 
 
 def test_no_answer_before_the_deadline_is_a_timeout(stdin_pipe):
-    assert approval._prompt(request(), 0.2, threading.Event()) == "timeout"
+    assert approval_prompt._prompt(*ASKED, 0.2, threading.Event()) == "timeout"
 
 
 async def test_an_interrupt_while_the_terminal_asks_propagates_and_refuses(stdin_pipe):
     """Cancelling the run (Ctrl-C in asyncio.run) while the prompt waits: the cancellation
     propagates and the reader thread stops with a no; nothing is approved."""
     answers: list[str] = []
-    original = approval._prompt
+    original = approval_prompt._prompt
 
     def prompt(*args):
         answers.append(original(*args))
         return answers[-1]
 
-    approval_prompt = pytest.MonkeyPatch()
-    approval_prompt.setattr(approval, "_prompt", prompt)
+    patch = pytest.MonkeyPatch()
+    patch.setattr(approval_prompt, "_prompt", prompt)
     try:
-        task = asyncio.create_task(approval._ask_in_terminal(request(), None))
+        task = asyncio.create_task(approval_prompt.ask_in_terminal(*ASKED, None))
         await asyncio.sleep(0.3)  # the prompt is waiting for a line
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -183,5 +187,5 @@ async def test_an_interrupt_while_the_terminal_asks_propagates_and_refuses(stdin
                 break
             await asyncio.sleep(0.05)
     finally:
-        approval_prompt.undo()
+        patch.undo()
     assert answers == ["no"]

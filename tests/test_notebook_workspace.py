@@ -8,6 +8,7 @@ is about values, which only ``context="values"`` may send.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -202,10 +203,15 @@ def test_a_thousand_variables_list_in_under_100_ms(kernel):
     assert float(took_ms) < 100, f"{took_ms} ms"  # typically ~5 ms: a 20x margin
 
 
-def test_outside_a_kernel_the_tools_say_so():
+def test_outside_a_kernel_the_tools_say_so(monkeypatch):
     import asyncio
 
     from victor.notebook.workspace import notebook_tools
+
+    # Another test in this process may have made an IPython shell: none here.
+    ipython = sys.modules.get("IPython")
+    if ipython is not None:
+        monkeypatch.setattr(ipython, "get_ipython", lambda: None)
 
     arguments = {"inspect_variable": {"name": "x"}, "insert_cell": {"code": "1"}}
     arguments["run_code"] = arguments["insert_cell"]
