@@ -47,8 +47,9 @@ test: lint chromium
 # python3.X on PATH if it runs, else the newest pyenv build of 3.X. Each gets its own
 # .venv-3.X with CORE_EXTRAS and TEST_TOOLS (the pure-Python extras; not `dev`: no
 # llama.cpp build, no Ray), reinstalled when pyproject.toml or this Makefile changes. The
-# core suite is CORE_TESTS: every test but those that need the local model, a browser or
-# repo2docker (tests of the ray extra skip themselves); no notebooks (nbval runs in
+# core suite is CORE_TESTS: every test but those that need the local model, pandas, a browser
+# or repo2docker (the notebook workspace's kernel tests explore DataFrames; the widget's kernel
+# test runs in the whole suite) (tests of the ray extra skip themselves); no notebooks (nbval runs in
 # $(VENV), hence addopts=""). A new test that needs more belongs in CORE_EXTRAS or here.
 # `make test` skips SKIP_PYTHON, $(VENV)'s Python, which has just run the whole suite.
 # A version not found is reported, and fails the run when CI=true.
@@ -61,7 +62,10 @@ CORE_TESTS  := tests \
 	--ignore=tests/test_browser.py --ignore=tests/test_binder.py \
 	--ignore=tests/test_provider_local.py --ignore=tests/test_llama_server.py \
 	--ignore=tests/test_output_local.py --ignore=tests/test_local_guard.py \
-	--ignore=tests/test_doctor.py
+	--ignore=tests/test_doctor.py \
+	--ignore=tests/test_notebook_workspace.py --ignore=tests/test_workspace_fix_kernel.py \
+	--ignore=tests/test_timeline_widget.py \
+	--deselect tests/test_cli.py::test_the_first_local_run_says_what_it_is_doing
 
 .PHONY: test-pythons
 test-pythons:
