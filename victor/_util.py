@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import contextvars
 import inspect
+import ipaddress
 import math
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Generic, ParamSpec, TypeVar
+from urllib.parse import urlsplit
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -217,3 +219,18 @@ def unknown_setting(name: str, where: str, groups: Mapping[str, Iterable[str]], 
     listed = "; ".join(f"{group}: {', '.join(sorted(names))}" for group, names in groups.items())
     message = f"{where} got an unknown setting {name!r}.{did_you_mean(name, known)} {listed}."
     return f"{message} {hint}" if hint else message
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is this machine only (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def url_is_loopback(url: str) -> bool:
+    """Whether ``url`` (with or without a scheme) points at this machine only."""
+    return is_loopback(urlsplit(url if "//" in url else f"//{url}").hostname or "")

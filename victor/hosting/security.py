@@ -16,12 +16,12 @@ from __future__ import annotations
 import errno
 import functools
 import hmac
-import ipaddress
 import os
 import socket
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from .._util import is_loopback
 from ..errors import ConfigurationError
 from .problem import PROBLEM_TYPE, Problem
 
@@ -38,16 +38,6 @@ def token_from_env() -> str | None:
 
 
 @functools.lru_cache(maxsize=64)  # asked for every request's local address
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` is this machine only (127.0.0.0/8, ::1, localhost)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def check_bind(host: str, token: str | None) -> None:
     """Refuse to listen beyond loopback without a token, saying why."""
     if token is None and not is_loopback(host):

@@ -10,9 +10,7 @@ every provider takes are declared in ``settings.py``.
 
 from __future__ import annotations
 
-import importlib
 import inspect
-import ipaddress
 import os
 import weakref
 from abc import ABC, abstractmethod
@@ -21,13 +19,13 @@ from contextlib import aclosing
 from contextvars import ContextVar
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, ClassVar
-from urllib.parse import urlsplit
 
 from .._secrets import get_logger, remember, scrub, secret_values
-from .._util import check_settings, did_you_mean, unknown_setting
+from .._util import check_settings, unknown_setting, url_is_loopback
 from ..core.events import current_scope
 from ..core.messages import AgentResponse, Message, OutputSchema, StreamEvent, TextDelta, ToolSpec
 from ..errors import ConfigurationError, ProviderError
+from .registry import available_providers, get_provider_class, register_provider
 from .retry import retry_delay, retry_reason
 from .settings import PASS_THROUGH_SETTINGS, PROVIDER_SETTINGS
 
@@ -302,7 +300,7 @@ class Provider(ABC):
         return client
 
     def _guard(self) -> None:
-        if _blocked and not _is_loopback(self.base_url):
+        if _blocked and not (self.base_url is None or url_is_loopback(self.base_url)):
             raise ProviderError(
                 f"real model requests are blocked (victor.testing.block_requests); "
                 f"{self.base_url} is not on this machine. Use a victor.testing provider or a "
@@ -429,52 +427,3 @@ def _set_blocked(value: bool) -> bool:
     global _blocked
     previous, _blocked = _blocked, value
     return previous
-
-
-def _is_loopback(url: str | None) -> bool:
-    if url is None:  # in-process providers make no request
-        return True
-    host = urlsplit(url if "//" in url else f"//{url}").hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-# -- the registry of provider names ----------------------------------------------------
-
-_registry: dict[str, str | type[Provider]] = {
-    "anthropic": "victor.providers.anthropic:AnthropicProvider",
-    "openai": "victor.providers.openai:OpenAIProvider",
-    "ollama": "victor.providers.ollama:OllamaProvider",
-    "local": "victor.providers.local:LocalProvider",
-    "llamacpp": "victor.providers.local:LocalProvider",
-}
-
-
-def register_provider(name: str, provider: type[Provider] | str) -> None:
-    """Make ``Agent.create(provider=name)`` use ``provider`` (a class or "module:Class")."""
-    _registry[name.lower()] = provider
-
-
-def available_providers() -> list[str]:
-    """The provider names ``Agent.create`` accepts."""
-    return sorted(_registry)
-
-
-def get_provider_class(name: str) -> type[Provider]:
-    """Resolve a provider name, importing its module on first use."""
-    entry = _registry.get(name.lower()) if isinstance(name, str) else None
-    if entry is None:
-        hint = did_you_mean(str(name).lower(), _registry)
-        raise ConfigurationError(
-            f"Unknown provider {name!r}.{hint} Available: {', '.join(available_providers())}; "
-            f"register your own with victor.providers.register_provider()"
-        )
-    if isinstance(entry, str):
-        module_name, _, class_name = entry.partition(":")
-        entry = getattr(importlib.import_module(module_name), class_name)
-        _registry[name.lower()] = entry
-    return entry  # type: ignore[return-value]

@@ -12,6 +12,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+from .._util import url_is_loopback
 from ..core.messages import (
     AgentResponse,
     Message,
@@ -24,7 +25,7 @@ from ..core.messages import (
     Usage,
 )
 from ..errors import ConfigurationError, ProviderError
-from .base import Provider, _is_loopback
+from .base import Provider
 from .retry import retry_after, retryable_status
 from .translation import StreamedCall, chat_messages, function_tools, split_options, stop_reason
 
@@ -73,7 +74,7 @@ class OpenAIProvider(Provider):
             # Local OpenAI-compatible servers (llama.cpp, vLLM) need no key but the SDK
             # insists on one. Only loopback gets a placeholder: a real endpoint still
             # fails here, naming the variable to set.
-            if _is_loopback(self.base_url):
+            if url_is_loopback(self.base_url or ""):
                 return "not-needed"
             raise
 
