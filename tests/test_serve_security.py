@@ -223,3 +223,27 @@ def test_lifespan_and_an_authorised_websocket_reach_the_app_as_they_are(kind):
     scope = {"type": kind, "path": "/", "headers": headers, "server": ("10.0.0.5", 80)}
     asyncio.run(Guard(app, token=TOKEN)(scope, receive, send))
     assert seen == [(scope, receive, send)]
+
+
+@pytest.mark.parametrize(
+    ("url", "local"),
+    [
+        ("http://127.0.0.1:8000/v1", True),
+        ("127.0.0.9:11434", True),
+        ("http://[::1]:8080", True),
+        ("http://localhost:1234", True),
+        ("https://api.openai.com/v1", False),
+        ("http://localhost.example.com", False),
+        ("http://10.0.0.1:8000", False),
+        ("http://0.0.0.0:8000", False),
+        ("", False),
+    ],
+)
+def test_one_loopback_rule_for_binds_and_provider_urls(url: str, local: bool) -> None:
+    # The same check decides whether serve may listen without a token and whether
+    # block_requests() lets a provider's request through: one rule, tested both ways.
+    from victor._util import is_loopback, url_is_loopback
+
+    assert url_is_loopback(url) is local
+    host = url.split("//")[-1].rsplit(":", 1)[0] if url else ""
+    assert is_loopback(host) is local
