@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+from time import perf_counter
 
 import pytest
 from pydantic import BaseModel
 
-from victor import Agent
+from victor import Agent, AgentTeam
 from victor.providers.local.provider import LocalProvider
+from victor.teams import StructuredOutputError, TeamError
 from victor.tools import tool
 
 FRANCE = "What is the capital of France?"
@@ -102,3 +104,64 @@ async def test_a_team_on_the_local_model_votes_with_valid_ballots(keep_loaded):
     assert len(votes) == 2 and all(t.ok and t.rejected is None for t in votes)
     assert {v["choice"] for v in result.details["votes"]} <= labels
     assert all(json.loads(t.content)["vote"] in labels for t in votes)
+
+
+@pytest.mark.timeout(180)  # the assertion below says how long it took
+async def test_a_hierarchical_team_on_the_local_model_is_bounded(keep_loaded):
+    # Issue 25: this team ran for minutes: at temperature 0 the plan repeated
+    # "depends_on": ["France", ...] to max_tokens, at 0.7 it listed 57 subtasks for
+    # "<member role>"; a member's reply repeated "Answer:" to max_tokens. The plan's schema
+    # now bounds it (members' roles, at most max_subtasks, ids), the plan and the review
+    # have plan_max_tokens, and a new "Answer:" line ends a local reply.
+    lead, researcher, writer = [
+        await Agent.create(provider="local", name=name, temperature=0.0)
+        for name in ("lead", "researcher", "writer")
+    ]
+    team = AgentTeam.hierarchical(lead, [researcher, writer])
+    started = perf_counter()
+    try:
+        result = await team.run(FRANCE)
+    except StructuredOutputError as exc:  # no valid plan: a clear error, quickly
+        assert "lead did not reply with a valid plan" in str(exc) or "cut off" in str(exc)
+        result = exc.result
+    except TeamError as exc:  # a valid plan, then a member failed or the lead gave up
+        result = exc.result
+    finally:
+        await team.cleanup()
+    elapsed = perf_counter() - started
+    turns = ", ".join(
+        f"{t.agent} {t.kind} {t.duration_ms / 1000:.0f} s {t.usage.output_tokens} tokens"
+        for t in result.transcript
+    )
+    assert elapsed < 60, f"the team took {elapsed:.0f} s: {turns}"
+    plans = [t for t in result.transcript if t.kind == "plan"]
+    assert 1 <= len(plans) <= 2 and all(t.usage.output_tokens <= 1024 for t in plans)
+    plan = result.details.get("plan")
+    if plan is not None:
+        assert 1 <= len(plan) <= team.max_subtasks
+        ids = [s["id"] for s in plan]
+        for index, subtask in enumerate(plan):
+            assert subtask["assignee"] in ("researcher", "writer")
+            assert set(subtask["depends_on"]) <= set(ids[:index])
+
+
+async def test_a_judge_on_the_local_model_gives_a_typed_verdict(keep_loaded):
+    from victor.batch import evaluate, llm_judge
+
+    agent = await Agent.create(provider="local", temperature=0.0, max_tokens=96)
+    answers = Agent(provider="local", max_tokens=8)
+    judge = llm_judge(agent)
+    report = await evaluate(
+        [{"input": "What is the capital of France?", "expected": "Paris"}],
+        answers,
+        [judge],
+        progress=False,
+    )
+    [variant] = report.variants
+    score = report.scores[variant][0]["judge"]
+    # A grade the grammar held to 0..10, or an error that says what went wrong.
+    assert score in [g / 10 for g in range(11)] or report.score_errors[variant][0]["judge"]
+    # The verdict's fields in the schema's order: the reason, then the grade.
+    assert list(json.loads(agent.last_run.content)) == ["reason", "grade"]
+    await agent.cleanup()
+    await answers.cleanup()

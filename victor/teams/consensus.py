@@ -79,8 +79,11 @@ class NoConsensusError(TeamError):
 
 
 class Vote(BaseModel):
-    vote: str
+    # The reason first: a model held to the schema writes the fields in this order, and
+    # on the bundled 270M model a reason after the vote ran on to max_tokens; before it,
+    # it ended in a sentence.
     reason: str = ""
+    vote: str
 
 
 @lru_cache(maxsize=64)

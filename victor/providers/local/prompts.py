@@ -34,7 +34,9 @@ TOOL_EXAMPLE = (
     "Result: Spiders have eight legs.",
     'Answer: {"answer": "Eight."}',
 )
-STOP_SEQUENCES = ["\nQuestion:", "\nResult:", "\n\n"]
+# A new "Answer:" line ends a reply too: given a multi-line task, the small model otherwise
+# wrote "Answer:" lines until max_tokens (4,013 tokens, 356 s, measured).
+STOP_SEQUENCES = ["\nQuestion:", "\nResult:", "\nAnswer:", "\n\n"]
 TOOL_INSTRUCTIONS = (
     "You can call these tools:\n{tools}\n"
     'To call a tool, answer with {{"tool": <name>, "arguments": {{...}}}}; its result follows '

@@ -101,7 +101,9 @@ class SharedModel:
 
     def grammar(self, schema: dict[str, Any]) -> Any:
         """A compiled grammar for ``schema``, cached (tool sets repeat every turn)."""
-        key = json.dumps(schema, sort_keys=True)
+        # Not sorted: the model writes the properties in the grammar's order, which must be
+        # the schema's (an id before what depends on it, a reason before a grade).
+        key = json.dumps(schema)
         grammar = self._grammars.get(key)
         if grammar is None:
             from llama_cpp import LlamaGrammar
