@@ -88,6 +88,11 @@ def main(argv: list[str]) -> int:
     low = []
     for module in chosen:
         stats = run_module(module, MODULES[module], keep)
+        if not any(stats.get(k) for k in ("killed", "survived", "timeout", "no_tests")):
+            # mutmut stops before mutating when the tests fail on the unmutated code.
+            print(f"{module}: no mutant ran: do {' '.join(MODULES[module])} pass unmutated?")
+            low.append(module)
+            continue
         killed = stats.get("killed", 0) + stats.get("timeout", 0)
         survived = stats.get("survived", 0)
         tested = killed + survived

@@ -4,9 +4,12 @@ masked in all four; ordinary text comes out as it went in."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import traceback
+import uuid
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -148,3 +151,107 @@ def test_ordinary_text_is_left_alone(text):
 )
 def test_credential_shapes_are_masked(text, masked):
     assert scrub(text) == masked
+
+
+# -- the scrubber's own rules, one at a time (each killed a surviving mutant) -----------
+
+
+@contextlib.contextmanager
+def captured(log: logging.Logger) -> Iterator[list[logging.LogRecord]]:
+    """The records ``log`` hands to its handlers (after its filters), here only."""
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    log.addHandler(handler)
+    log.propagate = False
+    try:
+        yield records
+    finally:
+        log.removeHandler(handler)
+
+
+@pytest.fixture
+def given_keys(monkeypatch):
+    """An empty list of keys given in code, restored afterwards."""
+    from victor import _secrets
+
+    monkeypatch.setattr(_secrets, "_given", {})
+    return _secrets
+
+
+def test_a_key_given_in_code_is_masked_from_eight_characters(given_keys):
+    given_keys.remember("k3y-1234")  # exactly the shortest length masked
+    given_keys.remember("short12")  # a flag, not a secret: left readable
+    assert scrub("sent k3y-1234 and short12") == "sent *** and short12"
+
+
+def test_keys_given_in_code_are_bounded_and_the_most_recent_kept(given_keys):
+    first, *rest = [f"given-key-{n:04d}" for n in range(given_keys._MOST_GIVEN + 1)]
+    given_keys.remember(first)
+    given_keys.remember(rest[0])
+    given_keys.remember(first)  # used again: now the most recent, not the oldest
+    for value in rest[1:]:
+        given_keys.remember(value)
+    assert len(given_keys._given) == given_keys._MOST_GIVEN
+    assert rest[0] not in given_keys._given  # the oldest went
+    assert scrub(first) == "***" and scrub(rest[-1]) == "***"
+
+
+def test_values_passed_to_secret_values_and_scrub_are_masked(given_keys):
+    values = given_keys.secret_values("extra-secret-value", None, "")
+    assert "extra-secret-value" in values
+    assert scrub("x extra-secret-value y", values) == "x *** y"
+    # Values passed in are what is masked: not a fresh look at the environment only.
+    assert scrub("x other-secret-value y", ["other-secret-value"]) == "x *** y"
+
+
+def test_a_secret_containing_another_is_masked_whole(monkeypatch, given_keys):
+    # The shorter value sorts after the longer by length, before it alphabetically.
+    monkeypatch.setenv("ACME_SHORT_TOKEN", "zzzzzzzz")
+    monkeypatch.setenv("ACME_LONG_TOKEN", "abc-zzzzzzzz")
+    monkeypatch.setenv("ACME_EIGHT_KEY", "12345678")
+    values = given_keys.secret_values()
+    assert values.index("abc-zzzzzzzz") < values.index("zzzzzzzz")  # longest first
+    assert "12345678" in values
+    assert scrub("token abc-zzzzzzzz end") == "token *** end"
+
+
+def test_the_log_filter_masks_the_message_and_keeps_the_record(given_keys):
+    given_keys.remember("logged-secret-value")
+    name = f"victor.test_secrets.{uuid.uuid4().hex}"  # a new logger: none has a filter yet
+    log = given_keys.get_logger(name)
+    assert log.name == name
+    assert log.filters.count(given_keys._filter) == 1
+    given_keys.get_logger(name)  # asked twice: still one filter
+    assert log.filters.count(given_keys._filter) == 1
+
+    with captured(log) as records:
+        log.warning("the key is %s", "logged-secret-value")
+        log.warning("nothing secret in %s", "this line")
+        log.warning("with a stack", stack_info=True)
+    masked, plain, stacked = records  # none dropped
+    assert masked.getMessage() == "the key is ***" and masked.args == ()
+    assert plain.getMessage() == "nothing secret in this line" and plain.args == ("this line",)
+    assert stacked.stack_info and "test_the_log_filter" in stacked.stack_info
+
+
+def test_a_bad_format_string_is_still_logged(given_keys):
+    # logging reports a bad format string itself; the filter must not drop the record.
+    log = given_keys.get_logger(f"victor.test_secrets.{uuid.uuid4().hex}")
+    with captured(log) as records:
+        log.warning("%d items", "not a number")
+    assert len(records) == 1 and records[0].msg == "%d items"
+
+
+def test_the_log_filter_renders_and_masks_a_traceback_once(given_keys):
+    given_keys.remember("raised-secret-value")
+    log = given_keys.get_logger(f"victor.test_secrets.{uuid.uuid4().hex}")
+    with captured(log) as records:
+        try:
+            raise RuntimeError("raised-secret-value")
+        except RuntimeError:
+            log.exception("failed")
+        log.error("no traceback here")
+    failed, plain = records
+    assert "RuntimeError: ***" in failed.exc_text and "raised-secret" not in failed.exc_text
+    assert plain.exc_text is None  # nothing rendered where there was no exception

@@ -98,7 +98,7 @@ def secret_values(*also: str | None) -> tuple[str, ...]:
     keys given in code, and ``also``. Callers that scrub a lot keep this and pass it to
     ``scrub``."""
     environ, secret = os.environ, _secret_name().search
-    values = {environ.get(name, "") for name in environ if secret(name.upper())}
+    values = {value for name, value in environ.items() if secret(name.upper())}
     values.update(_given, (value for value in also if value))
     return tuple(sorted((v for v in values if len(v) >= _SHORTEST), key=len, reverse=True))
 
