@@ -3,8 +3,9 @@ Chromium driven by Playwright (the setup of tests/test_browser.py).
 
 A team runs live with ``display=True``: the chart grows while it runs; then hover, click,
 zoom, fit, hide a lane, toggle a kind and the keyboard are tried on the finished widget.
-The saved notebook, reopened untrusted, and its nbconvert HTML show the static chart.
-Screenshots are kept in the test's temp dir (``timeline-*.png``).
+The saved notebook, reopened untrusted in the same front end, and its nbconvert HTML show
+the static chart. Screenshots are kept in the test's temp dir (``timeline-*.png``), for
+JupyterLab and Notebook 7 each.
 """
 
 from __future__ import annotations
@@ -214,18 +215,22 @@ def test_the_timeline_widget_live_and_interactive(lab_server, tmp_path, front_en
     assert "victor-timeline" in static["text/html"] and "completed" in static["text/plain"]
     assert "application/vnd.jupyter.widget-view+json" in view
     assert static_hidden  # while the widget lives, its static twin is not shown
-    if front_end == "jupyterlab":
-        _static_chart_when_reopened(saved, lab_server, tmp_path)
+    reopened_url = page_url.replace("team.ipynb", "reopened.ipynb")
+    _static_chart_when_reopened(saved, reopened_url, root, tmp_path)
 
 
-def _static_chart_when_reopened(saved, lab_server, tmp_path: Path) -> None:
-    """Reopened untrusted (no signature) and converted by nbconvert: the static chart."""
+def _static_chart_when_reopened(saved, page_url: str, root: Path, tmp_path: Path) -> None:
+    """The notebook the front end saved, reopened untrusted (no signature) in the same front
+    end, and converted by nbconvert: the static chart, without a kernel or the network."""
     from nbconvert import HTMLExporter
 
-    url, root = lab_server
     copy = nbformat.reads(nbformat.writes(saved), as_version=4)
     copy.metadata.pop("widgets", None)
-    nbformat.write(copy, root / "reopened.ipynb")  # written by hand: not signed, untrusted
+    # The server signed the notebook it saved (the user ran it): a copy with the very same
+    # content would open trusted. Any change voids the signature, as for a notebook that
+    # comes from elsewhere: this one opens untrusted (checked below).
+    copy.metadata["reopened"] = "elsewhere"
+    nbformat.write(copy, root / "reopened.ipynb")
     html, _ = HTMLExporter().from_notebook_node(copy)
     (tmp_path / "timeline-export.html").write_text(html)
     assert html.count('<img alt="consensus team') == 1 and "widget-view+json" not in html
@@ -236,7 +241,14 @@ def _static_chart_when_reopened(saved, lab_server, tmp_path: Path) -> None:
         )
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            cells = _open(page, url.replace("stream.ipynb", "reopened.ipynb") + "&reset")
+            # (JupyterLab: a fresh workspace, or it restores the live notebook's tab.)
+            cells = _open(page, page_url + ("&reset" if "/lab/" in page_url else ""))
+            # The front end says so: Notebook 7's toolbar, JupyterLab's status bar.
+            untrusted = page.locator(
+                'button.jp-NotebookTrustedStatus:text-is("Not Trusted"), '
+                '[title^="Notebook not trusted"]'
+            )
+            untrusted.first.wait_for(state="attached", timeout=30_000)
             output = cells.nth(1).locator(".jp-OutputArea-output").first
             chart = output.locator("img").first
             chart.wait_for(timeout=60_000)
@@ -255,3 +267,5 @@ def _static_chart_when_reopened(saved, lab_server, tmp_path: Path) -> None:
             browser.close()
     assert width > 300 and "consensus team" in text and "model not found" not in text
     assert exported_width > 300
+    for name in ("reopened", "nbconvert"):
+        assert (tmp_path / f"timeline-{name}.png").stat().st_size > 5_000, name
