@@ -3,8 +3,10 @@ Chromium driven by Playwright (the setup of tests/test_browser.py).
 
 A team runs live with ``display=True``: the chart grows while it runs; then hover, click,
 zoom, fit, hide a lane, toggle a kind and the keyboard are tried on the finished widget.
-The saved notebook, reopened untrusted, and its nbconvert HTML show the static chart.
-Screenshots are kept in the test's temp dir (``timeline-*.png``).
+The same team runs live again from a ``%%victor --agent team`` cell.
+The saved notebook, reopened untrusted in the same front end, and its nbconvert HTML show
+the static chart. Screenshots are kept in the test's temp dir (``timeline-*.png``), for
+JupyterLab and Notebook 7 each.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ async def reply(messages, tools):
     return "7"
 
 team = AgentTeam.consensus([f"m{i}" for i in range(5)], provider=FunctionProvider(reply))
+%load_ext victor
 """
 TASK = "Pick a number between 1 and 9"
 
@@ -54,16 +57,36 @@ def _run_all(page, cells, count: int, url: str) -> None:
     # Cells run before the kernel is connected would be dropped: wait for an idle kernel.
     base, token = url.split("/lab/")[0], url.split("token=")[1]
     deadline = time.monotonic() + 60
-    while not any(
-        k["execution_state"] == "idle"
-        for k in httpx.get(f"{base}/api/kernels", params={"token": token}).json()
-    ):
+    while True:
+        kernels = httpx.get(f"{base}/api/kernels", params={"token": token}).json()
+        # (While a kernel starts, the server may answer with an error object.)
+        if isinstance(kernels, list) and any(k["execution_state"] == "idle" for k in kernels):
+            break
         assert time.monotonic() < deadline, "no idle kernel in 60 s"
         time.sleep(0.25)
     time.sleep(1)
     cells.nth(0).locator(".jp-InputArea-editor").click()
     for _ in range(count):
         page.keyboard.press("Shift+Enter")
+
+
+def _watch(page, cell, shot: Path) -> list[int]:
+    """The number of bars the cell's widget draws, each time it changes, until the run
+    completes; a screenshot at the third."""
+    widget = cell.locator(".vtl")
+    widget.wait_for(timeout=60_000)
+    svg = widget.locator("svg").first
+    counts: list[int] = []
+    deadline = time.monotonic() + 90
+    while "completed" not in (widget.locator(".vtl-title").inner_text() or ""):
+        drawn = int(svg.get_attribute("data-drawn") or 0)
+        if not counts or drawn != counts[-1]:
+            counts.append(drawn)
+            if len(counts) == 3:
+                page.screenshot(path=str(shot))
+        assert time.monotonic() < deadline, counts
+        time.sleep(0.05)
+    return counts
 
 
 def _range(svg) -> tuple[float, float]:
@@ -86,6 +109,7 @@ def test_the_timeline_widget_live_and_interactive(lab_server, tmp_path, front_en
     nb.cells = [
         nbformat.v4.new_code_cell(SETUP),
         nbformat.v4.new_code_cell(f"result = await team.run({TASK!r}, display=True)"),
+        nbformat.v4.new_code_cell(f"%%victor --agent team\n{TASK}"),
     ]
     nbformat.write(nb, root / "team.ipynb")
     shots = tmp_path
@@ -98,20 +122,8 @@ def test_the_timeline_widget_live_and_interactive(lab_server, tmp_path, front_en
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             cells = _open(page, page_url)
             _run_all(page, cells, 2, url)
-            widget = cells.nth(1).locator(".vtl")
-            widget.wait_for(timeout=60_000)
-            svg = widget.locator("svg").first
             # Live: the number of bars drawn grows while the team works.
-            counts: list[int] = []
-            deadline = time.monotonic() + 90
-            while "completed" not in (widget.locator(".vtl-title").inner_text() or ""):
-                drawn = int(svg.get_attribute("data-drawn") or 0)
-                if not counts or drawn != counts[-1]:
-                    counts.append(drawn)
-                    if len(counts) == 3:
-                        page.screenshot(path=str(shots / "timeline-live.png"))
-                assert time.monotonic() < deadline, counts
-                time.sleep(0.05)
+            counts = _watch(page, cells.nth(1), shots / "timeline-live.png")
             widget = cells.nth(1).locator(".vtl")  # the final update may render it anew
             svg = widget.locator("svg").first
             page.wait_for_function(
@@ -188,13 +200,28 @@ def test_the_timeline_widget_live_and_interactive(lab_server, tmp_path, front_en
             opened = panel.locator("h4").first.inner_text()
             first_id = widget.locator("rect.b").nth(1).get_attribute("data-id")
 
+            # Live from a %%victor cell too: run_sync underneath, the cell's thread blocked.
+            cells.nth(2).locator(".jp-InputArea-editor").click()
+            page.keyboard.press("Shift+Enter")
+            magic_counts = _watch(page, cells.nth(2), shots / "timeline-live-magic.png")
+            magic = cells.nth(2).locator(".jp-OutputArea")
+            answer = magic.locator(".jp-RenderedMarkdown").last  # then the answer
+            answer.wait_for(timeout=30_000)
+            magic_answer = answer.inner_text().strip()
+            page.wait_for_function(
+                "el => el.querySelectorAll('rect.b').length > 20",
+                arg=magic.locator(".vtl svg").first.element_handle(),
+            )
+
             page.keyboard.press("Control+s")
             time.sleep(2)
         finally:
             browser.close()
 
-    # Live: several partial charts, each bigger than the last.
+    # Live: several partial charts, each bigger than the last (await, and %%victor).
     assert len(counts) >= 3 and counts == sorted(counts), counts
+    assert len(magic_counts) >= 3 and magic_counts == sorted(magic_counts), magic_counts
+    assert magic_answer == "7"
     assert tooltip.startswith("m0 · model call") and "tokens" in tooltip and "start" in tooltip
     assert "duration" in tooltip
     assert TASK in prompt
@@ -205,7 +232,7 @@ def test_the_timeline_widget_live_and_interactive(lab_server, tmp_path, front_en
     assert models_shown == 0
     assert float(faded) < 0.5 and float(kept) == 1
     assert focused == first_id and opened
-    for name in ("live", "final", "hover", "panel", "zoomed", "filtered"):
+    for name in ("live", "live-magic", "final", "hover", "panel", "zoomed", "filtered"):
         assert (shots / f"timeline-{name}.png").stat().st_size > 5_000, name
 
     # The saved notebook: the static chart, then the widget's view.
@@ -214,21 +241,25 @@ def test_the_timeline_widget_live_and_interactive(lab_server, tmp_path, front_en
     assert "victor-timeline" in static["text/html"] and "completed" in static["text/plain"]
     assert "application/vnd.jupyter.widget-view+json" in view
     assert static_hidden  # while the widget lives, its static twin is not shown
-    if front_end == "jupyterlab":
-        _static_chart_when_reopened(saved, lab_server, tmp_path)
+    reopened_url = page_url.replace("team.ipynb", "reopened.ipynb")
+    _static_chart_when_reopened(saved, reopened_url, root, tmp_path)
 
 
-def _static_chart_when_reopened(saved, lab_server, tmp_path: Path) -> None:
-    """Reopened untrusted (no signature) and converted by nbconvert: the static chart."""
+def _static_chart_when_reopened(saved, page_url: str, root: Path, tmp_path: Path) -> None:
+    """The notebook the front end saved, reopened untrusted (no signature) in the same front
+    end, and converted by nbconvert: the static chart, without a kernel or the network."""
     from nbconvert import HTMLExporter
 
-    url, root = lab_server
     copy = nbformat.reads(nbformat.writes(saved), as_version=4)
     copy.metadata.pop("widgets", None)
-    nbformat.write(copy, root / "reopened.ipynb")  # written by hand: not signed, untrusted
+    # The server signed the notebook it saved (the user ran it): a copy with the very same
+    # content would open trusted. Any change voids the signature, as for a notebook that
+    # comes from elsewhere: this one opens untrusted (checked below).
+    copy.metadata["reopened"] = "elsewhere"
+    nbformat.write(copy, root / "reopened.ipynb")
     html, _ = HTMLExporter().from_notebook_node(copy)
     (tmp_path / "timeline-export.html").write_text(html)
-    assert html.count('<img alt="consensus team') == 1 and "widget-view+json" not in html
+    assert html.count('<img alt="consensus team') == 2 and "widget-view+json" not in html
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
@@ -236,7 +267,14 @@ def _static_chart_when_reopened(saved, lab_server, tmp_path: Path) -> None:
         )
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            cells = _open(page, url.replace("stream.ipynb", "reopened.ipynb") + "&reset")
+            # (JupyterLab: a fresh workspace, or it restores the live notebook's tab.)
+            cells = _open(page, page_url + ("&reset" if "/lab/" in page_url else ""))
+            # The front end says so: Notebook 7's toolbar, JupyterLab's status bar.
+            untrusted = page.locator(
+                'button.jp-NotebookTrustedStatus:text-is("Not Trusted"), '
+                '[title^="Notebook not trusted"]'
+            )
+            untrusted.first.wait_for(state="attached", timeout=30_000)
             output = cells.nth(1).locator(".jp-OutputArea-output").first
             chart = output.locator("img").first
             chart.wait_for(timeout=60_000)
@@ -255,3 +293,5 @@ def _static_chart_when_reopened(saved, lab_server, tmp_path: Path) -> None:
             browser.close()
     assert width > 300 and "consensus team" in text and "model not found" not in text
     assert exported_width > 300
+    for name in ("reopened", "nbconvert"):
+        assert (tmp_path / f"timeline-{name}.png").stat().st_size > 5_000, name

@@ -19,7 +19,7 @@ from IPython.utils.capture import capture_output
 from traitlets.config import Config
 
 from tests.servers import Text
-from victor import Agent, ConfigurationError, ProviderError, VictorError
+from victor import Agent, AgentTeam, ConfigurationError, ProviderError, VictorError
 from victor._sync import call_in_main
 from victor.core.messages import TextDelta
 from victor.notebook import StreamView, run_sync
@@ -264,6 +264,25 @@ def test_agent_created_with_top_level_await_works(ip):
     ip.user_ns["agent"] = agent
     result, _ = run(ip, "%%victor --agent agent -o out\ngo")
     assert result.success and ip.user_ns["out"] == "second"
+
+
+def test_agent_option_runs_a_notebook_team_with_the_cell_as_its_task(ip):
+    team = AgentTeam.pipeline(["a", "b"], provider=FunctionProvider(lambda m, t: "The moon."))
+    ip.user_ns.update(team=team, topic="the tides")
+    result, captured = run(ip, "%%victor --agent team -o got\nExplain {topic}")
+    assert result.success, result.error_in_exec
+    got = ip.user_ns["got"]
+    assert [t.agent for t in got.transcript] == ["a", "b"] and got.task == "Explain the tides"
+    # The timeline (live, then final) and the answer, as Markdown.
+    assert captured.outputs[-1].data == {"text/markdown": got.answer, "text/plain": got.answer}
+    timeline = [o.data["text/plain"] for o in captured.outputs[:-1]]
+    assert all(text.startswith("TeamTimeline: ") for text in timeline), timeline
+    assert "pipeline team 'pipeline' · completed · 2 member runs" in timeline[-1]
+    result, _ = run(ip, "%%victor --agent team --new -m x\nagain")
+    assert isinstance(result.error_in_exec, VictorError)
+    assert str(result.error_in_exec) == (
+        "--agent team is a team, whose members have their own settings: drop --model, --new"
+    )
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,6 @@
 """The notebook toolset's eyes in a real ipykernel, driven through the agent loop over the
-Anthropic protocol server: every tool, its bad input, and what leaves the machine.
+Anthropic protocol server (and the OpenAI and Ollama ones): every tool, its bad input, and
+what leaves the machine.
 
 The planted values ("SECRET-CELL-VALUE-1234", 987654.321) are computed in the cells, never
 written in their source: read_cells and last_error send code in schema mode, and the test
@@ -304,3 +305,40 @@ def test_per_agent_context_over_the_openai_protocol(kernel, openai_server):
     assert len(chats) == 4
     assert "note: str" in chats[1] and SECRET not in chats[1]  # the schema agent's result
     assert f"{SECRET} in a string" in chats[3]  # the values agent's
+
+
+def test_the_notebook_tools_over_the_ollama_protocol(kernel, ollama_server):
+    """An agent on Ollama's wire protocol (NDJSON stream, tool calls as objects, results by
+    tool name) explores the kernel with the notebook toolset; schema mode holds there too."""
+    calls = [
+        Call("list_variables", {}),
+        Call("inspect_variable", {"name": "sales"}),
+        Call("inspect_variable", {"name": "sale"}),
+        Call("last_error", {}),
+        Call("read_cells", {"last": 2}),
+    ]
+    ollama_server.script(ToolCalls(calls), Text("done"))
+    execution = kernel.run(
+        f"""
+        agent = Agent(
+            provider="ollama", model="llama3.2:latest", base_url={ollama_server.url!r},
+            tools=["notebook"],
+        )
+        print(agent.run_sync("look at my data"))
+        """
+    )
+    assert not execution.errors, execution.errors
+    assert execution.stdout == "done\n"
+    first, last = (request.body for request in ollama_server.requests)
+    offered = {spec["function"]["name"] for spec in first["tools"]}
+    assert {"list_variables", "inspect_variable", "last_error", "read_cells"} <= offered
+    results = [m for m in last["messages"] if m["role"] == "tool"]
+    assert [m["tool_name"] for m in results] == [call.name for call in calls]
+    listed, frame, unknown, error, cells = (m["content"] for m in results)
+    assert "sales: pandas.DataFrame, shape 3x2" in listed
+    assert "city: " in frame and "revenue: float64" in frame
+    assert "Did you mean 'scale', 'sales'?" in unknown
+    assert "ZeroDivisionError: float division by zero" in error
+    assert "the kernel's input history In/Out" in cells
+    sent = everything_sent(ollama_server)
+    assert SECRET not in sent and NUMBER not in sent and "987654" not in sent

@@ -120,3 +120,29 @@ def test_a_missing_extra_names_the_module_and_a_broken_one_its_error(monkeypatch
     with pytest.raises(ModuleNotFoundError):  # a victor module missing is a bug, not an extra
         with needs_extra("serve", "victor serve"):
             import victor.no_such_module  # noqa: F401
+
+
+@pytest.mark.timeout(300)
+def test_the_built_wheel_carries_the_widgets_front_end_byte_for_byte(tmp_path):
+    """A real wheel, built by pip through the project's build backend (hatchling, fetched
+    into an isolated build environment unless it is installed here): the timeline's front
+    end is inside the package, as the source, and so is the type marker."""
+    import importlib.util
+    import zipfile
+
+    command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path)]
+    if importlib.util.find_spec("hatchling") is not None:
+        command.append("--no-build-isolation")  # builds offline with the installed backend
+    build = subprocess.run(
+        [*command, str(ROOT)], capture_output=True, text=True, timeout=280, cwd=tmp_path
+    )
+    assert build.returncode == 0, build.stdout + build.stderr
+    (wheel,) = tmp_path.glob("victor_ai-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        shipped = archive.read("victor/widgets/timeline.js")
+    assert shipped == (ROOT / "widgets" / "timeline.js").read_bytes()
+    assert {"victor/py.typed", "victor/notebook/timeline_widget.py"} <= names
+    # Only the package and its metadata: no tests, notebooks or a top-level widgets/.
+    tops = {name.split("/")[0] for name in names}
+    assert "victor" in tops and all(t.endswith(".dist-info") for t in tops - {"victor"}), tops

@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 import json
 import re
+import sys
+from types import SimpleNamespace
 
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
@@ -13,9 +15,10 @@ from IPython.utils.capture import capture_output
 
 from victor import Agent, AgentTeam
 from victor.core.events import EventBus
-from victor.notebook.timeline import TeamTimeline
+from victor.notebook.timeline import WIDGET_VIEW, TeamTimeline
 from victor.testing import FunctionProvider, ScriptedProvider, call
 from victor.tools import tool
+from victor.tools.approval import Ask
 
 
 def by_role(routes):
@@ -206,3 +209,59 @@ async def test_run_with_display_outside_a_notebook_prints_the_summary(capsys):
     await consensus_team().run("6 * 7?", display=True)
     printed = capsys.readouterr().out
     assert printed.startswith("TeamTimeline: consensus team 'consensus' · completed")
+
+
+class Ipykernel7Shells:
+    """ipykernel 7's shell-channel manager: the main-shell inbox the approval card reads."""
+
+    def get_shell_channel_to_subshell_pair(self, subshell_id):
+        raise AssertionError("only looked for, never called here")
+
+
+#: What each front end's kernel sees in its environment (VS Code's Jupyter extension starts
+#: the kernel from its extension host). None of it decides: the kernel and the packages do.
+FRONT_ENDS = {
+    "jupyterlab": {"JPY_PARENT_PID": "4242", "JPY_SESSION_NAME": "/home/u/team.ipynb"},
+    "vscode": {
+        "VSCODE_PID": "4242",
+        "VSCODE_CWD": "/home/u",
+        "VSCODE_IPC_HOOK_CLI": "/tmp/vscode-ipc.sock",
+        "ELECTRON_RUN_AS_NODE": "1",
+        "PYDEVD_IPYTHON_COMPATIBLE_DEBUGGING": "1",
+    },
+}
+
+
+@pytest.mark.parametrize("front_end", FRONT_ENDS)
+@pytest.mark.parametrize(
+    "kernel, missing, card, widget",
+    [
+        ("ipykernel 7", None, "widget", True),
+        ("ipykernel 7", "ipywidgets", "input", False),
+        ("ipykernel 6", None, "input", False),
+        # The one difference: the timeline's front end is an anywidget.
+        ("ipykernel 7", "anywidget", "widget", False),
+    ],
+)
+async def test_the_widget_shows_where_the_approval_card_has_buttons(
+    shell, monkeypatch, front_end, kernel, missing, card, widget
+):
+    """Where widgets work is decided once, for the approval card (approval.widgets_work: the
+    kernel reads its main shell's inbox, ipywidgets installed), and the timeline follows it
+    in JupyterLab, Notebook 7 and VS Code alike."""
+    result = await consensus_team().run("6 * 7?")
+    for name, value in FRONT_ENDS[front_end].items():
+        monkeypatch.setenv(name, value)
+    thread = SimpleNamespace(manager=Ipykernel7Shells())
+    fake = SimpleNamespace(_allow_stdin=True)
+    if kernel == "ipykernel 7":
+        fake.shell_channel_thread = thread
+    monkeypatch.setattr(shell, "kernel", fake, raising=False)
+    if missing:
+        monkeypatch.setitem(sys.modules, missing, None)
+    assert Ask().where() == (card, "")
+    with capture_output() as captured:
+        TeamTimeline(result).show()
+    shown = [output.data for output in captured.outputs]
+    assert "consensus team" in shown[0]["text/plain"]  # the static form, always
+    assert [WIDGET_VIEW in data for data in shown[1:]] == ([True] if widget else [])

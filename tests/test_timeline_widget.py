@@ -155,11 +155,16 @@ LIVE_CELLS = [
             return json.dumps({"vote": "A", "reason": "best"})
         return "42"
     team = AgentTeam.consensus([f"m{i}" for i in range(6)], provider=FunctionProvider(reply))
+    %load_ext victor
     """,
     "result = await team.run('Pick a number', display=True)",
     "team.run_sync('Pick a number', display=True);",
     "result.timeline()",
+    "%%victor --agent team -o picked\nPick a number",
+    "print(type(picked).__name__, picked.answer)",
 ]
+#: The cells that run the team live: with ``await``, ``run_sync`` and from ``%%victor``.
+LIVE = (1, 2, 4)
 
 
 def test_in_a_real_kernel_the_widget_shows_beside_its_static_form(tmp_path, monkeypatch):
@@ -179,15 +184,20 @@ def test_in_a_real_kernel_the_widget_shows_beside_its_static_form(tmp_path, monk
             return super().process_message(msg, cell, cell_index)
 
     Recording(nb, timeout=60, kernel_name="python3").execute()
-    for index in (1, 2, 3):
+    for index in (1, 2, 3, 4):
         # Two outputs: the static form (kept, and shown wherever the widget is not), then
         # the widget's view (whose front end hides the static one while it lives).
-        static, view = (o.data for o in nb.cells[index].outputs if o.output_type == "display_data")
+        static, view, *answer = (
+            o.data for o in nb.cells[index].outputs if o.output_type == "display_data"
+        )
         assert set(static) == {"text/html", "text/plain"} and WIDGET_VIEW in view, index
         data = static
         assert "consensus team" in data["text/plain"] and "completed" in data["text/plain"]
         assert "data:image/svg+xml;base64" in data["text/html"]
-    for index in (1, 2):  # live: batches of bars as custom comm messages, far fewer than events
+    # %%victor then shows the team's answer, and -o keeps the TeamResult.
+    assert answer == [{"text/markdown": "42", "text/plain": "42"}]
+    assert nb.cells[5].outputs[0]["text"] == "TeamResult 42\n"
+    for index in LIVE:  # live: batches of bars as custom comm messages, far fewer than events
         custom = [
             m["content"]["data"]["content"]
             for m in messages[index]
@@ -203,6 +213,6 @@ def test_in_a_real_kernel_the_widget_shows_beside_its_static_form(tmp_path, monk
     # shows the static chart, once per output, and no widget placeholder.
     nb.metadata.pop("widgets", None)
     html, _ = HTMLExporter().from_notebook_node(nb)
-    assert html.count('<img alt="consensus team') == 3
+    assert html.count('<img alt="consensus team') == 4
     assert WIDGET_VIEW not in html
     (tmp_path / "exported.html").write_text(html)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import textwrap
 from collections.abc import Iterator
+from html.parser import HTMLParser
 
 import pytest
 
@@ -97,6 +98,64 @@ def test_insert_cell_headless_shows_the_code_to_copy(kernel):
     proposed = [d for d in shown if "victor-proposed-cell" in d.get("text/html", "")]
     assert proposed and "headless_value = 1" in proposed[0]["text/plain"]
     assert "cannot insert cells" in execution.stdout
+
+
+#: Code that would run script if it reached the page as HTML (or inside the handler).
+EVIL_CODE = (
+    "s = '</code></pre></script><script>window.pwned = 1</script>'\n"
+    'print("<img src=x onerror=\\"window.pwned = 2\\">", s)  # "quotes" \'too\''
+)
+
+
+class Page(HTMLParser):
+    """The elements of an HTML fragment, their attributes, and the text of <code>."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict]] = []
+        self.code, self._in_code = "", False
+        self.feed(html)
+        self.close()
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+        self._in_code = self._in_code or tag == "code"
+
+    def handle_endtag(self, tag):
+        self._in_code = self._in_code and tag != "code"
+
+    def handle_data(self, data):
+        if self._in_code:
+            self.code += data
+
+
+def test_the_code_to_copy_stays_inert_text_beside_a_copy_button():
+    """The fallback where the front end cannot insert a cell (no kernel needed)."""
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.utils.capture import capture_output
+
+    from victor.notebook.workspace.actions import _COPY_HANDLER, _show_code
+
+    InteractiveShell.instance()  # where display() sends the bundle
+    try:
+        with capture_output() as captured:
+            _show_code(EVIL_CODE)
+    finally:
+        InteractiveShell.clear_instance()
+    (data,) = (output.data for output in captured.outputs)
+    page = Page(data["text/html"])
+    assert page.code == EVIL_CODE  # all of it, as text
+    assert [tag for tag, _ in page.tags] == ["div", "div", "button", "pre", "code"]
+    handlers = [
+        (tag, name, value)
+        for tag, attrs in page.tags
+        for name, value in attrs.items()
+        if name.startswith("on") or name in ("src", "href")
+    ]
+    # The one script is the button's own, fixed: it copies the <code> element's text.
+    assert handlers == [("button", "onclick", _COPY_HANDLER)]
+    assert "querySelector('code').textContent" in _COPY_HANDLER
+    assert data["text/plain"].endswith(EVIL_CODE)
 
 
 # -- run_code -----------------------------------------------------------------------------

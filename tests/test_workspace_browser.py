@@ -1,7 +1,8 @@
 """The workspace's hands in a real browser, in JupyterLab and in Notebook 7 (Debian's Chromium
 driven by Playwright): insert_cell puts a cell below, run_code's card Approve runs the code
-and the variable appears, ``%victor fix`` shows the diff and Apply inserts the fixed cell.
-Screenshots are saved in the test's temp dir.
+and the variable appears, ``%victor fix`` shows the diff and Apply inserts the fixed cell;
+where the front end cannot insert a cell, the code's Copy button copies it and none of it
+runs. Screenshots are saved in the test's temp dir.
 """
 
 from __future__ import annotations
@@ -42,16 +43,30 @@ runner = Agent(
     tools=action_tools(),
 )
 fixer = Agent(provider=ScriptedProvider(["```python\\nresult = 10 / 2\\n```\\nDivide by two."]))
+copier = Agent(
+    provider=ScriptedProvider([call("insert_cell", code=EVIL), "Shown."]), tools=action_tools()
+)
 print("ready")
 """
 
+#: Proposed code that would run script if it reached the page as HTML or inside a handler.
+EVIL = (
+    "s = '</code></pre></script><script>window.pwned = 1</script>'\n"
+    "print(\"<img src=x onerror='window.pwned = 2'>\", s)"
+)
+COPY_CELL = (
+    "get_ipython().kernel._allow_stdin = False  # as under nbclient: nobody to insert cells\n"
+    "print(await copier.run('Propose it.'))"
+)
+
 CELLS = [
-    SETUP,
+    f"EVIL = {EVIL!r}\n" + SETUP,
     "%%victor --agent inserter\nPropose a cell.",
     "%%victor --agent runner\nCompute it.",
     "print('value:', approved_value)",
     "result = 10 / 0",
     "%victor --agent fixer fix",
+    COPY_CELL,
 ]
 
 
@@ -133,7 +148,12 @@ def test_insert_run_code_and_fix_in_a_real_front_end(front_end, tmp_path):
             executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
         )
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 1200})
+            context = browser.new_context(viewport={"width": 1280, "height": 1200})
+            origin = url.split("/lab/")[0].split("/notebooks/")[0]
+            context.grant_permissions(["clipboard-read", "clipboard-write"], origin=origin)
+            page = context.new_page()
+            dialogs: list[str] = []
+            page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
             page.goto(url)
             cells = page.locator(".jp-Notebook .jp-Cell")
             cells.nth(len(CELLS) - 1).wait_for(timeout=60_000)
@@ -202,6 +222,17 @@ def test_insert_run_code_and_fix_in_a_real_front_end(front_end, tmp_path):
             )
             after_fix = sources()
             page.screenshot(path=str(tmp_path / f"{app}-fix-applied.png"))
+
+            # 4. Where the front end cannot insert a cell: the code, and a button to copy it.
+            run("print(await copier.run('Propose it.'))")
+            copy_output = cell("copier.run('Propose it.')").locator(".jp-OutputArea")
+            copy_output.get_by_text("Shown.", exact=True).wait_for(timeout=30_000)
+            shown = copy_output.locator(".victor-proposed-cell code").inner_text()
+            copy_output.locator("button.victor-copy").click()
+            copy_output.locator("button.victor-copy", has_text="Copied").wait_for(timeout=10_000)
+            copied = page.evaluate("navigator.clipboard.readText()")
+            pwned = page.evaluate("window.pwned === undefined ? null : window.pwned")
+            page.screenshot(path=str(tmp_path / f"{app}-copy-code.png"))
         finally:
             browser.close()
 
@@ -212,3 +243,6 @@ def test_insert_run_code_and_fix_in_a_real_front_end(front_end, tmp_path):
     fix_at = after_fix.index("%victor --agent fixer fix")
     assert after_fix[fix_at + 1] == "result = 10 / 2"
     assert (tmp_path / f"{app}-fix-applied.png").stat().st_size > 10_000
+    # The copy button copies the code exactly, and none of it ran as script.
+    assert shown == EVIL and copied == EVIL
+    assert pwned is None and dialogs == []

@@ -25,6 +25,7 @@ from IPython.core.magic_arguments import (
 from .._sync import run_sync
 from ..core.agent import Agent
 from ..errors import ConfigurationError, VictorError
+from ..teams.base import AgentTeam
 from ..tools.registry import registry
 from .prompt import MISSING, find, interpolate, last_error_text, prompt_part
 from .session import CONFIG_KEYS, NotebookSession
@@ -66,7 +67,8 @@ class VictorMagics(Magics):
     @argument(
         "--agent",
         metavar="NAME",
-        help="use the Agent object called NAME in the notebook (its own conversation)",
+        help="use the Agent object called NAME in the notebook (its own conversation), or the "
+        "AgentTeam called NAME (the cell is its task; its timeline follows the run live)",
     )
     @argument("--tools", metavar="A,B", help="extra tools for this cell, by name, comma-separated")
     @argument(
@@ -286,6 +288,9 @@ class VictorMagics(Magics):
             raise MagicUsageError(
                 f"--output {args.output!r} is not a variable name: use e.g. -o answer"
             )
+        team = self.shell.user_ns.get(args.agent) if args.agent else None
+        if isinstance(team, AgentTeam):
+            return self._ask_team(team, prompt, args)
         tools: list[Any] | None
         tools = [t.strip() for t in (args.tools or "").split(",") if t.strip()] or None
         if tools:
@@ -331,6 +336,30 @@ class VictorMagics(Magics):
                 raise _short(exc) from None
         if args.output:
             self.shell.user_ns[args.output] = answer
+
+    def _ask_team(self, team: AgentTeam, prompt: str, args: argparse.Namespace) -> None:
+        """The cell is the team's task: its timeline follows the run (the widget gets batches
+        as for ``team.run_sync(..., display=True)``), then the answer is shown as Markdown."""
+        from IPython.display import display
+
+        options = ("provider", "model", "tools", "context", "schema", "format", "new")
+        given = [f"--{name}" for name in options if getattr(args, name)]
+        if given:
+            raise MagicUsageError(
+                f"--agent {args.agent} is a team, whose members have their own settings: "
+                f"drop {', '.join(given)}"
+            )
+        live = not (args.no_stream or self.session.config.get("stream") is False)
+        text = interpolate(prompt, self.shell.user_ns, last_error=last_error_text())
+        try:
+            result = run_sync(team.run(text, display=live))
+        except VictorError as exc:
+            raise _short(exc) from None
+        if not live:
+            display(result.timeline())
+        display({"text/markdown": result.answer, "text/plain": result.answer}, raw=True)
+        if args.output:
+            self.shell.user_ns[args.output] = result
 
     def _schema(self, name: str) -> Any:
         """The notebook's type called ``name`` (``mod.Type`` too), checked for use as an

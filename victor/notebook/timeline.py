@@ -12,6 +12,7 @@ notebooks show it.
     TeamTimeline(result, deterministic=True)   # logical clock: same output every run
     TeamTimeline(team)                         # live: follows the team's runs
     await team.run(task, display=True)         # live during the run
+    %%victor --agent team                      # live too: the cell is the team's task
 
 ``deterministic=True`` places everything by event order instead of wall-clock time and
 leaves durations out, so documentation built from scripted runs does not change between

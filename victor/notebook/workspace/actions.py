@@ -382,8 +382,18 @@ def _propose(shell: Any, code: str) -> bool:
     return bool(earlier)
 
 
+#: The copy button's handler: it copies the text of the ``<code>`` beside it, so the code
+#: itself is only ever escaped HTML text, never part of a script. (Front ends drop the
+#: handler from untrusted outputs; the code stays there to select.)
+_COPY_HANDLER = (
+    "navigator.clipboard.writeText(this.parentElement.querySelector('code').textContent)"
+    ".then(() => { this.textContent = 'Copied'; })"
+)
+
+
 def _show_code(code: str) -> None:
-    """Show ``code`` in the cell's output, to copy (no JavaScript: saved notebooks show it)."""
+    """Show ``code`` in the cell's output, with a button to copy it (saved notebooks show
+    the code; the button works where the output is trusted)."""
     import html
 
     from IPython.display import display
@@ -391,6 +401,8 @@ def _show_code(code: str) -> None:
     bundle = {
         "text/html": '<div class="victor-proposed-cell"><div style="font-style:italic">'
         "Proposed cell (copy it into a new cell):</div>"
+        f'<button type="button" class="victor-copy" onclick="{html.escape(_COPY_HANDLER)}">'
+        "Copy</button>"
         '<pre style="padding:4px 8px;background:rgba(127,127,127,0.08)">'
         f'<code class="language-python">{html.escape(code)}</code></pre></div>',
         "text/plain": f"Proposed cell (copy it into a new cell):\n{code}",
