@@ -35,6 +35,8 @@ class CurrentSpans:
 
         _batches: set[str]
 
+        def _forget(self, run_id: str) -> Span | None: ...
+
         def _fail(self, span: Span, data: Any) -> None: ...
         def _set(self, span: Span, key: str, value: str) -> None: ...
         def _clean(self, attributes: dict[str, Any]) -> dict[str, Any]: ...
@@ -51,11 +53,25 @@ class CurrentSpans:
         if step == "tool":
             return self._tool_block(run_id, detail)
         span = self.spans.get(run_id)
-        if span is None and scope.run_id:  # an agent run whose agent.start is still to come
-            name = f"invoke_agent {scope.agent or 'agent'}"
-            attributes = {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": name[13:]}
-            span = self._open(scope.run_id, scope.parent, name, attributes, None)
-        return nullcontext() if span is None else self._within(span)
+        if span is not None:  # a team's, opened by its team.start
+            return self._within(span)
+        return self._run_block(scope) if scope.run_id else nullcontext()
+
+    @contextmanager
+    def _run_block(self, scope: EventScope) -> Iterator[None]:
+        """An agent run, whose span opens now (agent.start, still to come, adds to it)."""
+        run_id, agent = scope.run_id or "", scope.agent or "agent"
+        attributes = {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": agent}
+        span = self._open(run_id, scope.parent, f"invoke_agent {agent}", attributes, None)
+        try:
+            with self._within(span):
+                yield
+        except BaseException as exc:
+            if self.spans.get(run_id) is span:  # failed before its loop began: no event ends it
+                self._forget(run_id)
+                self._fail(span, {"error_type": type(exc).__name__})
+                span.end()
+            raise
 
     def stream(
         self, events: AsyncIterator[Any], scope: EventScope, messages: list[Message]
