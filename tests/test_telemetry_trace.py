@@ -351,3 +351,27 @@ async def test_a_tools_own_spans_are_children_of_its_execute_tool_span(recorded)
     (used,) = recorded.named("execute_tool look_up")
     (lookup,) = recorded.named("dictionary lookup")
     assert lookup.parent.span_id == used.context.span_id
+
+
+async def test_a_run_that_fails_before_its_loop_begins_ends_its_span(recorded):
+    from pydantic import BaseModel
+
+    from victor import ConfigurationError
+
+    class Sum(BaseModel):
+        value: int
+
+    @tool(name="Sum")  # named like the output type: the run cannot start
+    def clashing(a: int) -> int:
+        """Clash."""
+        return a
+
+    agent = Agent(provider=ScriptedProvider(['{"value": 1}']), tools=[clashing], name="clash")
+    with pytest.raises(ConfigurationError, match="also the name of a tool"):
+        await agent.run("x", output_type=Sum)
+    (run,) = recorded.named("invoke_agent clash")
+    assert run.status.status_code == StatusCode.ERROR
+    assert run.attributes["error.type"] == "ConfigurationError"
+    await Agent(provider=ScriptedProvider(["ok"]), name="next").run("y")
+    (after,) = recorded.named("invoke_agent next")
+    assert after.parent is None  # the failed run's span did not stay current
