@@ -21,7 +21,8 @@ from opentelemetry.trace import SpanKind, StatusCode
 import victor
 from tests.servers import Call, Status, Text, ToolCalls
 from victor import Agent, AgentTeam, ConfigurationError, ProviderError, telemetry
-from victor.core.events import EventBus
+from victor.core import seams
+from victor.core.events import EventBus, EventScope
 from victor.testing import FunctionProvider, ScriptedProvider, call
 from victor.tools import tool
 
@@ -249,8 +250,14 @@ async def test_a_batch_item_is_a_trace_of_its_own_linked_to_the_batch(traces):
 async def test_uninstrument_removes_the_subscriber(traces):
     assert EventBus.default().has_listeners("agent.start")
     assert not EventBus.default().has_listeners("agent.token")  # the token path stays free
+    scope = EventScope(EventBus.default(), run_id="run_1")
+    assert seams.traced("chat", scope) is not seams.traced("chat", scope)  # a block per call
     telemetry.uninstrument()
     assert not EventBus.default().has_listeners("agent.start")
+    # The tracing seam is empty again: the steps enter one shared no-op block.
+    assert seams.traced("chat", scope) is seams.traced("run", scope)
+    stream = object()
+    assert seams.traced_stream(stream, scope, []) is stream
     await Agent(provider=FunctionProvider(lambda m, t: "ok")).run("hi")
     assert traces.finished() == ()
 
