@@ -375,3 +375,15 @@ async def test_a_run_that_fails_before_its_loop_begins_ends_its_span(recorded):
     await Agent(provider=ScriptedProvider(["ok"]), name="next").run("y")
     (after,) = recorded.named("invoke_agent next")
     assert after.parent is None  # the failed run's span did not stay current
+
+
+async def test_a_chat_is_one_conversation_until_reset(recorded):
+    agent = Agent(provider=ScriptedProvider(["hi", "fine", "new"]), name="pal")
+    await agent.chat("hello")
+    await agent.chat("how are you?")
+    first = agent.conversation_id
+    agent.reset()
+    await agent.chat("again")
+    chats = sorted(recorded.named("chat "), key=lambda s: s.start_time)
+    ids = [c.attributes["gen_ai.conversation.id"] for c in chats]
+    assert ids[:2] == [first, first] and ids[2] == agent.conversation_id != first
