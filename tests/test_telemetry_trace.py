@@ -387,3 +387,23 @@ async def test_a_chat_is_one_conversation_until_reset(recorded):
     chats = sorted(recorded.named("chat "), key=lambda s: s.start_time)
     ids = [c.attributes["gen_ai.conversation.id"] for c in chats]
     assert ids[:2] == [first, first] and ids[2] == agent.conversation_id != first
+
+
+async def test_an_agent_a_tool_runs_is_under_that_tool_call(recorded):
+    helper = Agent(provider=ScriptedProvider(["Paris"]), name="helper")
+
+    @tool
+    async def ask_helper(question: str) -> str:
+        """Ask the helper."""
+        return await helper.run(question)
+
+    boss = Agent(
+        provider=ScriptedProvider([call("ask_helper", question="capital?"), "Paris it is"]),
+        tools=[ask_helper],
+        name="boss",
+    )
+    assert await boss.run("capital of France?") == "Paris it is"
+    one_trace(recorded)
+    (used,) = recorded.named("execute_tool ask_helper")
+    (inner,) = recorded.named("invoke_agent helper")
+    assert inner.parent.span_id == used.context.span_id

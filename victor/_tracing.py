@@ -29,14 +29,12 @@ class CurrentSpans:
         _chats: dict[str, Span]
         _tools: dict[tuple[str, str], Span]
         capture_content: bool
+        _batches: set[str]
         tracer: Any
         _trace: Any
         _context: Any
 
-        _batches: set[str]
-
         def _forget(self, run_id: str) -> Span | None: ...
-
         def _fail(self, span: Span, data: Any) -> None: ...
         def _set(self, span: Span, key: str, value: str) -> None: ...
         def _clean(self, attributes: dict[str, Any]) -> dict[str, Any]: ...
@@ -128,10 +126,15 @@ class CurrentSpans:
         attributes: dict[str, Any],
         start_time: int | None,
     ) -> Span:
-        """Start the span of run ``run_id``: under its parent run's span; a batch item's in a
-        trace of its own, linked to the batch's; with no parent run, under whatever span is
-        current where the run started."""
+        """Start the span of run ``run_id``: under its parent run's span (or the tool call
+        of that run it started in); a batch item's in a trace of its own, linked to the
+        batch's; with no parent run, under whatever span is current where the run started."""
         parent = self.spans.get(parent_id or "")
+        current = self._trace.get_current_span()
+        if parent is not None and any(
+            span is current and key[0] == parent_id for key, span in self._tools.items()
+        ):
+            parent = current  # an agent that a tool runs
         links = None
         if parent is None:
             context = None
