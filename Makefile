@@ -37,7 +37,7 @@ chromium:
 # then the core suite on every other supported Python found here (test-pythons).
 # MUST_RUN: test groups whose skip (or absence) is reported at the end, and fails the run
 # when CI=true (tests/must_run.py).
-MUST_RUN ?= browser,ray,pandas,local,binder
+MUST_RUN ?= browser,ray,pandas,local,binder,telemetry
 test: lint chromium
 	PATH="$(CURDIR)/$(BIN):$$PATH" VICTOR_MUST_RUN=$(MUST_RUN) CI="$(CI)" $(BIN)/python -m pytest
 	@$(MAKE) --no-print-directory test-pythons \
@@ -57,7 +57,7 @@ PYTHONS     ?= 3.10 3.11 3.12 3.13
 SKIP_PYTHON ?=
 CORE_EXTRAS ?= notebook,tools,serve,mcp,otel
 TEST_TOOLS  := pytest pytest-asyncio pytest-timeout hypothesis nbformat nbclient \
-	opentelemetry-sdk
+	opentelemetry-sdk opentelemetry-instrumentation-httpx
 CORE_TESTS  := tests \
 	--ignore=tests/test_browser.py --ignore=tests/test_binder.py \
 	--ignore=tests/test_provider_local.py --ignore=tests/test_llama_server.py \

@@ -28,6 +28,8 @@ GROUPS: dict[str, tuple[str, ...]] = {
         "tests/test_output_local.py",
     ),
     "binder": ("tests/test_binder.py::test_replay_of_the_binder_build_runs_every_notebook",),
+    # Skips itself without opentelemetry-instrumentation-httpx (in `dev`).
+    "telemetry": ("tests/test_telemetry_trace.py",),
 }
 
 

@@ -214,7 +214,7 @@ async def test_events_carry_run_agent_and_data():
     ]
     assert {e.agent for e in events} == {"calc"}
     assert len({e.run_id for e in events}) == 1
-    assert events[0].data == {"task": "1+2"}
+    assert events[0].data == {"task": "1+2", "conversation": events[0].run_id}  # one-shot
     assert events[3].data["tool_name"] == "add" and events[3].data["result"] == "3"
     assert events[2].data["provider"] == "scripted" and events[2].data["duration_ms"] >= 0
     assert events[-1].data["result"] == "3"

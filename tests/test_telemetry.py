@@ -21,7 +21,8 @@ from opentelemetry.trace import SpanKind, StatusCode
 import victor
 from tests.servers import Call, Status, Text, ToolCalls
 from victor import Agent, AgentTeam, ConfigurationError, ProviderError, telemetry
-from victor.core.events import EventBus
+from victor.core import seams
+from victor.core.events import EventBus, EventScope
 from victor.testing import FunctionProvider, ScriptedProvider, call
 from victor.tools import tool
 
@@ -98,9 +99,9 @@ async def test_an_agent_run_is_a_tree_of_spans(traces):
     assert first["gen_ai.request.model"] == first["gen_ai.response.model"] == "test-model"
     assert first["gen_ai.request.temperature"] == 0.2
     assert first["gen_ai.request.max_tokens"] == 4096
-    assert first["gen_ai.response.finish_reasons"] == ("tool_calls",)
+    assert first["gen_ai.response.finish_reasons"] == ("tool_call",)  # the conventions' words
     assert first["gen_ai.usage.output_tokens"] == 20
-    assert chats[1].attributes["gen_ai.response.finish_reasons"] == ("end",)
+    assert chats[1].attributes["gen_ai.response.finish_reasons"] == ("stop",)
     assert chats[0].start_time <= tools["execute_tool add"].start_time
     assert tools["execute_tool add"].end_time <= chats[1].start_time
 
@@ -227,7 +228,7 @@ async def test_a_team_is_a_workflow_span_over_its_members(traces):
     assert team.attributes["victor.team.members"] == ("writer", "editor")
 
 
-async def test_a_batch_is_one_trace(traces):
+async def test_a_batch_item_is_a_trace_of_its_own_linked_to_the_batch(traces):
     agent = Agent(provider=FunctionProvider(lambda m, t: "ok"), name="worker")
     tracer = trace.get_tracer("test", tracer_provider=traces.provider)
     with tracer.start_as_current_span("notebook cell") as cell:
@@ -235,17 +236,28 @@ async def test_a_batch_is_one_trace(traces):
     finished = traces.finished()
     (job,) = by_name(finished, "batch labels")
     runs = by_name(finished, "invoke_agent worker")
-    assert len(runs) == 3 and all(r.parent.span_id == job.context.span_id for r in runs)
     assert job.parent.span_id == cell.get_span_context().span_id  # under the user's span
-    assert {s.context.trace_id for s in finished} == {cell.get_span_context().trace_id}
+    assert job.context.trace_id == cell.get_span_context().trace_id
+    assert len(runs) == 3 and all(r.parent is None for r in runs)
+    assert len({r.context.trace_id for r in runs} | {job.context.trace_id}) == 4
+    assert all([link.context for link in r.links] == [job.context] for r in runs)
+    for run in runs:  # each item's model call is in its item's trace
+        (chat,) = [s for s in finished if s.parent and s.parent.span_id == run.context.span_id]
+        assert chat.context.trace_id == run.context.trace_id
     assert job.attributes["victor.batch.items"] == 3 and job.attributes["victor.batch.done"] == 3
 
 
 async def test_uninstrument_removes_the_subscriber(traces):
     assert EventBus.default().has_listeners("agent.start")
     assert not EventBus.default().has_listeners("agent.token")  # the token path stays free
+    scope = EventScope(EventBus.default(), run_id="run_1")
+    assert seams.traced("chat", scope) is not seams.traced("chat", scope)  # a block per call
     telemetry.uninstrument()
     assert not EventBus.default().has_listeners("agent.start")
+    # The tracing seam is empty again: the steps enter one shared no-op block.
+    assert seams.traced("chat", scope) is seams.traced("run", scope)
+    stream = object()
+    assert seams.traced_stream(stream, scope, []) is stream
     await Agent(provider=FunctionProvider(lambda m, t: "ok")).run("hi")
     assert traces.finished() == ()
 

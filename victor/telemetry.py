@@ -5,21 +5,27 @@ already emits into spans that follow the GenAI semantic conventions (extra ``ote
     victor.telemetry.instrument()        # or VICTOR_OTEL=1 before `import victor`
 
 You bring the SDK and an exporter (Jaeger, Tempo, Honeycomb, Logfire...); without one the
-spans cost next to nothing and go nowhere. Spans:
+spans cost next to nothing and go nowhere. One run is one trace: while a model call, a
+tool call or a run happens its span is current (through ``victor.core.seams``' tracing
+slot), so the spans the SDKs make of their requests (Anthropic's own, an HTTP client's
+instrumentation) are children of victor's ``chat``. Spans:
 
 - ``invoke_workflow {team}``: a team run; ``invoke_agent {agent}``: an agent run;
 - ``chat {model}``: each model call (kind CLIENT; INTERNAL for in-process models), with
   provider, request parameters, finish reasons, token usage, time to first chunk;
 - ``execute_tool {tool}``: each tool call, ``error.type`` when it failed;
-- ``batch {name}``: a ``victor.batch`` run, the parent of its items' agent runs.
+- ``batch {name}``: a ``victor.batch`` run; each item's agent run is a trace of its own,
+  linked to it.
 
-Parents come from the events' ``parent`` ids, so a team's members sit under the team and a
-batch's items under the batch, also when they ran in Ray actors (their events reach the
-driver, and ``trace_carrier``/``attached`` carry the trace into the actors for anything
-there that traces itself). Message content (tasks, answers, tool arguments and results) is
-recorded only when ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` is true (or
-``capture_content=True``); API keys never: events do not carry them, and every attribute
-is scrubbed besides, by the scrubber logs, errors and HTTP problems use (``victor._secrets``).
+Parents come from the events' ``parent`` ids, so a team's members sit under the team, also
+when they ran in Ray actors (their events reach the driver, and ``trace_carrier``/``attached``
+carry the trace into the actors for anything there that traces itself). Metrics (the
+conventions' ``gen_ai.client.token.usage``, ``gen_ai.client.operation.duration`` and, for
+streams, ``gen_ai.client.operation.time_to_first_chunk``) go to the meter provider. Message
+content (prompts, answers, tool arguments and results) is recorded only when
+``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` is true (or ``capture_content=True``);
+API keys never: events do not carry them, and every attribute is scrubbed besides, by the
+scrubber logs, errors and HTTP problems use (``victor._secrets``).
 
 Instrumentation observes, it does not patch: ``uninstrument()`` removes the subscriber and
 victor runs exactly as before.
@@ -27,19 +33,21 @@ victor runs exactly as before.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
+from ._genai import Metrics, finish_reason, text_message, to_json
 from ._secrets import scrub, secret_values
+from ._tracing import CurrentSpans, attached
 from ._util import needs_extra
+from .core import seams
 from .core.events import Event, EventBus
 
 if TYPE_CHECKING:
+    from opentelemetry.metrics import MeterProvider
     from opentelemetry.trace import Span, Tracer, TracerProvider
 
 __all__ = ["instrument", "uninstrument", "Instrumentation", "trace_carrier", "attached"]
@@ -55,10 +63,12 @@ def instrument(
     tracer_provider: TracerProvider | None = None,
     capture_content: bool | None = None,
     bus: EventBus | None = None,
+    meter_provider: MeterProvider | None = None,
 ) -> Instrumentation:
-    """Start turning events into spans (again, with these settings, if already on).
+    """Start turning events into spans and metrics (again, with these settings, if on).
 
-    ``tracer_provider``: where spans go (default: the global one the SDK set up).
+    ``tracer_provider``, ``meter_provider``: where spans and metrics go (default: the
+    global ones the SDK set up).
     ``capture_content``: record message content (default: the
     ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` variable). ``bus``: the bus to
     observe (default: the default bus, which every run's events reach).
@@ -70,12 +80,15 @@ def instrument(
         what="the OpenTelemetry API",
         hint="(plus the opentelemetry-sdk and an exporter of your choice)",
     ):
-        from opentelemetry import trace
+        from opentelemetry import metrics, trace
     uninstrument()
     tracer = trace.get_tracer("victor", __version__, tracer_provider=tracer_provider)
+    meter = metrics.get_meter("victor", __version__, meter_provider=meter_provider)
     if capture_content is None:
         capture_content = _env_flag(os.environ.get(CAPTURE_CONTENT_ENV, ""))
-    _active = Instrumentation(tracer, bus or EventBus.default(), capture_content=capture_content)
+    _active = Instrumentation(
+        tracer, bus or EventBus.default(), capture_content=capture_content, metrics=Metrics(meter)
+    )
     return _active
 
 
@@ -93,20 +106,36 @@ def instrument_from_env() -> None:
         instrument()
 
 
-class Instrumentation:
-    """The subscriber: keeps the open span of each run (by run id) and of each model call."""
+class Instrumentation(CurrentSpans):
+    """The subscriber: keeps the open span of each run (by run id), of each model call and
+    tool call; and, plugged into the core's tracing seam, makes them current meanwhile."""
 
-    def __init__(self, tracer: Tracer, bus: EventBus, *, capture_content: bool = False) -> None:
-        from opentelemetry import trace
+    def __init__(
+        self,
+        tracer: Tracer,
+        bus: EventBus,
+        *,
+        capture_content: bool = False,
+        metrics: Metrics | None = None,
+    ) -> None:
+        from opentelemetry import context, trace
 
         self._trace = trace
+        self._context = context
         self.tracer = tracer
         self.bus = bus
         self.capture_content = capture_content
+        self.metrics = metrics
         #: Agent, team and batch spans by run id, until their run ends.
         self.spans: dict[str, Span] = {}
-        #: The model call in progress of each agent run.
+        #: The model call in progress of each agent run, and its start and metric attributes.
         self._chats: dict[str, Span] = {}
+        self._calls: dict[str, tuple[float, dict[str, Any]]] = {}
+        #: Tool calls in progress, by run id and call id.
+        self._tools: dict[tuple[str, str], Span] = {}
+        #: Batch runs (their items' runs are traces of their own) and runs' conversations.
+        self._batches: set[str] = set()
+        self._conversations: dict[str, str] = {}
         #: Runs whose span has its provider and model set.
         self._described: set[str] = set()
         self._secrets = secret_values()
@@ -130,13 +159,16 @@ class Instrumentation:
         # token path stays as cheap as without tracing.
         for name in self._handlers:
             bus.subscribe(name, self.on_event)
+        seams.plug("tracing", self)
 
     def close(self) -> None:
+        seams.unplug("tracing")
         for name in self._handlers:
             self.bus.unsubscribe(name, self.on_event)
-        self.spans.clear()
-        self._chats.clear()
+        for state in (self.spans, self._chats, self._calls, self._tools, self._conversations):
+            state.clear()
         self._described.clear()
+        self._batches.clear()
 
     def on_event(self, event: Event) -> None:
         handler = self._handlers.get(event.type)
@@ -152,9 +184,16 @@ class Instrumentation:
             "gen_ai.operation.name": "invoke_agent",
             "gen_ai.agent.name": agent,
         }
+        conversation = event.data.get("conversation")
+        if conversation and event.run_id:
+            self._conversations[event.run_id] = attributes["gen_ai.conversation.id"] = conversation
         if self.capture_content:
-            attributes["gen_ai.input.messages"] = _messages("user", event.data.get("task"))
-        self._open(event, f"invoke_agent {agent}", attributes)
+            attributes["gen_ai.input.messages"] = text_message("user", event.data.get("task"))
+        span = self.spans.get(event.run_id or "")
+        if span is not None:  # opened when the run began (its tracing block)
+            span.set_attributes(self._clean(attributes))
+            return
+        self._open_event(event, f"invoke_agent {agent}", attributes)
 
     def _team_start(self, event: Event) -> None:
         self._secrets = secret_values()
@@ -167,8 +206,8 @@ class Instrumentation:
             "victor.team.members": [str(m) for m in data.get("members") or ()],
         }
         if self.capture_content:
-            attributes["gen_ai.input.messages"] = _messages("user", data.get("task"))
-        self._open(event, f"invoke_workflow {team}", attributes)
+            attributes["gen_ai.input.messages"] = text_message("user", data.get("task"))
+        self._open_event(event, f"invoke_workflow {team}", attributes)
 
     def _batch_start(self, event: Event) -> None:
         self._secrets = secret_values()
@@ -178,18 +217,27 @@ class Instrumentation:
             for key in ("items", "pending", "backend", "concurrency")
             if data.get(key) is not None
         }
-        self._open(event, f"batch {data.get('batch') or event.agent}", attributes)
+        self._open_event(event, f"batch {data.get('batch') or event.agent}", attributes)
+        if event.run_id:
+            self._batches.add(event.run_id)
 
     def _run_complete(self, event: Event) -> None:
-        span = self.spans.pop(event.run_id or "", None)
-        self._described.discard(event.run_id or "")
+        span = self._forget(event.run_id or "")
         if span is None:
             return
         usage = event.data.get("usage") or {}
         self._set_usage(span, usage)
         if self.capture_content and event.data.get("result") is not None:
-            self._set(span, "gen_ai.output.messages", _messages("assistant", event.data["result"]))
+            answer = text_message("assistant", event.data["result"])
+            self._set(span, "gen_ai.output.messages", answer)
         span.end(end_time=_ns(event.timestamp))
+
+    def _forget(self, run_id: str) -> Span | None:
+        """The span of run ``run_id``, no longer kept."""
+        self._described.discard(run_id)
+        self._batches.discard(run_id)
+        self._conversations.pop(run_id, None)
+        return self.spans.pop(run_id, None)
 
     def _batch_complete(self, event: Event) -> None:
         span = self.spans.get(event.run_id or "")
@@ -200,9 +248,10 @@ class Instrumentation:
         self._run_complete(event)
 
     def _run_error(self, event: Event) -> None:
-        span = self.spans.pop(event.run_id or "", None)
-        self._described.discard(event.run_id or "")
+        span = self._forget(event.run_id or "")
         chat = self._chats.pop(event.run_id or "", None)
+        if chat is not None:  # the run ended during a model call (cancelled, say)
+            self._measure(event, error_type=str(event.data.get("error_type") or "_OTHER"))
         for open_span in (chat, span):
             if open_span is not None:
                 self._fail(open_span, event.data)
@@ -227,6 +276,13 @@ class Instrumentation:
         for key in ("temperature", "max_tokens"):
             if data.get(key) is not None:
                 attributes[f"gen_ai.request.{key}"] = data[key]
+        measured = ("gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.request.model")
+        self._calls[event.run_id or ""] = (
+            event.timestamp,
+            self._clean({key: attributes[key] for key in measured}),
+        )
+        if event.run_id in self._conversations:
+            attributes["gen_ai.conversation.id"] = self._conversations[event.run_id]
         kinds = self._trace.SpanKind
         kind = kinds.INTERNAL if data.get("in_process") else kinds.CLIENT
         if event.run_id not in self._described:  # the agent's model, known from its first call
@@ -249,11 +305,34 @@ class Instrumentation:
         if data.get("model"):
             self._set(span, "gen_ai.response.model", str(data["model"]))
         if data.get("stop_reason"):
-            span.set_attribute("gen_ai.response.finish_reasons", [str(data["stop_reason"])])
+            reason = finish_reason(str(data["stop_reason"]))
+            span.set_attribute("gen_ai.response.finish_reasons", [reason])
         self._set_usage(span, data.get("usage") or {})
-        if data.get("first_chunk_ms") is not None:
-            span.set_attribute("gen_ai.response.time_to_first_chunk", data["first_chunk_ms"] / 1000)
+        first_chunk = data.get("first_chunk_ms")
+        if first_chunk is not None:
+            span.set_attribute("gen_ai.response.time_to_first_chunk", first_chunk / 1000)
+        self._measure(event, data.get("usage"), first_chunk and first_chunk / 1000)
         span.end(end_time=_ns(event.timestamp))
+
+    def _measure(
+        self,
+        event: Event,
+        usage: Mapping[str, Any] | None = None,
+        first_chunk: float | None = None,
+        error_type: str | None = None,
+    ) -> None:
+        """The metrics of the model call that ``event`` ends."""
+        started, attributes = self._calls.pop(event.run_id or "", (None, None))
+        if self.metrics is None or started is None or attributes is None:
+            return
+        if error_type is not None:
+            attributes = {**attributes, "error.type": error_type}
+        elif event.data.get("model"):
+            attributes = {**attributes, "gen_ai.response.model": self._scrub(event.data["model"])}
+        seconds = max(event.timestamp - started, 0.0)
+        if event.data.get("duration_ms") is not None:
+            seconds = event.data["duration_ms"] / 1000
+        self.metrics.record(attributes, seconds, usage, first_chunk)
 
     def _chat_error(self, event: Event) -> None:
         span = self._chats.get(event.run_id or "")
@@ -265,55 +344,48 @@ class Instrumentation:
             span.add_event("retry", {"error.type": error_type}, timestamp=_ns(event.timestamp))
             return
         del self._chats[event.run_id or ""]
+        self._measure(event, error_type=error_type)
         self._fail(span, {**data, "error_type": error_type})
         span.end(end_time=_ns(event.timestamp))
 
     # -- tools -------------------------------------------------------------------------
 
     def _tool(self, event: Event) -> None:
-        run = self.spans.get(event.run_id or "")
-        if run is None:
-            return
         data = event.data
-        tool = str(data.get("tool_name") or "tool")
-        attributes: dict[str, Any] = {
-            "gen_ai.operation.name": "execute_tool",
-            "gen_ai.tool.name": tool,
-            "gen_ai.tool.type": "function",
-        }
-        if data.get("call_id"):
-            attributes["gen_ai.tool.call.id"] = str(data["call_id"])
-        if self.capture_content:
-            attributes["gen_ai.tool.call.arguments"] = _json(data.get("arguments") or {})
-            if event.type == "tool.execution":
-                attributes["gen_ai.tool.call.result"] = str(data.get("result", ""))
         end = _ns(event.timestamp)
-        span = self.tracer.start_span(
-            f"execute_tool {tool}",
-            context=self._trace.set_span_in_context(run),
-            kind=self._trace.SpanKind.INTERNAL,
-            attributes=self._clean(attributes),
-            start_time=end - int(float(data.get("duration_ms") or 0) * 1e6),
-        )
+        span = self._tools.pop((event.run_id or "", str(data.get("call_id"))), None)
+        if span is None:  # a call that ran outside its tracing block: drawn after the fact
+            run = self.spans.get(event.run_id or "")
+            if run is None:
+                return
+            tool = str(data.get("tool_name") or "tool")
+            attributes: dict[str, Any] = {
+                "gen_ai.operation.name": "execute_tool",
+                "gen_ai.tool.name": tool,
+                "gen_ai.tool.type": "function",
+            }
+            if data.get("call_id"):
+                attributes["gen_ai.tool.call.id"] = str(data["call_id"])
+            span = self.tracer.start_span(
+                f"execute_tool {tool}",
+                context=self._trace.set_span_in_context(run),
+                kind=self._trace.SpanKind.INTERNAL,
+                attributes=self._clean(attributes),
+                start_time=end - int(float(data.get("duration_ms") or 0) * 1e6),
+            )
+        if self.capture_content:  # arguments and results are content
+            self._set(span, "gen_ai.tool.call.arguments", to_json(data.get("arguments") or {}))
+            if event.type == "tool.execution":
+                self._set(span, "gen_ai.tool.call.result", str(data.get("result", "")))
         if event.type == "tool.error":
             self._fail(span, {"error_type": "ToolError", "error": data.get("error")})
         span.end(end_time=end)
 
     # -- helpers -----------------------------------------------------------------------
 
-    def _open(self, event: Event, name: str, attributes: dict[str, Any]) -> None:
-        if not event.run_id:
-            return
-        parent = self.spans.get(event.parent or "")
-        # No parent run: the span joins whatever trace is current where the run started.
-        context = self._trace.set_span_in_context(parent) if parent is not None else None
-        self.spans[event.run_id] = self.tracer.start_span(
-            name,
-            context=context,
-            kind=self._trace.SpanKind.INTERNAL,
-            attributes=self._clean(attributes),
-            start_time=_ns(event.timestamp),
-        )
+    def _open_event(self, event: Event, name: str, attributes: dict[str, Any]) -> None:
+        if event.run_id:
+            self._open(event.run_id, event.parent, name, attributes, _ns(event.timestamp))
 
     def _fail(self, span: Span, data: Mapping[str, Any]) -> None:
         from opentelemetry.trace import Status, StatusCode
@@ -361,25 +433,6 @@ def trace_carrier(run_id: str | None = None) -> dict[str, str]:
     return carrier
 
 
-@contextmanager
-def attached(carrier: Mapping[str, str] | None) -> Iterator[None]:
-    """Make the trace context in ``carrier`` current inside the block (where OpenTelemetry
-    is installed; elsewhere the block just runs)."""
-    if not carrier:
-        yield
-        return
-    try:
-        from opentelemetry import context, propagate
-    except ImportError:
-        yield
-        return
-    token = context.attach(propagate.extract(dict(carrier)))
-    try:
-        yield
-    finally:
-        context.detach(token)
-
-
 # -- helpers -------------------------------------------------------------------------------
 
 
@@ -389,14 +442,3 @@ def _ns(timestamp: float) -> int:
 
 def _env_flag(value: str) -> bool:
     return value.strip().lower() in ("1", "true", "yes", "on", "span_only", "span_and_event")
-
-
-def _messages(role: str, text: Any) -> str:
-    """One message in the GenAI conventions' JSON shape."""
-    if text is None:
-        return "[]"
-    return _json([{"role": role, "parts": [{"type": "text", "content": str(text)}]}])
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, default=str)

@@ -7,8 +7,9 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 
-from .._util import check_settings
+from .._util import check_settings, new_id
 from ..providers.base import Provider
+from . import seams
 from .events import EventBus, scope
 from .loop import Limits
 from .messages import Message, ResponseComplete, RunFinished, StreamEvent, TextDelta
@@ -98,6 +99,8 @@ class Agent:
         self._bus_given = bus is not None
         #: The conversation ``chat()`` continues (system prompt excluded).
         self.history: list[Message] = []
+        #: The id of that conversation (telemetry's ``gen_ai.conversation.id``).
+        self.conversation_id = new_id("conv")
         #: The outcome of the latest run: answer, usage, transcript, timing.
         self.last_run: RunFinished | None = None
         self._context: ToolContext | None = None  # see _tool_context
@@ -198,8 +201,6 @@ class Agent:
         output_retries: int | None,
     ) -> Any:
         """``run`` with the front end's live view attached to the run's events."""
-        from . import seams
-
         output = self._output(output_type, output_retries)
         view = seams.front_end("run_view")(format="markdown" if output is None else "json")
         events = self.events(
@@ -339,6 +340,7 @@ class Agent:
     def reset(self) -> None:
         """Forget the conversation ``chat()`` keeps."""
         self.history = []
+        self.conversation_id = new_id("conv")
 
     async def cleanup(self) -> None:
         """Release the provider's connections. The agent can still be used afterwards."""
@@ -375,7 +377,7 @@ class Agent:
         # Read to the end (RunFinished is last) so the loop finishes rather than being
         # closed early, which would look like a cancellation.
         finished = None
-        with scope(run_scope):
+        with scope(run_scope), seams.traced("run", run_scope):
             async with aclosing(loop):
                 async for event in loop:
                     if type(event) is RunFinished:

@@ -30,7 +30,7 @@ logger = get_logger("victor.events")
 
 #: Every event type victor emits, with the keys its ``data`` carries.
 EVENT_TYPES: dict[str, str] = {
-    "agent.start": "task",
+    "agent.start": "task, conversation",
     "agent.token": "text",
     "agent.complete": "result, usage, duration_ms",
     "agent.error": "error, error_type",

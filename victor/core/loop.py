@@ -32,6 +32,7 @@ from .messages import (
     ToolCallStarted,
     Usage,
 )
+from .seams import traced, traced_stream
 
 if TYPE_CHECKING:
     from ..tools.base import BaseTool, ToolResult
@@ -72,6 +73,7 @@ async def run_loop(
     limits: Limits = Limits(),
     tool_context: ToolContext | None = None,
     output: OutputType | None = None,
+    conversation: str | None = None,
 ) -> AsyncIterator[StreamEvent]:
     """Drive one run, appending to ``messages`` and yielding what happens as it happens.
 
@@ -80,7 +82,7 @@ async def run_loop(
     approval policy) is what the tools see while they run. With ``output`` the answer must
     validate as that type: an invalid one is sent back with the errors, up to
     ``output.retries`` times, then ``OutputValidationError``; retries do not count against
-    ``max_iterations``.
+    ``max_iterations``. ``conversation``: the id of the conversation the run belongs to.
     """
     import asyncio  # imported when used: see victor/__init__.py
 
@@ -103,7 +105,7 @@ async def run_loop(
     # and the dicts (usage dumps especially) are a good part of a run's own cost.
     listening = scope.bus.has_listeners
     if listening("agent.start"):
-        await scope.emit("agent.start", {"task": task})
+        await scope.emit("agent.start", {"task": task, "conversation": conversation})
     try:
         iteration = 0
         while iteration < limits.max_iterations + retries:
@@ -127,7 +129,8 @@ async def run_loop(
                 response = None
                 # Checked once per response, not per token: the token path stays cheap.
                 tokens_observed = scope.bus.has_listeners("agent.token")
-                async with aclosing(provider.stream(messages, specs, wanted)) as events:
+                chunks = traced_stream(provider.stream(messages, specs, wanted), scope, messages)
+                async with aclosing(chunks) as events:
                     async for event in events:
                         if type(event) is TextDelta:
                             first_chunk = first_chunk or perf_counter()
@@ -141,7 +144,10 @@ async def run_loop(
                         "the stream ended without a final response", provider=provider.name
                     )
             else:
-                response = await provider.chat(messages, specs, wanted)
+                with traced("chat", scope, messages) as call:  # its span current meanwhile
+                    response = await provider.chat(messages, specs, wanted)
+                    if call is not None:
+                        call.answered(response)
             usage = response.usage if usage is None else usage + response.usage
             if logger.isEnabledFor(logging.DEBUG):
                 logger.debug(
@@ -316,6 +322,25 @@ async def run_tool_call(
     tool call, for the loop and the MCP server alike: an unknown tool or malformed arguments,
     the approval gate's refusal, a failure or a timeout become a failed ``ToolResult`` the
     caller can read; ``tool.execution`` or ``tool.error`` is emitted on ``scope``."""
+    with traced("tool", scope, call):  # the tool call's span current while it runs
+        result, duration_ms = await _run_call(call, tools, scope, timeout, context)
+    data = {"tool_name": call.name, "arguments": call.arguments, "duration_ms": duration_ms}
+    data["call_id"] = call.id
+    if result.success:
+        await scope.emit("tool.execution", {**data, "result": result.to_text()})
+    else:
+        await scope.emit("tool.error", {**data, "error": result.error})
+    return result, duration_ms
+
+
+async def _run_call(
+    call: ToolCall,
+    tools: Mapping[str, BaseTool],
+    scope: EventScope,
+    timeout: float | None,
+    context: ToolContext,
+) -> tuple[ToolResult, float]:
+    """The call itself (checked, approved, run), without its event."""
     from ..tools.approval import gate as approval_gate  # imported when used: see victor/__init__.py
     from ..tools.base import ToolResult
     from ..tools.context import using_context
@@ -340,11 +365,4 @@ async def run_tool_call(
                 tool, call.arguments, context.approval, scope, call_id=call.id
             )
             result = refusal or await tool.run(call.arguments, timeout=timeout)
-    duration_ms = (perf_counter() - started) * 1000
-    data = {"tool_name": call.name, "arguments": call.arguments, "duration_ms": duration_ms}
-    data["call_id"] = call.id
-    if result.success:
-        await scope.emit("tool.execution", {**data, "result": result.to_text()})
-    else:
-        await scope.emit("tool.error", {**data, "error": result.error})
-    return result, duration_ms
+    return result, (perf_counter() - started) * 1000

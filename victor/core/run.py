@@ -85,6 +85,8 @@ def start_run(
         limits=agent.limits,
         tool_context=agent._tool_context(),
         output=output,
+        # A one-shot run is a conversation of its own; chat() continues the agent's.
+        conversation=agent.conversation_id if remember else run_scope.run_id,
     )
     return run_scope, loop, 1 if system else 0
 

@@ -10,19 +10,26 @@ face as ``"module:attribute"`` paths, imported the first time the core asks, so
 
     from victor.core import seams
     seams.plug("run_view", MyView)        # what display=True shows from now on
+
+One slot is entered rather than asked: ``tracing`` (filled by ``victor.telemetry`` while it
+traces) makes the span of a step current while the step's work happens, so spans that the
+SDKs and HTTP clients make nest under victor's. The steps enter ``traced(...)`` and
+``traced_stream(...)``, which cost a dictionary look-up when nothing traces.
 """
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import ConfigurationError
 
 if TYPE_CHECKING:  # the shapes of the front ends, for type checkers (no cost at import)
     from collections.abc import AsyncIterator, Iterable
+    from contextlib import AbstractContextManager
     from typing import Protocol
 
-    from .events import Event, EventBus
+    from .events import Event, EventBus, EventScope
     from .messages import RunFinished, StreamEvent
 
     class RunView(Protocol):
@@ -61,10 +68,30 @@ if TYPE_CHECKING:  # the shapes of the front ends, for type checkers (no cost at
             """The request as a display bundle (HTML and plain text)."""
             ...
 
+    class Tracing(Protocol):
+        """Makes the span of a run's step current while the step's work happens."""
 
-__all__ = ["Slot", "SLOTS", "plug", "front_end"]
+        def current(
+            self, step: Step, scope: EventScope, detail: Any = None
+        ) -> AbstractContextManager[Any]:
+            """The block in which ``step`` of the run of ``scope`` happens: ``"run"`` (an
+            agent's or a team's), ``"chat"`` (one model call, ``detail`` the messages sent;
+            the block's value has ``answered(response)``) or ``"tool"`` (one tool call,
+            ``detail`` the ``ToolCall``)."""
+            ...
 
-Slot = Literal["run_view", "team_view", "kernel_approval", "tool_provider"]
+        def stream(
+            self, events: AsyncIterator[Any], scope: EventScope, messages: list[Any]
+        ) -> AsyncIterator[Any]:
+            """``events`` (a model's stream of ``messages``) read with the model call's
+            span current."""
+            ...
+
+
+__all__ = ["Slot", "SLOTS", "plug", "unplug", "front_end", "traced", "traced_stream"]
+
+Slot = Literal["run_view", "team_view", "kernel_approval", "tool_provider", "tracing"]
+Step = Literal["run", "chat", "tool"]
 
 #: Each slot and what fills it.
 SLOTS: dict[str, str] = {
@@ -74,6 +101,8 @@ SLOTS: dict[str, str] = {
     "tool_provider": "registers a front end's tools when the default registry is asked for a "
     "name it does not know: a function (registry, name) -> bool, as "
     "victor.notebook.workspace.provide",
+    "tracing": "makes a run's spans current while their work happens: an object like "
+    "victor.telemetry.Instrumentation (plugged by instrument(), unplugged by uninstrument())",
 }
 
 
@@ -86,6 +115,30 @@ def plug(slot: Slot, front_end: Any) -> None:
     if slot not in SLOTS:
         raise ConfigurationError(f"there is no front-end slot {slot!r}: use one of {list(SLOTS)}")
     _plugged[slot] = front_end
+
+
+def unplug(slot: Slot) -> None:
+    """Empty ``slot`` (nothing happens if it is empty)."""
+    _plugged.pop(slot, None)
+
+
+_NOTHING = nullcontext()
+
+
+def traced(step: Step, scope: EventScope, detail: Any = None) -> AbstractContextManager[Any]:
+    """The block in which ``step`` of ``scope``'s run happens: its span current inside,
+    when something traces (else a no-op)."""
+    tracing = _plugged.get("tracing")
+    return _NOTHING if tracing is None else tracing.current(step, scope, detail)
+
+
+def traced_stream(
+    events: AsyncIterator[Any], scope: EventScope, messages: list[Any]
+) -> AsyncIterator[Any]:
+    """``events`` (a model's stream of ``messages``), read with the model call's span
+    current when something traces (else ``events`` itself)."""
+    tracing = _plugged.get("tracing")
+    return events if tracing is None else tracing.stream(events, scope, messages)
 
 
 def front_end(slot: Slot) -> Any:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from .._util import bound, new_id
+from ..core import seams
 from ..core.agent import Agent
 from ..core.events import Event, EventBus, EventScope, current_scope, scope
 from ..core.loop import CUT_OFF
@@ -289,16 +290,18 @@ class TeamRun:
         )
         try:
             coordination = team._coordinate(self)
-            if team.timeout is None:
-                answer = await coordination
-            else:
-                try:
-                    answer = await asyncio.wait_for(coordination, team.timeout)
-                except asyncio.TimeoutError:
-                    raise LimitExceededError(
-                        f"the team run took longer than timeout={team.timeout} s and every "
-                        f"member was stopped; raise the limit with timeout=... or simplify the task"
-                    ) from None
+            with seams.traced("run", self.scope):  # the team's span over its members' runs
+                if team.timeout is None:
+                    answer = await coordination
+                else:
+                    try:
+                        answer = await asyncio.wait_for(coordination, team.timeout)
+                    except asyncio.TimeoutError:
+                        raise LimitExceededError(
+                            f"the team run took longer than timeout={team.timeout} s and "
+                            f"every member was stopped; raise the limit with timeout=... or "
+                            f"simplify the task"
+                        ) from None
         except asyncio.CancelledError:
             await self.emit("team.error", {"error": "cancelled", "error_type": "CancelledError"})
             raise
