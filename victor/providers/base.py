@@ -27,9 +27,10 @@ from .._secrets import get_logger, remember, scrub, secret_values
 from .._util import check_settings, did_you_mean, unknown_setting
 from ..core.events import current_scope
 from ..core.messages import AgentResponse, Message, OutputSchema, StreamEvent, TextDelta, ToolSpec
-from ..errors import ConfigurationError, ProviderError
+from ..errors import ConfigurationError, ProviderError, VictorError
 from .retry import retry_delay, retry_reason
 from .settings import PASS_THROUGH_SETTINGS, PROVIDER_SETTINGS
+from .tap import current_tap, tap_client
 
 if TYPE_CHECKING:
     import asyncio
@@ -79,6 +80,9 @@ class Provider(ABC):
     system: ClassVar[str] = "provider"
     #: Whether the model runs in this process (no server to reach, no network request).
     in_process: ClassVar[bool] = False
+    #: Whether a recorder (``victor.cassette``) takes this provider's calls at the provider
+    #: boundary: a model in this process has no HTTP exchange to record.
+    tapped_calls: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -191,6 +195,9 @@ class Provider(ABC):
         while True:
             try:
                 self._guard()
+                tap = current_tap() if self.tapped_calls else None
+                if tap is not None:
+                    return await tap.chat(self, arguments)
                 return await self._chat(*arguments)
             except Exception as exc:
                 error = self._to_provider_error(exc)
@@ -220,9 +227,11 @@ class Provider(ABC):
             delivered = False
             try:
                 self._guard()
+                tap = current_tap() if self.tapped_calls else None
+                source = self._stream(*arguments) if tap is None else tap.stream(self, arguments)
                 # aclosing: an abandoned or cancelled stream closes its HTTP response now,
                 # not whenever the inner generator happens to be finalised.
-                async with aclosing(self._stream(*arguments)) as events:
+                async with aclosing(source) as events:
                     async for event in events:
                         if type(event) is TextDelta:
                             delivered = True
@@ -285,6 +294,11 @@ class Provider(ABC):
         self, messages: list[Message], tools: list[ToolSpec]
     ) -> AsyncIterator[StreamEvent]: ...
 
+    def _http_client(self, client: Any) -> Any:
+        """The httpx (or httpx2) ``AsyncClient`` inside ``client``, whose transports a tap
+        wraps so that a recorder sees the exchange (None: the provider makes no HTTP)."""
+        return None
+
     def _map_error(self, exc: Exception) -> ProviderError | None:
         """Translate this provider's library errors into ``ProviderError`` (None: not ours)."""
         return None
@@ -299,6 +313,9 @@ class Provider(ABC):
         client = self._clients.get(loop)
         if client is None:
             client = self._clients[loop] = self._create_client()
+            http_client = self._http_client(client)
+            if http_client is not None:
+                tap_client(http_client)
         return client
 
     def _guard(self) -> None:
@@ -311,8 +328,13 @@ class Provider(ABC):
             )
 
     def _to_provider_error(self, exc: Exception) -> Exception:
-        if isinstance(exc, (ProviderError, ConfigurationError)):
+        if isinstance(exc, VictorError):
             return exc
+        if isinstance(exc.__cause__, VictorError):
+            # Raised on purpose under the SDK (a cassette's miss), which wrapped it as a
+            # connection error: the caller gets ours, not "could not reach".
+            error, exc.__cause__ = exc.__cause__, None
+            return error
         mapped = self._map_error(exc)
         if mapped is None:
             return exc
