@@ -125,20 +125,21 @@ async def test_recorded_streams_are_structured_events(served, tmp_path):
     assert '\\"' not in text, "no escaped JSON blobs in the file"
 
 
-async def test_identical_requests_replay_in_recorded_order(openai_server, tmp_path):
+async def test_identical_requests_replay_in_recorded_order(served, tmp_path):
+    name, server, kwargs = served
     path = tmp_path / "repeat.json"
-    openai_server.script(Text("first"), Text("second"), Text("third"))
-    kwargs = {"base_url": openai_server.url + "/v1", "api_key": SECRET, "max_retries": 0}
-    agent = await Agent.create(provider="openai", **kwargs)
+    server.script(Text("first"), Text("second"), Text("third"))
+    agent = await Agent.create(provider=name, **kwargs)
     with cassette(path):
         recorded = [await agent.run("same question") for _ in range(3)]
     assert recorded == ["first", "second", "third"]
-    openai_server.stop()
-    agent = await Agent.create(provider="openai", **kwargs)
+    server.stop()
+    agent = await Agent.create(provider=name, **kwargs)
     with no_connections(), cassette(path, "none"):
         assert [await agent.run("same question") for _ in range(3)] == recorded
+        # A fourth was never recorded: the miss itself, not a connection error of the SDK's.
         with pytest.raises(CassetteMiss, match="already replayed"):
-            await agent.run("same question")  # a fourth was never recorded
+            await agent.run("same question")
 
 
 async def test_a_miss_names_the_nearest_recording_and_the_first_difference(ollama_server, tmp_path):
