@@ -84,6 +84,7 @@ class Cassette:
             self.record == "once" and not existed
         )
         self._existed = existed
+        self._missed = False
         self._dirty = self.record == "all"
         self._secrets = secret_values()
         self._open = True
@@ -98,7 +99,7 @@ class Cassette:
         if self._dirty:
             self._save()
         unused = [n for n in range(self._loaded) if not self._used[n]]
-        if unused and not failing:
+        if unused and not failing and not self._missed:  # a miss already said what differs
             listed = ", ".join(
                 f"#{n + 1} {self._keys[n]['method']} {self._keys[n]['path']}" for n in unused[:5]
             )
@@ -133,9 +134,9 @@ class Cassette:
         self._previous = _tap.set_process_tap(self)
         return self
 
-    def stop(self) -> None:
+    def stop(self, failing: bool = False) -> None:
         _tap.set_process_tap(getattr(self, "_previous", None))
-        self.close()
+        self.close(failing)
 
     def __call__(self, function: F) -> F:
         """As a decorator: each call of ``function`` (sync or async) runs in the cassette."""
@@ -210,6 +211,7 @@ class Cassette:
                     self._used[index] = True
                     return self.interactions[index]["response"]
             if not self._may_record:
+                self._missed = True
                 raise CassetteMiss(self._miss_message(wanted), request=wanted)
             self.interactions.append({"request": live, "response": None})
             return len(self.interactions) - 1
