@@ -306,3 +306,13 @@ async def test_decorator_and_recording_streams_live(openai_server, tmp_path):
     # Recording does not hold the stream back: the first text came before the stall ended.
     assert arrivals[0] < 1.0 < arrivals[-1]
     assert json.loads(path.read_text())["interactions"][0]["response"]["stream"]
+
+
+async def test_the_suites_secret_scan_finds_a_secret_left_in_a_cassette(tmp_path):
+    from tests.cassette_scan import secrets_in
+
+    path = tmp_path / "leaky.json"
+    path.write_text(
+        '{\n "headers": {"x-api-key": "***"},\n "note": "sk-ant-api03-abcdefghijklmnop"\n}'
+    )
+    assert secrets_in(path) == [f'{path}:3: "note": "***"']

@@ -22,6 +22,8 @@ from ..errors import CassetteError
 __all__ = ["load", "save", "encode_body", "decode_body", "encode_chunk", "decode_chunk"]
 
 VERSION = 1
+#: Every cassette file written in this process (a test suite scans them for secrets).
+written: set[Path] = set()
 #: Headers whose whole value is a credential: masked, whatever their value looks like.
 SECRET_HEADERS = frozenset(
     {"authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key",
@@ -75,6 +77,7 @@ def save(path: Path, interactions: list[dict[str, Any]]) -> None:
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     temporary.write_text(json.dumps(document, indent=1, ensure_ascii=False) + "\n", "utf-8")
     os.replace(temporary, path)
+    written.add(path.resolve())
 
 
 def _line_of(text: str, number: int) -> int:
