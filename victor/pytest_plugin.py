@@ -13,7 +13,6 @@ recorder is imported when a test first uses a cassette, not when pytest starts.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -76,7 +75,9 @@ def record_mode(config: pytest.Config, marked: str | None) -> str:
         return chosen
     if marked:
         return marked
-    return "none" if os.environ.get("CI", "").lower() == "true" else "once"
+    from .cassette import default_mode
+
+    return default_mode()
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import os
 import threading
 import time
 import warnings
@@ -28,11 +29,16 @@ from ..providers import tap as _tap
 from . import calls, http, store
 from .match import Matcher, describe_miss, key
 
-__all__ = ["Cassette", "cassette", "CassetteMiss", "CassetteWarning", "MODES"]
+__all__ = ["Cassette", "cassette", "CassetteMiss", "CassetteWarning", "MODES", "default_mode"]
 
 Record = Literal["once", "none", "new_episodes", "all"]
 MODES: tuple[str, ...] = ("once", "none", "new_episodes", "all")
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def default_mode() -> Record:
+    """``"none"`` in CI (``CI=true``: replay only, never a live request), else ``"once"``."""
+    return "none" if os.environ.get("CI", "").lower() == "true" else "once"
 
 
 class CassetteWarning(UserWarning):
@@ -111,6 +117,15 @@ class Cassette:
             if self.fail_on_unused:
                 raise CassetteError(message)
             warnings.warn(message, CassetteWarning, stacklevel=3)
+
+    def describe(self) -> str:
+        """One line on what the cassette does: replays how many, records or not."""
+        if not self._open:
+            return f"cassette {self.path} (closed)"
+        replays = f"replaying {self._loaded} recording(s)" if self._loaded else ""
+        records = "recording new requests" if self._may_record else "no live requests"
+        what = ", ".join(part for part in (replays, records) if part)
+        return f"cassette {self.path} (record={self.record!r}): {what}"
 
     def __enter__(self) -> Cassette:
         self.open()
