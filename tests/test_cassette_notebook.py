@@ -28,8 +28,8 @@ def test_the_rest_of_the_notebook_records_then_replays(ip, ollama_server, tmp_pa
 
     run(ip, "%victor reset")
     with no_connections():
-        result, captured = run(ip, f"%victor cassette {path}")
-        assert "replaying 2 recording(s), no live requests" in captured.stdout
+        result, captured = run(ip, f"%victor cassette {path} --record none")
+        assert "(record='none'): replaying 2 recording(s), no live requests" in captured.stdout
         assert run(ip, "%%victor -o again\nFirst question")[0].success
         assert ip.user_ns["again"] == "Recorded answer"
         result, captured = run(ip, "%%victor\nA changed question")

@@ -165,8 +165,16 @@ class VictorMagics(Magics):
                 raise MagicUsageError(str(exc)) from None
             except VictorError as exc:
                 raise _short(exc) from None
-        if command == "cassette" and len(words) == 2:
-            return self._cassette(words[1], args)
+        if command == "cassette" and len(words) >= 2:
+            # Options may also follow the file: %victor cassette FILE --realtime
+            after = self._parse(" ".join(words[2:]))
+            if after.words:
+                raise MagicUsageError(f"%victor cassette takes one FILE, not {words[1:]}")
+            after.record, after.realtime = (
+                after.record or args.record,
+                after.realtime or args.realtime,
+            )
+            return self._cassette(words[1], after)
         if not words or (command in _SUBCOMMANDS and len(words) == 1):
             return getattr(self, f"_{command}")()
         self._ask(prompt_part(line, len(words)), args)
