@@ -102,7 +102,7 @@ class Cassette:
         if not self._open:
             return
         self._open = False
-        if self._dirty:
+        if self._dirty:  # recorded since the last save (or "all": even nothing)
             self._save()
         unused = [n for n in range(self._loaded) if not self._used[n]]
         if unused and not failing and not self._missed:  # a miss already said what differs
@@ -258,6 +258,7 @@ class Cassette:
     def _save(self) -> None:
         with self._lock:
             done = [i for i in self.interactions if i["response"] is not None]
+            self._dirty = False
         store.save(self.path, done)
 
 

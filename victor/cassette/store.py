@@ -75,9 +75,26 @@ def save(path: Path, interactions: list[dict[str, Any]]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     document = {"version": VERSION, "interactions": interactions}
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(document, indent=1, ensure_ascii=False) + "\n", "utf-8")
+    temporary.write_text(_format(document) + "\n", "utf-8")
     os.replace(temporary, path)
     written.add(path.resolve())
+
+
+def _format(value: Any, depth: int = 0, key: str | None = None) -> str:
+    """JSON indented by one space a level, except that each chunk of a stream is one line:
+    a diff shows chunks, and the C encoder writes them (indented JSON is pure Python)."""
+    pad = " " * depth
+    if isinstance(value, dict) and value:
+        items = (f"{pad} {_compact(k)}: {_format(v, depth + 1, k)}" for k, v in value.items())
+        return "{\n" + ",\n".join(items) + f"\n{pad}}}"
+    if isinstance(value, list) and value:
+        line = _compact if key == "stream" else lambda item: _format(item, depth + 1)
+        return "[\n" + ",\n".join(f"{pad} {line(item)}" for item in value) + f"\n{pad}]"
+    return _compact(value)
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
 
 
 def _line_of(text: str, number: int) -> int:
