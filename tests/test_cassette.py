@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 import warnings
 from contextlib import contextmanager
 
@@ -316,3 +317,48 @@ async def test_the_suites_secret_scan_finds_a_secret_left_in_a_cassette(tmp_path
         '{\n "headers": {"x-api-key": "***"},\n "note": "sk-ant-api03-abcdefghijklmnop"\n}'
     )
     assert secrets_in(path) == [f'{path}:3: "note": "***"']
+
+
+def test_sync_code_and_the_decorator_replay_the_second_time(ollama_server, tmp_path):
+    path, url = tmp_path / "sync.json", ollama_server.url
+    ollama_server.script(Text("sync answer"))
+    agent = Agent(provider="ollama", base_url=url, max_retries=0)
+
+    @cassette(path)  # "once": records the first call, replays from then on
+    def ask() -> str:
+        return agent.run_sync("hi")  # on victor's own loop thread: the cassette goes along
+
+    assert ask() == "sync answer"
+    ollama_server.stop()
+    with no_connections():
+        assert ask() == "sync answer"
+
+
+async def test_realtime_replays_at_the_recorded_pace(openai_server, tmp_path):
+    from tests.servers import Hang
+
+    path = tmp_path / "pace.json"
+    kwargs = {"base_url": openai_server.url + "/v1", "api_key": SECRET, "max_retries": 0}
+    openai_server.script(Hang(0.6, "slow end"))
+    agent = await Agent.create(provider="openai", **kwargs)
+    with cassette(path):
+        assert await agent.run("wait") == "slow end"
+    openai_server.stop()
+
+    async def replay(realtime: bool) -> float:
+        start = time.monotonic()
+        with cassette(path, "none", realtime=realtime):
+            assert await agent.run("wait") == "slow end"
+        return time.monotonic() - start
+
+    assert await replay(realtime=False) < 0.3
+    assert await replay(realtime=True) >= 0.55  # the stall before the closing events
+
+
+async def test_replay_only_without_a_file_says_so(ollama_server, tmp_path):
+    agent = await Agent.create(provider="ollama", base_url=ollama_server.url, max_retries=0)
+    with cassette(tmp_path / "never.json", "none"), pytest.raises(CassetteMiss) as info:
+        await agent.run("hi")
+    assert "record='none' and the file does not exist yet" in str(info.value)
+    assert "No recording has POST /api/chat; recorded: none" in str(info.value)
+    assert not ollama_server.requests and not (tmp_path / "never.json").exists()
