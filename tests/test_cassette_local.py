@@ -30,8 +30,22 @@ async def session() -> dict:
     }
     capital = await agent.run("France's capital, as JSON.", output_type=Capital)
     seen["typed"] = capital.model_dump()
-    await agent.cleanup()
+    calculator = await Agent.create(
+        provider="local", temperature=0.0, max_tokens=32, tools=[add], tool_choice="required"
+    )
+    seen["tool"] = await calculator.run("What is 2 plus 3?")
+    seen["calls"] = [
+        (call.name, call.arguments)
+        for message in calculator.last_run.messages
+        for call in message.tool_calls
+    ]
+    for each in (agent, calculator):
+        await each.cleanup()
     return seen
+
+
+def seen_a_tool_call(seen: dict) -> bool:
+    return seen["calls"] == [("add", {"a": 2, "b": 3})] and "5" in seen["tool"]
 
 
 async def test_the_local_model_round_trip(tmp_path):
@@ -41,7 +55,9 @@ async def test_the_local_model_round_trip(tmp_path):
     assert "Paris" in recorded["run"] and len(recorded["stream"]) >= 2
     assert loaded_models() == {}, "the recording run released the model"
     stored = json.loads(path.read_text())["interactions"]
-    assert [i["request"]["path"] for i in stored] == ["local/chat", "local/stream", "local/chat"]
+    assert seen_a_tool_call(recorded)
+    paths = [i["request"]["path"] for i in stored]
+    assert paths[:3] == ["local/chat", "local/stream", "local/chat"] and len(paths) >= 5
     assert stored[0]["request"]["json"]["messages"][-1] == {"role": "user", "content": FRANCE}
     assert stored[1]["response"]["stream"][0]["text"] == recorded["stream"][0]
 

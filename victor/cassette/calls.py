@@ -3,6 +3,7 @@ boundary: its conversation in, its ``AgentResponse`` or stream events out."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from ..core.messages import AgentResponse, ResponseComplete, StreamEvent, TextDelta
@@ -27,8 +28,8 @@ def request_record(
         body["tools"] = [t.model_dump(mode="json") for t in tools]
     if output and output[0] is not None:
         body["output"] = output[0].model_dump(mode="json")
-    if provider.options:
-        body["options"] = provider.options
+    if provider.options:  # sampling and load settings; as JSON, whatever their type
+        body["options"] = json.loads(json.dumps(provider.options, default=str))
     return {"method": "CALL", "path": f"{provider.name}/{call}", "json": scrub_data(body, secrets)}
 
 
