@@ -12,7 +12,8 @@ from tests.test_magics import ip, run, shell  # noqa: F401 - fixtures
 __all__ = ["ip", "shell"]
 
 
-def test_the_rest_of_the_notebook_records_then_replays(ip, ollama_server, tmp_path):  # noqa: F811
+def test_the_rest_of_the_notebook_records_then_replays(ip, ollama_server, tmp_path, monkeypatch):  # noqa: F811
+    monkeypatch.delenv("CI", raising=False)  # the default mode is once, as on a laptop
     path, url = tmp_path / "notebook.json", ollama_server.url
     ollama_server.script(Text("Recorded answer"), Text("Second answer"))
     run(ip, f"%victor config provider=ollama base_url={url}")
