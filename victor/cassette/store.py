@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import re
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +28,6 @@ SECRET_HEADERS = frozenset(
     {"authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key",
      "cookie", "set-cookie", "openai-organization", "openai-project"}
 )  # fmt: skip
-#: JSON fields whose string value is a credential, by (lower-cased) name.
-_SECRET_FIELD = re.compile(r"api[_-]?key|apikey|token|secret|passw|credential|cookie")
 
 
 # -- the file ---------------------------------------------------------------------------
@@ -120,18 +117,25 @@ def scrub_headers(headers: Any, secrets: tuple[str, ...]) -> dict[str, str]:
 
 
 def scrub_data(value: Any, secrets: tuple[str, ...]) -> Any:
-    """``value`` (parsed JSON) with secret-named fields and secret-shaped strings masked."""
+    """``value`` (parsed JSON) with secrets masked, by the one scrubber: it reads the JSON
+    text, so ``"api_key": "..."`` fields are masked by their label as in any text."""
+    text = json.dumps(value, ensure_ascii=False)
+    clean = scrub(text, secrets)
+    if clean == text:
+        return value
+    try:
+        return json.loads(clean)
+    except ValueError:  # a mask that broke the JSON: mask string by string instead
+        return _scrub_strings(value, secrets)
+
+
+def _scrub_strings(value: Any, secrets: tuple[str, ...]) -> Any:
     if isinstance(value, str):
         return scrub(value, secrets)
     if isinstance(value, list):
-        return [scrub_data(item, secrets) for item in value]
+        return [_scrub_strings(item, secrets) for item in value]
     if isinstance(value, dict):
-        return {
-            key: MASK
-            if isinstance(item, str) and item and _SECRET_FIELD.search(key.lower())
-            else scrub_data(item, secrets)
-            for key, item in value.items()
-        }
+        return {key: _scrub_strings(item, secrets) for key, item in value.items()}
     return value
 
 
