@@ -14,7 +14,13 @@ from pydantic import BaseModel
 
 from tests.servers import Call, Json, Status, Text, ToolCalls
 from victor import Agent, AgentTeam
-from victor.errors import CassetteError, CassetteMiss, ConfigurationError, VictorError
+from victor.errors import (
+    CassetteError,
+    CassetteMiss,
+    ConfigurationError,
+    ProviderError,
+    VictorError,
+)
 from victor.testing import cassette
 from victor.tools import tool
 
@@ -362,3 +368,26 @@ async def test_replay_only_without_a_file_says_so(ollama_server, tmp_path):
     assert "record='none' and the file does not exist yet" in str(info.value)
     assert "No recording has POST /api/chat; recorded: none" in str(info.value)
     assert not ollama_server.requests and not (tmp_path / "never.json").exists()
+
+
+async def test_a_stream_cut_off_while_recording_is_cut_off_on_replay(served, tmp_path):
+    from tests.servers import Truncate
+
+    name, server, kwargs = served
+    path = tmp_path / "cut.json"
+    server.script(Truncate("half an answer"))
+    agent = await Agent.create(provider=name, **kwargs)
+
+    async def listen() -> tuple[list[str], str]:
+        tokens = []
+        with pytest.raises(ProviderError) as info:
+            async for token in agent.astream("tell me"):
+                tokens.append(token)
+        return tokens, str(info.value).split(" (")[0]
+
+    with cassette(path):
+        recorded = await listen()
+    assert recorded[0] == ["half ", "an ", "answer"]
+    server.stop()
+    with no_connections(), cassette(path, "none"):
+        assert await listen() == recorded

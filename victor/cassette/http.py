@@ -96,7 +96,10 @@ def replay(stored: dict[str, Any], request: Any, realtime: bool) -> Any:
         body = decode_body(stored)
         headers.append(("content-length", str(len(body))))
         chunks = [(0.0, body)] if body else []
-    stream = _stream_classes(httpx)[1](chunks, realtime)
+    # A response cut off while recording is cut off again where it was: the client sees
+    # the same failure (an abandoned stream never reads that far).
+    cut = httpx.RemoteProtocolError("the recorded response ended here: it was cut off")
+    stream = _stream_classes(httpx)[1](chunks, realtime, cut if stored.get("cut") else None)
     return httpx.Response(
         stored["status"],
         headers=headers,
@@ -139,14 +142,18 @@ def _stream_classes(httpx: Any) -> tuple[type, type]:
             await self.inner.aclose()
 
     class ReplayStream(httpx.AsyncByteStream):
-        def __init__(self, chunks: list[tuple[float, bytes]], realtime: bool) -> None:
-            self.chunks, self.realtime = chunks, realtime
+        def __init__(
+            self, chunks: list[tuple[float, bytes]], realtime: bool, cut: Exception | None
+        ) -> None:
+            self.chunks, self.realtime, self.cut = chunks, realtime, cut
 
         async def __aiter__(self) -> Any:
             for after, data in self.chunks:
                 if self.realtime and after > 0:
                     await asyncio.sleep(after)
                 yield data
+            if self.cut is not None:
+                raise self.cut
 
         async def aclose(self) -> None:
             pass
