@@ -391,3 +391,25 @@ async def test_a_stream_cut_off_while_recording_is_cut_off_on_replay(served, tmp
     server.stop()
     with no_connections(), cassette(path, "none"):
         assert await listen() == recorded
+
+
+async def test_a_replay_works_where_real_requests_are_blocked(openai_server, tmp_path):
+    # This suite's conftest calls block_requests(): a cassette recorded from a hosted API
+    # must still replay here, and recording one must still be refused.
+    path = tmp_path / "hosted.json"
+    openai_server.script(Text("recorded from the API"))
+    loopback = await Agent.create(
+        provider="openai", base_url=openai_server.url + "/v1", api_key=SECRET
+    )
+    with cassette(path):
+        await loopback.run("hello")
+    hosted = await Agent.create(
+        provider="openai", base_url="https://api.openai.example/v1", api_key=SECRET
+    )
+    with no_connections(), cassette(path, "none"):
+        assert await hosted.run("hello") == "recorded from the API"
+    with cassette(tmp_path / "new.json"), pytest.raises(CassetteError) as info:
+        await hosted.run("hello")
+    assert "recording it needs api.openai.example, but real model requests are blocked" in str(
+        info.value
+    )

@@ -26,6 +26,7 @@ from typing import Any, Literal, TypeVar
 from .._secrets import secret_values
 from ..errors import CassetteError, CassetteMiss, ConfigurationError
 from ..providers import tap as _tap
+from ..providers.base import requests_blocked
 from . import calls, http, store
 from .match import Matcher, describe_miss, key
 
@@ -180,6 +181,12 @@ class Cassette:
             if self.realtime and found.get("after"):
                 await asyncio.sleep(found["after"])
             return http.replay(found, request, self.realtime)
+        if requests_blocked(str(request.url)):
+            raise CassetteError(
+                f"{self.path} has no recording for {request.method} {live['path']}, and "
+                f"recording it needs {request.url.host}, but real model requests are blocked "
+                f"(victor.testing.block_requests): record it where requests are allowed"
+            )
         return await http.record(request, transport, self._secrets, self._finisher(found))
 
     async def chat(self, provider: Any, arguments: tuple[Any, ...]) -> Any:

@@ -319,7 +319,9 @@ class Provider(ABC):
         return client
 
     def _guard(self) -> None:
-        if _blocked and not _is_loopback(self.base_url):
+        # Under a tap (a cassette) the request may be answered from a recording: the tap
+        # asks ``requests_blocked`` itself before it sends one.
+        if requests_blocked(self.base_url) and current_tap() is None:
             raise ProviderError(
                 f"real model requests are blocked (victor.testing.block_requests); "
                 f"{self.base_url} is not on this machine. Use a victor.testing provider or a "
@@ -445,6 +447,11 @@ def _init_keywords(cls: type[Provider]) -> frozenset[str]:
 # -- blocking real requests (victor.testing flips this) ---------------------------------
 
 _blocked = False
+
+
+def requests_blocked(url: str | None) -> bool:
+    """Whether ``block_requests`` refuses a request to ``url`` now."""
+    return _blocked and not _is_loopback(url)
 
 
 def _set_blocked(value: bool) -> bool:
