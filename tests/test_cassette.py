@@ -413,3 +413,18 @@ async def test_a_replay_works_where_real_requests_are_blocked(openai_server, tmp
     assert "recording it needs api.openai.example, but real model requests are blocked" in str(
         info.value
     )
+
+
+async def test_a_replay_needs_no_api_key(served, tmp_path):
+    name, server, kwargs = served
+    path = tmp_path / "keys.json"
+    server.script(Text("answered"))
+    with cassette(path):
+        assert await (await Agent.create(provider=name, **kwargs)).run("hi") == "answered"
+    server.stop()
+    keyless = {k: v for k, v in kwargs.items() if k != "api_key"}  # as in CI: no key set
+    with no_connections(), cassette(path, "none"):
+        assert await (await Agent.create(provider=name, **keyless)).run("hi") == "answered"
+    if name == "anthropic":  # recording still needs the key (OpenAI on loopback does not)
+        with cassette(tmp_path / "new.json"), pytest.raises(ConfigurationError, match="_API_KEY"):
+            await (await Agent.create(provider=name, **keyless)).run("hi")

@@ -72,6 +72,7 @@ class Cassette:
         self._lock = threading.Lock()
         self._tokens: list[Any] = []
         self._open = False
+        self.replay_only = False
 
     def __repr__(self) -> str:
         return f"Cassette({str(self.path)!r}, record={self.record!r})"
@@ -91,6 +92,7 @@ class Cassette:
             self.record == "once" and not existed
         )
         self._existed = existed
+        self.replay_only = not self._may_record
         self._missed = False
         self._dirty = self.record == "all"
         self._secrets = secret_values()

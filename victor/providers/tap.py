@@ -18,6 +18,9 @@ __all__ = ["Tap", "TapTransport", "current_tap", "set_tap", "set_process_tap", "
 class Tap(Protocol):
     """What a recorder implements: one call per HTTP request, one per in-process call."""
 
+    #: True when nothing will be sent (a cassette that only replays): no API key needed.
+    replay_only: bool
+
     async def handle_http(self, request: Any, transport: Any) -> Any:
         """Answer ``request`` (an httpx or httpx2 ``Request``), through ``transport`` or not."""
 
