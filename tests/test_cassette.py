@@ -241,7 +241,7 @@ def test_a_corrupted_cassette_names_the_file_and_line(tmp_path):
             pass
     path.write_text(
         '{"version": 1, "interactions": [\n {"request": {"method": "POST",\n'
-        ' "path": "/x"}, "response": {}},\n {"request": {"path": "/y"}}]}\n'
+        ' "path": "/x"}, "response": {"status": 200}},\n {"request": {"path": "/y"}}]}\n'
     )
     with pytest.raises(CassetteError, match=rf"{path}:4: interaction 2 needs a \"request\""):
         with cassette(path, "none"):

@@ -58,11 +58,13 @@ def load(path: Path) -> list[dict[str, Any]]:
             and isinstance(request.get("method"), str)
             and isinstance(request.get("path"), str)
             and isinstance(response, dict)
+            and (request["method"] == "CALL" or isinstance(response.get("status"), int))
         ):
             line = _line_of(text, number)
             raise CassetteError(
                 f'{path}:{line}: interaction {number} needs a "request" with "method" and '
-                f'"path", and a "response"; fix it, or delete the file to record it again'
+                f'"path", and a "response" (with its "status", for HTTP); fix it, or delete '
+                f"the file to record it again"
             )
     return interactions
 
