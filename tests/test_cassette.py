@@ -428,3 +428,24 @@ async def test_a_replay_needs_no_api_key(served, tmp_path):
     if name == "anthropic":  # recording still needs the key (OpenAI on loopback does not)
         with cassette(tmp_path / "new.json"), pytest.raises(ConfigurationError, match="_API_KEY"):
             await (await Agent.create(provider=name, **keyless)).run("hi")
+
+
+async def test_a_provider_the_cassette_cannot_see_stays_blocked(tmp_path):
+    from victor.core.messages import AgentResponse
+    from victor.providers.base import Provider
+
+    class OwnHTTP(Provider):  # a user's provider with its own client: no tap sees it
+        name = "own-http"
+
+        def _create_client(self):
+            return None
+
+        async def _chat(self, messages, tools):
+            return AgentResponse(content="sent to the network")
+
+        async def _stream(self, messages, tools):
+            yield None
+
+    agent = await Agent.create(provider=OwnHTTP(base_url="https://models.example"))
+    with cassette(tmp_path / "own.json"), pytest.raises(ProviderError, match="are blocked"):
+        await agent.run("hi")

@@ -323,9 +323,10 @@ class Provider(ABC):
         return client
 
     def _guard(self) -> None:
-        # Under a tap (a cassette) the request may be answered from a recording: the tap
-        # asks ``requests_blocked`` itself before it sends one.
-        if requests_blocked(self.base_url) and current_tap() is None:
+        # Under a tap (a cassette) that sees this provider's requests, a request may be
+        # answered from a recording: the tap asks ``requests_blocked`` before it sends one.
+        tapped = self.tapped_calls or type(self)._http_client is not Provider._http_client
+        if requests_blocked(self.base_url) and not (tapped and current_tap() is not None):
             raise ProviderError(
                 f"real model requests are blocked (victor.testing.block_requests); "
                 f"{self.base_url} is not on this machine. Use a victor.testing provider or a "
