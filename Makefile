@@ -62,6 +62,7 @@ CORE_TESTS  := tests \
 	--ignore=tests/test_browser.py --ignore=tests/test_binder.py \
 	--ignore=tests/test_provider_local.py --ignore=tests/test_llama_server.py \
 	--ignore=tests/test_output_local.py --ignore=tests/test_local_guard.py \
+	--ignore=tests/test_cassette_local.py \
 	--ignore=tests/test_doctor.py \
 	--ignore=tests/test_notebook_workspace.py --ignore=tests/test_workspace_fix_kernel.py \
 	--ignore=tests/test_timeline_widget.py \

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from victor.core.events import EventBus
@@ -11,6 +13,20 @@ pytest_plugins = ["tests.servers.fixtures", "tests.must_run"]
 
 # Tests talk to servers on 127.0.0.1 or to victor.testing providers, never to a real API.
 block_requests()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cassettes_hold_no_secrets():
+    """After the suite: every cassette file it wrote is scanned for secrets."""
+    yield
+    store = sys.modules.get("victor.cassette.store")
+    if store is not None:
+        from tests.cassette_scan import secrets_in
+
+        found = [
+            line for path in sorted(store.written) if path.exists() for line in secrets_in(path)
+        ]
+        assert not found, "secrets in cassettes:\n" + "\n".join(found)
 
 
 @pytest.fixture(autouse=True)

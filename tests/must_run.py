@@ -26,6 +26,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
         "tests/test_provider_local.py",
         "tests/test_local_guard.py",
         "tests/test_output_local.py",
+        "tests/test_cassette_local.py",
     ),
     "binder": ("tests/test_binder.py::test_replay_of_the_binder_build_runs_every_notebook",),
     # Skips itself without opentelemetry-instrumentation-httpx (in `dev`).

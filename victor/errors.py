@@ -14,6 +14,8 @@ __all__ = [
     "StateError",
     "LimitExceededError",
     "OutputValidationError",
+    "CassetteError",
+    "CassetteMiss",
 ]
 
 
@@ -90,3 +92,18 @@ class OutputValidationError(VictorError):
         super().__init__(message)
         self.raw = raw
         self.errors = errors
+
+
+class CassetteError(VictorError):
+    """A cassette (``victor.testing.cassette``) cannot be read, or its recordings and the
+    run did not agree: a corrupted file, recordings left unused (``fail_on_unused``)."""
+
+
+class CassetteMiss(CassetteError):
+    """A request a cassette has no recording for, where it may not record: it never
+    reaches the network. The message shows the nearest recording and the first field
+    that differs; ``request`` is the request as matched."""
+
+    def __init__(self, message: str, *, request: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.request = request

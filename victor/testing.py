@@ -1,6 +1,6 @@
 """Test doubles that go through the real public API: scripted and function providers,
-``override`` to swap every agent's provider in a block, and a switch that blocks real
-model requests.
+``override`` to swap every agent's provider in a block, a switch that blocks real model
+requests, and ``cassette`` to record a real model's answers once and replay them.
 
     from victor.testing import ScriptedProvider, call
 
@@ -13,7 +13,7 @@ import asyncio
 import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._util import bound, maybe_await
 from .core.messages import (
@@ -26,8 +26,11 @@ from .core.messages import (
     Usage,
 )
 from .core.run import provider_override
-from .errors import ProviderError
+from .errors import CassetteMiss, ProviderError
 from .providers.base import AgentResponse, Provider, _set_blocked
+
+if TYPE_CHECKING:
+    from .cassette import cassette
 
 __all__ = [
     "ScriptedProvider",
@@ -36,6 +39,8 @@ __all__ = [
     "call",
     "override",
     "block_requests",
+    "cassette",
+    "CassetteMiss",
 ]
 
 #: What a test provider may answer with: text, one tool call, several tool calls in one
@@ -185,6 +190,15 @@ class block_requests:
 
     def __exit__(self, *exc: object) -> None:
         _set_blocked(self._previous)
+
+
+def __getattr__(name: str) -> Any:
+    # The recorder (victor.cassette) is imported when a test first asks for it.
+    if name in ("cassette", "Cassette", "CassetteWarning"):
+        from . import cassette as _cassette
+
+        return getattr(_cassette, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _chunks(text: str) -> Iterator[str]:

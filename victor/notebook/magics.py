@@ -89,10 +89,18 @@ class VictorMagics(Magics):
     @argument("-o", "--output", metavar="VAR", help="store the answer in the notebook variable VAR")
     @argument("--new", action="store_true", help="start a fresh conversation")
     @argument(
+        "--record",
+        choices=("once", "none", "new_episodes", "all"),
+        help="%%victor cassette: the mode (default once; none when CI=true)",
+    )
+    @argument(
+        "--realtime", action="store_true", help="%%victor cassette: replay at the recorded pace"
+    )
+    @argument(
         "words",
         nargs=argparse.REMAINDER,
         help="line form only: config [key=value ...] | list | history | reset | doctor | fix "
-        "| explain | undo | help | a one-line prompt",
+        "| explain | undo | cassette FILE|off | help | a one-line prompt",
     )
     @no_var_expand
     @line_cell_magic
@@ -120,6 +128,9 @@ class VictorMagics(Magics):
           %victor fix                      after a cell fails: a fixed cell, as a diff to apply
           %victor explain                  after a cell fails: what went wrong, in words
           %victor undo                     undo the names the last approved run_code changed
+          %victor cassette FILE            record the rest of the notebook's model answers to
+                                           FILE once, replay them after (--record MODE,
+                                           --realtime); %victor cassette off stops
           %victor help                     this text
           %victor what is a monad?         a one-line prompt (options go first)
         """
@@ -156,6 +167,16 @@ class VictorMagics(Magics):
                 raise MagicUsageError(str(exc)) from None
             except VictorError as exc:
                 raise _short(exc) from None
+        if command == "cassette" and len(words) >= 2:
+            # Options may also follow the file: %victor cassette FILE --realtime
+            after = self._parse(" ".join(words[2:]))
+            if after.words:
+                raise MagicUsageError(f"%victor cassette takes one FILE, not {words[1:]}")
+            after.record, after.realtime = (
+                after.record or args.record,
+                after.realtime or args.realtime,
+            )
+            return self._cassette(words[1], after)
         if not words or (command in _SUBCOMMANDS and len(words) == 1):
             return getattr(self, f"_{command}")()
         self._ask(prompt_part(line, len(words)), args)
@@ -172,6 +193,18 @@ class VictorMagics(Magics):
         from ..doctor import diagnose
 
         display(run_sync(diagnose()))
+
+    def _cassette(self, file: str, args: argparse.Namespace) -> None:
+        from ..cassette import cassette, default_mode
+
+        if self.session.cassette is not None:
+            self.session.cassette.stop()
+            self.session.cassette = None
+        if file == "off":
+            return print("cassette off: model requests go to the models again")
+        tape = cassette(file, args.record or default_mode(), realtime=args.realtime)
+        self.session.cassette = tape.start()
+        print(tape.describe())
 
     def _undo(self) -> None:
         from .workspace.undo import undo

@@ -47,6 +47,8 @@ class NotebookSession:
     #: The conversation consecutive cells continue (until ``--new`` or ``%victor reset``).
     history: list[Message] = field(default_factory=list)
     _agents: dict[tuple[Any, ...], Agent] = field(default_factory=dict)
+    #: The cassette ``%victor cassette FILE`` started (records or replays the rest).
+    cassette: Any = None
 
     def agent(self, provider: str | None = None, model: str | None = None) -> Agent:
         """The agent for these settings (``%victor config`` + per-cell overrides), reused."""

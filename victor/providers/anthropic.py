@@ -82,6 +82,9 @@ class AnthropicProvider(Provider):
             kwargs["base_url"] = self.base_url
         return AsyncAnthropic(**kwargs)
 
+    def _http_client(self, client: AsyncAnthropic) -> Any:
+        return client._client  # the SDK's httpx2.AsyncClient
+
     # -- requests --------------------------------------------------------------------
 
     def _request(

@@ -24,10 +24,11 @@ from .._secrets import get_logger, remember, scrub, secret_values
 from .._util import check_settings, unknown_setting, url_is_loopback
 from ..core.events import current_scope
 from ..core.messages import AgentResponse, Message, OutputSchema, StreamEvent, TextDelta, ToolSpec
-from ..errors import ConfigurationError, ProviderError
+from ..errors import ConfigurationError, ProviderError, VictorError
 from .registry import available_providers, get_provider_class, register_provider
 from .retry import retry_delay, retry_reason
 from .settings import PASS_THROUGH_SETTINGS, PROVIDER_SETTINGS
+from .tap import current_tap, tap_client
 
 if TYPE_CHECKING:
     import asyncio
@@ -45,6 +46,8 @@ __all__ = [
 #: A lower ``max_tokens`` for the requests made in this context (``with bound(...)``): a
 #: team's plan or a judge's verdict is short, so a model that loops is stopped early.
 max_tokens_cap: ContextVar[int | None] = ContextVar("max_tokens_cap", default=None)
+#: The key an SDK client gets when none is set and a cassette only replays (CI without keys).
+REPLAY_KEY = "no-key-replaying-a-cassette"
 
 
 class Provider(ABC):
@@ -77,6 +80,9 @@ class Provider(ABC):
     system: ClassVar[str] = "provider"
     #: Whether the model runs in this process (no server to reach, no network request).
     in_process: ClassVar[bool] = False
+    #: Whether a recorder (``victor.cassette``) takes this provider's calls at the provider
+    #: boundary: a model in this process has no HTTP exchange to record.
+    tapped_calls: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -148,6 +154,8 @@ class Provider(ABC):
     def api_key(self) -> str:
         """The API key, from ``api_key=`` or the provider's variable; checked at first use."""
         key = self._api_key or (os.environ.get(self.api_key_env) if self.api_key_env else None)
+        if not key and getattr(current_tap(), "replay_only", False):
+            return REPLAY_KEY  # a cassette that only replays sends nothing: no key needed
         if not key:
             raise ConfigurationError(
                 f"No API key for provider {self.name!r}: set the {self.api_key_env} environment "
@@ -189,6 +197,9 @@ class Provider(ABC):
         while True:
             try:
                 self._guard()
+                tap = current_tap() if self.tapped_calls else None
+                if tap is not None:
+                    return await tap.chat(self, arguments)
                 return await self._chat(*arguments)
             except Exception as exc:
                 error = self._to_provider_error(exc)
@@ -218,9 +229,11 @@ class Provider(ABC):
             delivered = False
             try:
                 self._guard()
+                tap = current_tap() if self.tapped_calls else None
+                source = self._stream(*arguments) if tap is None else tap.stream(self, arguments)
                 # aclosing: an abandoned or cancelled stream closes its HTTP response now,
                 # not whenever the inner generator happens to be finalised.
-                async with aclosing(self._stream(*arguments)) as events:
+                async with aclosing(source) as events:
                     async for event in events:
                         if type(event) is TextDelta:
                             delivered = True
@@ -283,6 +296,11 @@ class Provider(ABC):
         self, messages: list[Message], tools: list[ToolSpec]
     ) -> AsyncIterator[StreamEvent]: ...
 
+    def _http_client(self, client: Any) -> Any:
+        """The httpx (or httpx2) ``AsyncClient`` inside ``client``, whose transports a tap
+        wraps so that a recorder sees the exchange (None: the provider makes no HTTP)."""
+        return None
+
     def _map_error(self, exc: Exception) -> ProviderError | None:
         """Translate this provider's library errors into ``ProviderError`` (None: not ours)."""
         return None
@@ -297,10 +315,16 @@ class Provider(ABC):
         client = self._clients.get(loop)
         if client is None:
             client = self._clients[loop] = self._create_client()
+            http_client = self._http_client(client)
+            if http_client is not None:
+                tap_client(http_client)
         return client
 
     def _guard(self) -> None:
-        if _blocked and not (self.base_url is None or url_is_loopback(self.base_url)):
+        # Under a tap (a cassette) that sees this provider's requests, a request may be
+        # answered from a recording: the tap asks ``requests_blocked`` before it sends one.
+        tapped = self.tapped_calls or type(self)._http_client is not Provider._http_client
+        if requests_blocked(self.base_url) and not (tapped and current_tap() is not None):
             raise ProviderError(
                 f"real model requests are blocked (victor.testing.block_requests); "
                 f"{self.base_url} is not on this machine. Use a victor.testing provider or a "
@@ -309,8 +333,13 @@ class Provider(ABC):
             )
 
     def _to_provider_error(self, exc: Exception) -> Exception:
-        if isinstance(exc, (ProviderError, ConfigurationError)):
+        if isinstance(exc, VictorError):
             return exc
+        if isinstance(exc.__cause__, VictorError):
+            # Raised on purpose under the SDK (a cassette's miss), which wrapped it as a
+            # connection error: the caller gets ours, not "could not reach".
+            error, exc.__cause__ = exc.__cause__, None
+            return error
         mapped = self._map_error(exc)
         if mapped is None:
             return exc
@@ -421,6 +450,11 @@ def _init_keywords(cls: type[Provider]) -> frozenset[str]:
 # -- blocking real requests (victor.testing flips this) ---------------------------------
 
 _blocked = False
+
+
+def requests_blocked(url: str | None) -> bool:
+    """Whether ``block_requests`` refuses a request to ``url`` now."""
+    return _blocked and not (url is None or url_is_loopback(url))
 
 
 def _set_blocked(value: bool) -> bool:

@@ -86,6 +86,9 @@ class OllamaProvider(Provider):
     async def _close_client(self, client: Any) -> None:
         await client.aclose()
 
+    def _http_client(self, client: Any) -> Any:
+        return client
+
     # -- requests ----------------------------------------------------------------------
 
     def _body(

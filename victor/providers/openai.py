@@ -89,6 +89,9 @@ class OpenAIProvider(Provider):
             max_retries=0,
         )
 
+    def _http_client(self, client: Any) -> Any:
+        return client._client  # the SDK's httpx2.AsyncClient
+
     # -- requests --------------------------------------------------------------------
 
     def _request(

@@ -98,6 +98,7 @@ class LocalProvider(Provider):
 
     name = "local"
     in_process = True
+    tapped_calls = True
     default_model = BUNDLED_MODEL
     native_output = True  # a grammar from the output schema
     # Settings named here get the base class's "did you mean"; local's own check below
