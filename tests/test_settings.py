@@ -19,7 +19,8 @@ from victor import Agent, AgentTeam, ConfigurationError, VictorError
 from victor.config import Profile
 from victor.core.events import EventBus
 from victor.core.settings import SETTINGS
-from victor.providers.base import PASS_THROUGH_SETTINGS, PROVIDER_SETTINGS, Provider
+from victor.providers.base import Provider
+from victor.providers.settings import PASS_THROUGH_SETTINGS, PROVIDER_SETTINGS
 from victor.testing import ScriptedProvider
 from victor.tools import Workspace
 

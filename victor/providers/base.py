@@ -10,24 +10,22 @@ every provider takes are declared in ``settings.py``.
 
 from __future__ import annotations
 
-import inspect
 import os
 import weakref
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Collection, Iterable, Mapping
+from collections.abc import AsyncIterator, Collection
 from contextlib import aclosing
 from contextvars import ContextVar
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .._secrets import get_logger, remember, scrub, secret_values
-from .._util import check_settings, unknown_setting, url_is_loopback
+from .._util import check_settings, url_is_loopback
 from ..core.events import current_scope
 from ..core.messages import AgentResponse, Message, OutputSchema, StreamEvent, TextDelta, ToolSpec
 from ..errors import ConfigurationError, ProviderError, VictorError
 from .registry import available_providers, get_provider_class, register_provider
 from .retry import retry_delay, retry_reason
-from .settings import PASS_THROUGH_SETTINGS, PROVIDER_SETTINGS
+from .settings import PROVIDER_SETTINGS, check_options
 from .tap import current_tap, tap_client
 
 if TYPE_CHECKING:
@@ -396,55 +394,6 @@ def _count_attempts(error: Exception, retries: int) -> None:
     """Record on the error that is about to be raised how many times the request was sent."""
     if retries and isinstance(error, ProviderError):
         error.attempts = retries + 1
-
-
-def check_options(
-    cls: type[Provider],
-    options: Mapping[str, Any],
-    also: Mapping[str, Iterable[str]] | None = None,
-    where: str | None = None,
-) -> None:
-    """``ConfigurationError`` for an option ``cls`` does not take, with the closest name
-    among its settings, its API parameters and ``also`` (e.g. the Agent's settings)."""
-    check_settings(PASS_THROUGH_SETTINGS, options)
-    known = cls.api_options
-    if known is None:
-        return
-    takes = _init_keywords(cls)
-    for name in options:
-        if name in known or name in takes or name in PROVIDER_SETTINGS:
-            continue
-        groups = {
-            **(also or {}),
-            f"{cls.name} provider settings": sorted({*PROVIDER_SETTINGS, *takes}),
-            f"{cls.name} API parameters": sorted(known),
-        }
-        raise ConfigurationError(
-            unknown_setting(
-                name,
-                where or f"{cls.__name__}()",
-                groups,
-                f"To send a field the list does not have, pass it on purpose: "
-                f"extra_body={{{name!r}: ...}}"
-                if cls.takes_extra_body
-                else "",
-            )
-        )
-
-
-@lru_cache(maxsize=64)
-def _init_keywords(cls: type[Provider]) -> frozenset[str]:
-    """Keyword parameters the provider class's own ``__init__`` methods name."""
-    names: set[str] = set()
-    for klass in cls.__mro__:
-        init = klass.__dict__.get("__init__")
-        if init is None or klass is Provider:
-            continue
-        for parameter in inspect.signature(init).parameters.values():
-            if parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY):
-                names.add(parameter.name)
-    names.discard("self")
-    return frozenset(names)
 
 
 # -- blocking real requests (victor.testing flips this) ---------------------------------
