@@ -1,0 +1,227 @@
+"""A victor run as ACP session updates: text as message chunks, tool calls as ``tool_call``
+and ``tool_call_update`` (kind, status, a diff for file writes and edits), a team's member
+runs and a workflow's steps as a plan."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from acp.schema import (
+    AgentMessageChunk,
+    AgentPlanUpdate,
+    ContentToolCallContent,
+    FileEditToolCallContent,
+    PlanEntry,
+    TextContentBlock,
+    ToolCallLocation,
+    ToolCallProgress,
+    ToolCallStart,
+    ToolCallUpdate,
+)
+
+from ..core.messages import TextDelta, ToolCallFinished, ToolCallStarted
+from ..errors import ToolError
+from ..tools.approval import needs_approval
+
+if TYPE_CHECKING:
+    from ..core.events import Event
+    from ..core.messages import StreamEvent, ToolCall, ToolResult
+    from ..tools.approval import ApprovalRequest
+    from ..tools.base import BaseTool
+    from .files import ClientFiles
+
+__all__ = ["Updates", "kind_of"]
+
+#: ACP tool kinds of victor's built-in tools; any other tool (an MCP server's, the app's
+#: own) is "other": it may do anything.
+KINDS: dict[str, str] = {
+    "read_file": "read",
+    "list_files": "search",
+    "search_code": "search",
+    "git_status": "read",
+    "git_diff": "read",
+    "git_log": "read",
+    "analyze_code": "read",
+    "write_file": "edit",
+    "edit_file": "edit",
+    "write_tests": "edit",
+    "run_python": "execute",
+    "run_shell": "execute",
+    "run_node": "execute",
+    "run_tests": "execute",
+    "run_coverage": "execute",
+    "run_linter": "execute",
+    "suggest_improvements": "think",
+}
+
+#: Longest tool output shown in a tool call's content (the model reads all of it).
+SHOWN = 4000
+
+
+def kind_of(tool_name: str) -> str:
+    return KINDS.get(tool_name, "other")
+
+
+class Updates:
+    """Sends one session's updates to the client (``session/update`` notifications)."""
+
+    def __init__(self, client: Any, session_id: str, files: ClientFiles) -> None:
+        self.client = client
+        self.session_id = session_id
+        self.files = files
+        self.tools: dict[str, BaseTool] = {}
+        self._plan: list[PlanEntry] = []
+        self._members: dict[str, int] = {}  # run id -> plan entry
+
+    async def send(self, update: Any) -> None:
+        await self.client.session_update(session_id=self.session_id, update=update)
+
+    async def text(self, text: str) -> None:
+        await self.send(
+            AgentMessageChunk(
+                session_update="agent_message_chunk",
+                content=TextContentBlock(type="text", text=text),
+            )
+        )
+
+    async def event(self, event: StreamEvent) -> None:
+        """Send what ``event`` (from ``agent.events``) shows the person, if anything."""
+        kind = type(event)
+        if kind is TextDelta:
+            await self.text(event.text)  # type: ignore[union-attr]
+        elif kind is ToolCallStarted:
+            await self.tool_started(event.call)  # type: ignore[union-attr]
+        elif kind is ToolCallFinished:
+            await self.tool_finished(event.call, event.result)  # type: ignore[union-attr]
+
+    # -- tool calls --------------------------------------------------------------------
+
+    async def tool_started(self, call: ToolCall) -> None:
+        tool = self.tools.get(call.name)
+        asks = tool is not None and needs_approval(tool, call.arguments)
+        diff, locations = await self._change(call.name, call.arguments)
+        await self.send(
+            ToolCallStart(
+                session_update="tool_call",
+                tool_call_id=call.id,
+                title=_title(call.name, call.arguments),
+                kind=kind_of(call.name),  # type: ignore[arg-type]
+                status="pending" if asks else "in_progress",
+                content=diff,
+                locations=locations,
+                raw_input=call.arguments,
+            )
+        )
+
+    async def tool_running(self, call_id: str | None) -> None:
+        """An approved call is running."""
+        if call_id is not None:
+            await self.send(
+                ToolCallProgress(
+                    session_update="tool_call_update", tool_call_id=call_id, status="in_progress"
+                )
+            )
+
+    async def tool_finished(self, call: ToolCall, result: ToolResult) -> None:
+        text = result.to_text()
+        if len(text) > SHOWN:
+            text = text[:SHOWN] + f"\n… ({len(text) - SHOWN} more characters)"
+        await self.send(
+            ToolCallProgress(
+                session_update="tool_call_update",
+                tool_call_id=call.id,
+                status="completed" if result.success else "failed",
+                content=[
+                    ContentToolCallContent(
+                        type="content", content=TextContentBlock(type="text", text=text)
+                    )
+                ],
+            )
+        )
+
+    def permission_call(self, request: ApprovalRequest) -> ToolCallUpdate:
+        """The tool call a permission request is about (the client has seen it start)."""
+        return ToolCallUpdate(
+            tool_call_id=request.call_id or request.tool_name,
+            title=_title(request.tool_name, request.arguments),
+            kind=kind_of(request.tool_name),  # type: ignore[arg-type]
+            status="pending",
+            raw_input=request.arguments,
+        )
+
+    async def _change(
+        self, name: str, arguments: dict[str, Any]
+    ) -> tuple[list[Any] | None, list[ToolCallLocation] | None]:
+        """A write's or an edit's diff and the file it touches (None where there is none)."""
+        shown = arguments.get("file_path")
+        if not isinstance(shown, str):
+            return None, None
+        try:
+            path = str(self.files.workspace.resolve(shown))
+        except ToolError:
+            return None, None
+        locations = [ToolCallLocation(path=path)]
+        if name not in ("write_file", "edit_file"):
+            return None, locations
+        from .files import replaced
+
+        try:
+            old: str | None = await self.files.read(shown)
+        except ToolError:
+            old = None
+        try:
+            new = (
+                str(arguments["content"])
+                if name == "write_file"
+                else await replaced(self.files, arguments)
+            )
+        except (ToolError, KeyError):
+            return None, locations
+        return [
+            FileEditToolCallContent(type="diff", path=path, old_text=old, new_text=new)
+        ], locations
+
+    # -- plans: a team's member runs, a workflow's steps ---------------------------------
+
+    async def plan(self, entries: list[str]) -> None:
+        """Start a plan of ``entries``, all pending."""
+        self._plan = [PlanEntry(content=e, priority="medium", status="pending") for e in entries]
+        await self._send_plan()
+
+    async def step(self, index: int, status: str) -> None:
+        """Set the plan's entry ``index`` to ``status`` (in_progress, completed)."""
+        if 0 <= index < len(self._plan):
+            self._plan[index] = self._plan[index].model_copy(update={"status": status})
+            await self._send_plan()
+
+    async def team_event(self, event: Event) -> None:
+        """A team run's event: member runs become plan entries; the answer, text."""
+        if event.type == "agent.start" and event.run_id is not None:
+            task = str(event.data.get("task", ""))
+            task = task if len(task) <= 80 else task[:79] + "…"
+            self._members[event.run_id] = len(self._plan)
+            self._plan.append(
+                PlanEntry(content=f"{event.agent}: {task}", priority="medium", status="in_progress")
+            )
+            await self._send_plan()
+        elif event.type in ("agent.complete", "agent.error") and event.run_id in self._members:
+            await self.step(self._members.pop(event.run_id), "completed")
+        elif event.type in ("tool.execution", "tool.error"):
+            pass  # a member's tool calls: the plan entry stands for its run
+        elif event.type == "team.complete":
+            await self.text(str(event.data.get("result", "")))
+
+    async def _send_plan(self) -> None:
+        await self.send(AgentPlanUpdate(session_update="plan", entries=list(self._plan)))
+
+
+def _title(name: str, arguments: dict[str, Any]) -> str:
+    """``write_file notes.md``, ``run_shell ls -la``: the tool and its main argument."""
+    for key in ("file_path", "command", "pattern", "path", "code"):
+        value = arguments.get(key)
+        if isinstance(value, list):
+            value = " ".join(map(str, value))
+        if isinstance(value, str) and value:
+            first = value.splitlines()[0]
+            return f"{name} {first if len(first) <= 60 else first[:59] + '…'}"
+    return name
