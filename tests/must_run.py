@@ -26,7 +26,9 @@ GROUPS: dict[str, tuple[str, ...]] = {
         "tests/test_provider_local.py",
         "tests/test_local_guard.py",
         "tests/test_output_local.py",
+        "tests/test_acp.py::test_the_embedded_model_answers_over_acp",
     ),
+    "acp": ("tests/test_acp.py",),
     "binder": ("tests/test_binder.py::test_replay_of_the_binder_build_runs_every_notebook",),
 }
 

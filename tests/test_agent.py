@@ -338,7 +338,7 @@ def test_importing_victor_loads_no_sdk_ipython_or_asyncio():
         "import sys; from victor import Agent; "
         "print(sorted(m for m in ('anthropic', 'openai', 'httpx', 'IPython', 'jsonschema', "
         "'asyncio', 'llama_cpp', 'pandas', 'numpy', 'victor.notebook', 'anywidget', "
-        "'ipywidgets', 'traitlets') if m in sys.modules))"
+        "'ipywidgets', 'traitlets', 'acp', 'victor.acp') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

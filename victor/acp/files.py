@@ -21,7 +21,7 @@ from ..tools.builtin.files import write_file as disk_write
 from ..tools.executor import cap_text
 from ..tools.sandbox import Workspace
 
-__all__ = ["ClientFiles", "client_file_tools", "replaced"]
+__all__ = ["ClientFiles", "client_file_tools", "edited"]
 
 
 class ClientFiles:
@@ -100,10 +100,10 @@ class _ThroughClient(BaseTool):
         return ToolResult(success=True, output=await self._run(**kwargs))
 
 
-async def replaced(files: ClientFiles, arguments: dict[str, Any]) -> str:
-    """The text ``edit_file`` with ``arguments`` would leave (``ToolError`` if it cannot)."""
+def edited(text: str, arguments: dict[str, Any]) -> str:
+    """``text`` as ``edit_file`` with ``arguments`` would leave it (``ToolError`` if it
+    cannot)."""
     shown = arguments["file_path"]
-    text = await files.read(shown)
     patch, old, new = arguments.get("patch"), arguments.get("old_text"), arguments.get("new_text")
     if patch is not None:
         if old is not None or new is not None:
@@ -133,7 +133,8 @@ def client_file_tools(files: ClientFiles) -> list[BaseTool]:
         return f"Wrote {where} ({lines} line{'s' if lines != 1 else ''}, {len(content)} characters)"
 
     async def edit(**arguments: Any) -> str:
-        where = await files.write(arguments["file_path"], await replaced(files, arguments))
+        text = await files.read(arguments["file_path"])
+        where = await files.write(arguments["file_path"], edited(text, arguments))
         return f"Edited {where}"
 
     return [

@@ -125,8 +125,10 @@ class VictorACPAgent:
                 target = _agent_view(
                     await self.catalog.agent(self.name), workspace, files, toolsets
                 )
-        except BaseException:
+        except BaseException as exc:
             await _close(toolsets)
+            if isinstance(exc, VictorError):  # a profile's agent that cannot be made
+                raise acp_error(exc) from None
             raise
         updates = Updates(self.client, session_id, files)
         for agent in _agents(target):
@@ -172,7 +174,7 @@ class VictorACPAgent:
                 raise  # the connection is closing, not a cancel from the client
             return PromptResponse(stop_reason="cancelled")
         except VictorError as exc:
-            raise RequestError(-32603, str(exc), {"error": type(exc).__name__}) from None
+            raise acp_error(exc) from None
 
     async def cancel(self, session_id: str, **_: Any) -> None:
         session = self.sessions.get(session_id)
@@ -318,6 +320,11 @@ class _Steps:
         await updates.step(index, "completed")
         run = self.session.target.last_run
         return run.content if run is not None else ""
+
+
+def acp_error(exc: VictorError) -> RequestError:
+    """A victor error as the ACP (JSON-RPC) error the client shows: its message, its kind."""
+    return RequestError(-32603, str(exc), {"error": type(exc).__name__})
 
 
 def read_prompt(blocks: list[Any]) -> tuple[str, dict[str, str]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import stat
 import sys
@@ -54,6 +55,8 @@ async def serve(
         raise ConfigurationError(catalog.missing(name, "agent"))
     agent = VictorACPAgent(catalog, name)
     reader, writer = await _streams(input or sys.stdin, output or sys.stdout.buffer)
+    answered = _Answered()
+    logging.getLogger().addFilter(answered)
     catalog.open()
     try:
         await run_agent(agent, writer, reader)
@@ -61,6 +64,18 @@ async def serve(
         await agent.close()
         await catalog.close()
         writer.close()
+        logging.getLogger().removeFilter(answered)
+
+
+class _Answered(logging.Filter):
+    """Leaves out the SDK's traceback of an error it has sent to the client as an ACP
+    error (the client shows it); the stderr log keeps what went wrong unanswered."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from acp import RequestError
+
+        error = record.exc_info[1] if record.exc_info else None
+        return not isinstance(error, RequestError)
 
 
 def _only(catalog: Catalog) -> str:

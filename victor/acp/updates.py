@@ -163,7 +163,7 @@ class Updates:
         locations = [ToolCallLocation(path=path)]
         if name not in ("write_file", "edit_file"):
             return None, locations
-        from .files import replaced
+        from .files import edited
 
         try:
             old: str | None = await self.files.read(shown)
@@ -171,9 +171,7 @@ class Updates:
             old = None
         try:
             new = (
-                str(arguments["content"])
-                if name == "write_file"
-                else await replaced(self.files, arguments)
+                str(arguments["content"]) if name == "write_file" else edited(old or "", arguments)
             )
         except (ToolError, KeyError):
             return None, locations
