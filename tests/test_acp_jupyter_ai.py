@@ -36,7 +36,7 @@ else:
 ROOT = Path(__file__).resolve().parent.parent
 VICTOR = "jupyter-ai-personas::victor::VictorAcpPersona"
 
-APP = '''
+APP = """
 from victor import Agent
 from victor.testing import FunctionProvider, call
 
@@ -54,7 +54,7 @@ def write_then_report(messages, tools):
 
 echo_agent = Agent(name="echo", provider=FunctionProvider(echo))
 writer = Agent(name="writer", provider=FunctionProvider(write_then_report), tools=["write_file"])
-'''
+"""
 
 
 @pytest.fixture
@@ -207,7 +207,7 @@ def test_without_the_acp_client_the_persona_says_what_to_install(monkeypatch):
     in every chat, when Jupyter AI is installed without its ACP client."""
     monkeypatch.setitem(sys.modules, "jupyter_ai_acp_client.base_acp_persona", None)
     monkeypatch.delitem(sys.modules, "victor.acp.jupyter_ai", raising=False)
-    with pytest.raises(PersonaRequirementsUnmet, match=r'victor-ai\[jupyter-ai\]'):
+    with pytest.raises(PersonaRequirementsUnmet, match=r"victor-ai\[jupyter-ai\]"):
         importlib.import_module("victor.acp.jupyter_ai")
     monkeypatch.delitem(sys.modules, "victor.acp.jupyter_ai", raising=False)
 

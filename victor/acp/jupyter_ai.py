@@ -62,9 +62,7 @@ class VictorAcpPersona(BaseAcpPersona):
         "",
         help="A Python file (or module) whose agent or team to serve, as `victor acp APP`.",
     ).tag(config=True)
-    agent = Unicode("", help="Which agent of the app to serve (`--agent NAME`).").tag(
-        config=True
-    )
+    agent = Unicode("", help="Which agent of the app to serve (`--agent NAME`).").tag(config=True)
     profile = Unicode("", help="Serve this victor profile (`--profile NAME`).").tag(config=True)
 
     def __init__(self, *args, **kwargs) -> None:
