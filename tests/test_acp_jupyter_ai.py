@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import importlib.metadata
+import os
 import subprocess
 import sys
 import time
@@ -27,6 +28,8 @@ from jupyter_ai_persona_manager import PersonaManager, PersonaRequirementsUnmet 
 from jupyterlab_chat.models import Message  # noqa: E402
 from jupyterlab_chat.ychat import YChat  # noqa: E402
 from traitlets.config import Config  # noqa: E402
+
+from tests.servers.replies import Text  # noqa: E402
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -127,6 +130,34 @@ async def test_victor_is_in_the_chat_with_the_configured_command(chat_with, tmp_
     ]  # fmt: skip
     assert "victor acp" in persona.defaults.description
     assert Path(persona.defaults.avatar_path).read_text().startswith("<svg")
+
+
+async def test_unconfigured_victor_answers_with_the_users_configured_model(
+    chat_with, monkeypatch, openai_server
+):
+    """No persona configuration: the user's `default` profile, i.e. the model the Jupyter
+    server's environment names and what profiles.toml adds (here a system prompt), over real
+    HTTP to the loopback OpenAI server."""
+    home = Path(os.environ["VICTOR_HOME"])
+    home.mkdir()
+    (home / "profiles.toml").write_text(
+        '[profiles.default]\nsystem_prompt = "Answer in one sentence."\n'
+    )
+    monkeypatch.setenv("VICTOR_PROVIDER", "openai")
+    monkeypatch.setenv("VICTOR_MODEL", "gpt-4o")
+    monkeypatch.setenv("OPENAI_BASE_URL", openai_server.url + "/v1")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-jupyter-ai-test")
+    openai_server.script(Text("Paris, on the Seine.", input_tokens=40))
+    chat, persona = chat_with()
+    assert persona.command()[3:] == ["acp", "--profile", "default"]
+
+    await persona.on_message(user_message("Where is the capital of France?"))
+
+    assert await answered(chat, "Paris") == "Paris, on the Seine."
+    (request,) = openai_server.requests
+    assert request.body["model"] == "gpt-4o" and request.body["stream"] is True
+    assert request.body["messages"][0] == {"role": "system", "content": "Answer in one sentence."}
+    assert request.body["messages"][-1]["content"].endswith("Where is the capital of France?")
 
 
 async def test_a_prompt_is_answered_in_the_chat_with_streamed_text(chat_with, tmp_path):

@@ -3,8 +3,9 @@ client starts ``victor acp`` and talks to it over stdio.
 
 Jupyter AI's persona manager finds the persona through the ``jupyter_ai.personas`` entry
 point in pyproject.toml; ``import victor`` never imports this module. The agent is the one
-``victor acp`` serves: the user's victor configuration (``VICTOR_PROVIDER``,
-``VICTOR_MODEL``, the API keys in the server's environment), or what the Jupyter server's
+``victor acp`` serves: the user's victor configuration (the ``default`` profile: the
+server's ``VICTOR_PROVIDER`` and ``VICTOR_MODEL``, or ``[profiles.default]`` in
+profiles.toml; the API keys in the server's environment), or what the Jupyter server's
 configuration names::
 
     # jupyter_server_config.py
@@ -63,7 +64,11 @@ class VictorAcpPersona(BaseAcpPersona):
         help="A Python file (or module) whose agent or team to serve, as `victor acp APP`.",
     ).tag(config=True)
     agent = Unicode("", help="Which agent of the app to serve (`--agent NAME`).").tag(config=True)
-    profile = Unicode("", help="Serve this victor profile (`--profile NAME`).").tag(config=True)
+    profile = Unicode(
+        "",
+        help="Serve this victor profile (`--profile NAME`); with neither app nor profile, "
+        "the `default` profile: the user's victor configuration.",
+    ).tag(config=True)
 
     def __init__(self, *args, **kwargs) -> None:
         # traitlets sets the configured app/agent/profile inside super().__init__, so the
@@ -80,8 +85,11 @@ class VictorAcpPersona(BaseAcpPersona):
             argv.append(str(Path(self.app).expanduser()))
         if self.agent:
             argv += ["--agent", self.agent]
-        if self.profile:
-            argv += ["--profile", self.profile]
+        # The default profile follows VICTOR_PROVIDER and VICTOR_MODEL, or the user's
+        # [profiles.default] (tools, system prompt) in profiles.toml.
+        profile = self.profile or ("" if self.app else "default")
+        if profile:
+            argv += ["--profile", profile]
         return argv
 
     @property
