@@ -24,7 +24,12 @@ import pytest
 
 pytest.importorskip("jupyter_ai_acp_client", reason="needs the jupyter-ai extra")
 
-from jupyter_ai_persona_manager import PersonaManager, PersonaRequirementsUnmet  # noqa: E402
+from jupyter_ai_acp_client.base_acp_persona import MODE_CONTROL_ID  # noqa: E402
+from jupyter_ai_persona_manager import (  # noqa: E402
+    PersonaManager,
+    PersonaRequirementsUnmet,
+    PreparationState,
+)
 from jupyterlab_chat.models import Message  # noqa: E402
 from jupyterlab_chat.ychat import YChat  # noqa: E402
 from traitlets.config import Config  # noqa: E402
@@ -89,8 +94,22 @@ async def chat_with(tmp_path, monkeypatch):
         await manager.shutdown_personas()
 
 
-def user_message(text: str) -> Message:
-    return Message(id=f"user-{time.monotonic_ns()}", body=text, sender="someone", time=time.time())
+def user_message(text: str, **metadata: object) -> Message:
+    """A message as the chat input sends it (``metadata``: the toolbar's choices)."""
+    return Message(
+        id=f"user-{time.monotonic_ns()}",
+        body=text,
+        sender="someone",
+        time=time.time(),
+        metadata=metadata or None,
+    )
+
+
+async def until(condition, what: str) -> None:
+    deadline = time.monotonic() + 20
+    while not condition():
+        assert time.monotonic() < deadline, f"not in 20 s: {what}"
+        await asyncio.sleep(0.05)
 
 
 def replies(chat: YChat) -> list[Message]:
@@ -223,6 +242,28 @@ async def _pending_permission(chat: YChat, answering: asyncio.Task) -> dict:
                     return tool_call
         await asyncio.sleep(0.05)
     raise AssertionError(f"no permission request in 30 s: {replies(chat)}")
+
+
+async def test_the_chat_offers_victors_modes_and_commands_and_read_only_refuses(
+    chat_with, tmp_path
+):
+    chat, persona = chat_with(app=str(tmp_path / "app.py"), agent="writer")
+    assert persona.parent.prepare_persona(VICTOR)  # what picking Victor in the chat does
+    await until(lambda: persona.preparation_state == PreparationState.PREPARED, "prepared")
+    (mode,) = [s for s in persona.get_setting_configurations() if s.id == MODE_CONTROL_ID]
+    assert [o.id for o in mode.options] == ["ask", "auto-edits", "read-only"]
+    assert mode.current == "ask"
+    commands = lambda: {c.name for c in persona.get_slash_commands()}  # noqa: E731
+    await until(lambda: {"/code-review", "/explain"} <= commands(), "victor's workflows")
+
+    # The chat input stamps the toolbar's mode on the message; Jupyter AI applies it first.
+    read_only = user_message("Write me a note.", settings={MODE_CONTROL_ID: "read-only"})
+    await asyncio.wait_for(persona.on_message(read_only), 30)  # asking would wait for a click
+
+    answer = await answered(chat, "write_file said: ")
+    assert "read-only" in answer and not (tmp_path / "notes.txt").exists()
+    (tool_call,) = [tc for m in replies(chat) for tc in (m.metadata or {}).get("tool_calls", [])]
+    assert tool_call["status"] == "failed" and "permission_status" not in tool_call  # not asked
 
 
 async def test_an_unknown_profile_is_a_clear_message_in_the_chat(chat_with):
