@@ -164,8 +164,8 @@ async def test_a_prompt_streams_its_answer_as_message_chunks(tmp_path, openai_se
         await settled(client)
     assert done.stop_reason == "end_turn"
     assert (done.usage.input_tokens, done.usage.output_tokens) == (7, 4)
-    chunks = client.of("agent_message_chunk")
-    assert len(chunks) == 4 and client.text() == "one two three four"
+    # Deltas that arrive while a chunk is being written go out with the next one.
+    assert client.of("agent_message_chunk") and client.text() == "one two three four"
     # On the wire every chunk went out before the prompt's answer.
     kinds = [
         m.get("params", {}).get("update", {}).get("sessionUpdate")

@@ -172,6 +172,7 @@ class VictorACPAgent:
         except asyncio.CancelledError:
             if not session.cancelled:
                 raise  # the connection is closing, not a cancel from the client
+            await session.updates.flush()  # what was said before the cancel, first
             return PromptResponse(stop_reason="cancelled")
         except VictorError as exc:
             raise acp_error(exc) from None
@@ -193,6 +194,7 @@ class VictorACPAgent:
             usage, stop = await self._team(session, text, context), "end_turn"
         else:
             usage, stop = await self._stream(session, text, context)
+        await session.updates.flush()  # every update before the prompt's answer
         return PromptResponse(
             stop_reason=stop,  # type: ignore[arg-type]
             usage=Usage(
