@@ -164,8 +164,8 @@ async def test_a_prompt_streams_its_answer_as_message_chunks(tmp_path, openai_se
         await settled(client)
     assert done.stop_reason == "end_turn"
     assert (done.usage.input_tokens, done.usage.output_tokens) == (7, 4)
-    chunks = client.of("agent_message_chunk")
-    assert len(chunks) == 4 and client.text() == "one two three four"
+    # Deltas that arrive while a chunk is being written go out with the next one.
+    assert client.of("agent_message_chunk") and client.text() == "one two three four"
     # On the wire every chunk went out before the prompt's answer.
     kinds = [
         m.get("params", {}).get("update", {}).get("sessionUpdate")
@@ -420,21 +420,23 @@ async def test_a_slash_command_runs_the_workflow_with_its_steps_as_a_plan(
     assert "Explain what the context holds" in asked and "print('hi')" in asked
 
 
-async def test_a_teams_member_runs_are_a_plan(tmp_path) -> None:
+async def test_a_teams_member_runs_are_a_plan_in_the_sessions_workspace(tmp_path) -> None:
     app = write_app(
         tmp_path,
         """
         from victor import Agent
         from victor.teams import PipelineTeam
-        from victor.testing import ScriptedProvider
-        writer = Agent(name="writer", provider=ScriptedProvider(["a draft"]))
+        from victor.testing import ScriptedProvider, call
+        writer = Agent(name="writer", tools=["files"], provider=ScriptedProvider(
+            [call("write_file", file_path="draft.md", content="a draft"), "a draft"]))
         editor = Agent(name="editor", provider=ScriptedProvider(["the final text"]))
         team = PipelineTeam([writer, editor], name="desk")
         """,
     )
-    client = Client()
-    async with victor_acp(client, str(app), "--agent", "desk") as (conn, _, _w):
-        sid = (await conn.new_session(cwd=str(tmp_path))).session_id
+    client = Client("allow_once")
+    (tmp_path / "work").mkdir()
+    async with victor_acp(client, str(app), "--agent", "desk") as (conn, _, wire):
+        sid = (await conn.new_session(cwd=str(tmp_path / "work"))).session_id
         done = await conn.prompt(session_id=sid, prompt=[text_block("Write it.")])
         await settled(client)
     assert done.stop_reason == "end_turn" and client.text() == "the final text"
@@ -443,6 +445,16 @@ async def test_a_teams_member_runs_are_a_plan(tmp_path) -> None:
         ("writer", "completed"),
         ("editor", "completed"),
     ]
+    # The member's write asked the client, after showing the call, in the session's cwd.
+    assert (tmp_path / "work" / "draft.md").read_text() == "a draft"
+    shown = [
+        m["params"]["update"]["sessionUpdate"]
+        if m.get("method") == "session/update"
+        else m.get("method")
+        for m in wire
+    ]
+    assert shown.index("tool_call") < shown.index("session/request_permission")
+    assert client.of("tool_call_update")[-1].status == "completed"
 
 
 async def test_a_provider_error_is_an_acp_error_with_its_message(tmp_path, openai_server) -> None:
@@ -500,6 +512,10 @@ async def test_malformed_requests_get_clear_errors_and_the_agent_goes_on(
         await settled(client)
         assert done.stop_reason == "end_turn" and client.text() == "ok"
         assert client.of("tool_call_update")[-1].content[0].content.text == "printed"
+        proc.stdin.close()
+        assert await asyncio.wait_for(proc.wait(), PROMPTLY) == 0
+        stderr = (await proc.stderr.read()).decode()
+    assert "not a protocol message" in stderr  # what it printed went to stderr
 
 
 # -- the embedded model --------------------------------------------------------------------

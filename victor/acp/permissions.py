@@ -59,7 +59,7 @@ async def ask_client(request: ApprovalRequest) -> ApprovalDecision:
     try:
         response = await session.client.request_permission(
             session_id=session.id,
-            tool_call=session.updates.permission_call(request),
+            tool_call=await session.updates.asked(request),
             options=_options(name),
         )
         outcome = response.outcome

@@ -10,11 +10,9 @@ the run (closing the model's stream) and ends the prompt with ``cancelled``.
 from __future__ import annotations
 
 import asyncio
-import copy
 import logging
 from contextlib import aclosing
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from acp import PROTOCOL_VERSION, RequestError
@@ -40,8 +38,8 @@ from .._util import new_id
 from ..core.messages import ResponseComplete, RunFinished
 from ..core.messages import Usage as VictorUsage
 from ..errors import LimitExceededError, VictorError
-from ..tools.sandbox import Workspace
-from .files import ClientFiles, client_file_tools
+from . import views
+from .files import ClientFiles
 from .permissions import MODES, current_session
 from .updates import Updates
 
@@ -110,28 +108,28 @@ class VictorACPAgent:
     async def new_session(
         self, cwd: str, mcp_servers: list[Any] | None = None, **_: Any
     ) -> NewSessionResponse:
-        workspace = _workspace(cwd)
+        workspace = views.workspace(cwd)
         session_id = new_id("sess")
         files = ClientFiles(
             self.client, session_id, workspace, read=self.can_read, write=self.can_write
         )
-        toolsets = await _connect(mcp_servers or [], cwd)
+        toolsets = await views.connect(mcp_servers or [], cwd)
         try:
             if self.catalog.kind(self.name) == "team":
-                target: Any = _team_view(
+                target: Any = views.team_view(
                     await self.catalog.team(self.name), workspace, files, toolsets
                 )
             else:
-                target = _agent_view(
+                target = views.agent_view(
                     await self.catalog.agent(self.name), workspace, files, toolsets
                 )
         except BaseException as exc:
-            await _close(toolsets)
+            await views.close(toolsets)
             if isinstance(exc, VictorError):  # a profile's agent that cannot be made
                 raise acp_error(exc) from None
             raise
         updates = Updates(self.client, session_id, files)
-        for agent in _agents(target):
+        for agent in views.agents(target):
             updates.tools.update((t.name, t) for t in agent.tools)
         session = Session(session_id, target, self.client, updates, toolsets=toolsets)
         self.sessions[session_id] = session
@@ -172,6 +170,7 @@ class VictorACPAgent:
         except asyncio.CancelledError:
             if not session.cancelled:
                 raise  # the connection is closing, not a cancel from the client
+            await session.updates.flush()  # what was said before the cancel, first
             return PromptResponse(stop_reason="cancelled")
         except VictorError as exc:
             raise acp_error(exc) from None
@@ -193,6 +192,7 @@ class VictorACPAgent:
             usage, stop = await self._team(session, text, context), "end_turn"
         else:
             usage, stop = await self._stream(session, text, context)
+        await session.updates.flush()  # every update before the prompt's answer
         return PromptResponse(
             stop_reason=stop,  # type: ignore[arg-type]
             usage=Usage(
@@ -295,7 +295,7 @@ class VictorACPAgent:
         for session in self.sessions.values():
             if session.task is not None and not session.task.done():
                 session.task.cancel()
-        await asyncio.gather(*(_close(s.toolsets) for s in self.sessions.values()))
+        await asyncio.gather(*(views.close(s.toolsets) for s in self.sessions.values()))
         self.sessions.clear()
 
 
@@ -350,100 +350,3 @@ def read_prompt(blocks: list[Any]) -> tuple[str, dict[str, str]]:
     if not text and not context:
         raise RequestError(-32602, "the prompt is empty: send a text block")
     return text, context
-
-
-def _workspace(cwd: str) -> Workspace:
-    path = Path(cwd)
-    if not path.is_absolute() or not path.is_dir():
-        raise RequestError(
-            -32602,
-            f"cwd {cwd!r} is not an existing directory given as an absolute path: the "
-            f"session's tools work there",
-        )
-    return Workspace(path)
-
-
-def _with(workspace: Workspace, base: Workspace) -> Workspace:
-    """``workspace``'s root with the served agent's own workspace settings."""
-    made = copy.copy(base)
-    made.root = workspace.root
-    return made
-
-
-def _agent_view(
-    agent: Agent, workspace: Workspace, files: ClientFiles, toolsets: list[Any]
-) -> Agent:
-    """``agent`` (a view of its own) working in ``workspace``, with the session's tools."""
-    agent.workspace = _with(workspace, agent.workspace)
-    through = (
-        {t.name: t for t in client_file_tools(files)} if files.can_read or files.can_write else {}
-    )
-    tools = [through.get(t.name, t) for t in agent.tools]
-    for toolset in toolsets:
-        tools += toolset.tools
-    agent.tools = tools
-    return agent
-
-
-def _team_view(
-    team: AgentTeam, workspace: Workspace, files: ClientFiles, toolsets: list[Any]
-) -> AgentTeam:
-    """``team`` with members of this session's own (``_agent_view``), wherever the team
-    keeps them (``members``, a lead, a judge, ...)."""
-    views: dict[int, Any] = {}
-    for member in team.members:
-        view = copy.copy(member)
-        view.history, view.last_run = [], None
-        views[id(member)] = _agent_view(view, workspace, files, toolsets)
-    for key, value in list(vars(team).items()):
-        if id(value) in views:
-            setattr(team, key, views[id(value)])
-        elif isinstance(value, list) and any(id(v) in views for v in value):
-            setattr(team, key, [views.get(id(v), v) for v in value])
-    return team
-
-
-def _agents(target: Any) -> list[Any]:
-    return list(getattr(target, "members", [target]))
-
-
-async def _connect(servers: list[Any], cwd: str) -> list[Any]:
-    """The MCP servers the client passed, connected (``victor.mcp``)."""
-    if not servers:
-        return []
-    from ..mcp import server
-
-    toolsets = []
-    try:
-        for spec in servers:
-            kind = getattr(spec, "type", None)
-            if kind == "sse":
-                raise RequestError(
-                    -32602,
-                    f"MCP server {spec.name!r} is an SSE server, which victor does not connect "
-                    f"to (initialize says sse: false): give its streamable HTTP URL",
-                )
-            if kind == "http":
-                headers = {h.name: h.value for h in spec.headers}
-                toolsets.append(server(spec.url, name=spec.name, headers=headers))
-            else:
-                env = {e.name: e.value for e in spec.env}
-                toolsets.append(
-                    server([spec.command, *spec.args], name=spec.name, env=env, cwd=cwd)
-                )
-            await toolsets[-1].connect()
-    except RequestError:
-        await _close(toolsets)
-        raise
-    except Exception as exc:
-        await _close(toolsets)
-        raise RequestError(
-            -32603,
-            f"could not connect the MCP server {spec.name!r}: {exc}",
-            {"mcpServer": spec.name},
-        ) from None
-    return toolsets
-
-
-async def _close(toolsets: list[Any]) -> None:
-    await asyncio.gather(*(t.aclose() for t in toolsets), return_exceptions=True)
