@@ -60,7 +60,8 @@ def write_then_report(messages, tools):
     return call("write_file", file_path="notes.txt", content="hello from the chat\\n")
 
 
-echo_agent = Agent(name="echo", provider=FunctionProvider(echo))
+# A word every 20 ms, as a model streams (victor acp joins text that comes faster).
+echo_agent = Agent(name="echo", provider=FunctionProvider(echo, chunk_delay=0.02))
 writer = Agent(name="writer", provider=FunctionProvider(write_then_report), tools=["write_file"])
 """
 
