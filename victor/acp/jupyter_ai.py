@@ -19,20 +19,19 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from .._util import missing_extra
 from ..errors import ConfigurationError
-
-_INSTALL = 'pip install "victor-ai[jupyter-ai]"'
 
 
 def _unmet(missing: str) -> Exception:
     """The error for a missing package: the persona manager's own "requirements unmet" (it
     logs it instead of showing an error in every chat) when the manager is there."""
-    message = f"the Victor persona needs {missing}: {_INSTALL}"
+    error = missing_extra("jupyter-ai", "the Victor persona", f"jupyter-ai-acp-client ({missing})")
     try:
         from jupyter_ai_persona_manager import PersonaRequirementsUnmet
     except ImportError:
-        return ConfigurationError(message)
-    return PersonaRequirementsUnmet(message)
+        return error
+    return PersonaRequirementsUnmet(str(error))
 
 
 try:
@@ -40,7 +39,7 @@ try:
     from jupyter_ai_persona_manager import PersonaDefaults
     from traitlets import Unicode
 except ImportError as exc:  # Jupyter AI without its ACP client, or no Jupyter AI at all
-    raise _unmet(f"Jupyter AI's ACP client ({exc.name} is missing)") from None
+    raise _unmet(f"{exc.name} is missing") from None
 
 __all__ = ["VictorAcpPersona", "avatar_path"]
 
