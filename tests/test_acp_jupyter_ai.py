@@ -15,6 +15,7 @@ import asyncio
 import importlib
 import importlib.metadata
 import os
+import re
 import subprocess
 import sys
 import time
@@ -42,6 +43,7 @@ else:
     import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text(encoding="utf-8")
 VICTOR = "jupyter-ai-personas::victor::VictorAcpPersona"
 
 APP = """
@@ -140,6 +142,15 @@ def test_the_entry_point_jupyter_ai_loads_is_the_one_pyproject_declares():
     installed = importlib.metadata.entry_points(group="jupyter_ai.personas")
     assert installed[name].value == value, 'stale install: pip install -e ".[jupyter-ai]"'
     assert installed[name].load().__name__ == "VictorAcpPersona"
+
+
+def test_the_readmes_persona_settings_are_the_personas_traits():
+    from victor.acp.jupyter_ai import VictorAcpPersona
+
+    named = set(re.findall(r"c\.VictorAcpPersona\.(\w+)", README))
+    named |= set(re.findall(r"\(and `\.(\w+) = ", README))
+    assert named == {"app", "agent", "profile"}
+    assert named <= set(VictorAcpPersona.class_trait_names(config=True))
 
 
 async def test_victor_is_in_the_chat_with_the_configured_command(chat_with, tmp_path):

@@ -1,4 +1,5 @@
-"""The README's ACP transcript is a real session, re-recorded on every run.
+"""The README's ACP section is true: its transcript is a real session, re-recorded on
+every run, and the Zed and marimo set-ups start commands victor accepts.
 
 ``victor acp`` serves the README's ``notes_app.py`` in a subprocess; a client of a few
 lines writes JSON-RPC to its stdin, reads its stdout, and answers the permission request
@@ -10,6 +11,7 @@ from it), with the session id and the project's path made stable, must be the RE
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -19,6 +21,7 @@ from typing import Any
 import pytest
 
 from tests.test_readme import README, ROOT, Block, blocks
+from victor.cli import build_parser
 
 pytest.importorskip("acp", reason="needs the acp extra")
 
@@ -132,6 +135,24 @@ def test_the_transcript_shows_a_whole_session():
         assert method in methods
     last = json.loads(transcript_block().code.splitlines()[-1][3:])
     assert last["result"]["stopReason"] == "end_turn"
+
+
+def test_the_zed_and_marimo_set_ups_start_commands_victor_accepts():
+    section = README[README.index("## victor in chat panels") : README.index("### A session on")]
+    parser = build_parser()
+    (zed,) = blocks("json", section)
+    victor = json.loads(zed.code)["agent_servers"]["Victor"]
+    assert victor["type"] == "custom" and victor["command"] == "victor"
+    assert parser.parse_args(victor["args"]).command == "acp"
+    (marimo,) = [
+        shlex.split(line, comments=True)
+        for block in blocks("bash", section)
+        for line in block.code.splitlines()
+        if line.startswith("npx stdio-to-ws ")
+    ]
+    program, *arguments = shlex.split(marimo[2])  # the stdio command stdio-to-ws runs
+    assert program == "victor" and parser.parse_args(arguments).command == "acp"
+    assert marimo[3:] == ["--port", "3017"]  # the port of marimo's first listed agent
 
 
 if __name__ == "__main__":
