@@ -278,12 +278,19 @@ async def test_the_chat_offers_victors_modes_and_commands_and_read_only_refuses(
     assert tool_call["status"] == "failed" and "permission_status" not in tool_call  # not asked
 
 
-async def test_an_unknown_profile_is_a_clear_message_in_the_chat(chat_with):
-    chat, persona = chat_with(profile="reviewr")
+@pytest.mark.parametrize(
+    "setting, said",
+    [
+        ({"profile": "reviewr"}, ["reviewr", "Available: default"]),
+        ({"app": "agents/app.py"}, ["agents/app.py", "is not a file"]),
+    ],
+)
+async def test_a_bad_setting_is_a_clear_message_in_the_chat(chat_with, setting, said):
+    chat, persona = chat_with(**setting)
     await persona.on_message(user_message("hello"))
     (reply,) = replies(chat)
-    assert "ConfigurationError" in reply.body and "reviewr" in reply.body
-    assert "Available: default" in reply.body
+    assert "ConfigurationError" in reply.body and all(part in reply.body for part in said)
+    assert not persona._client_started()  # no subprocess, no startup task left failed
 
 
 def test_without_the_acp_client_the_persona_says_what_to_install(monkeypatch):

@@ -101,9 +101,16 @@ class VictorAcpPersona(BaseAcpPersona):
             system_prompt="unused",  # the agent's own system prompt applies
         )
 
-    async def before_agent_subprocess(self) -> None:
-        """Check the configured profile and app file here, so a typo is a clear message in
-        the chat rather than a subprocess that exits with it on the server's stderr."""
+    async def prepare(self) -> None:
+        """Check the configured profile and app file before Jupyter AI starts anything, so a
+        typo is a clear message in the chat (not a subprocess that exits with it on the
+        server's stderr), and no startup task is left failed behind it."""
+        self.check_configuration()
+        await super().prepare()
+
+    def check_configuration(self) -> None:
+        """A ``ConfigurationError`` for a profile that does not exist or an app file that
+        is not there."""
         if self.profile:
             from ..config import load_profile
 
