@@ -180,6 +180,32 @@ async def test_a_prompt_streams_its_answer_as_message_chunks(tmp_path, openai_se
     assert {"code-review", "explain"} <= {c.name for c in commands.available_commands}
 
 
+@pytest.mark.parametrize(
+    ("protocol", "settings"),
+    [
+        ("anthropic", "base_url={url!r}, api_key='sk-test'"),
+        ("ollama", "base_url={url!r}"),
+    ],
+)
+async def test_every_protocol_streams_over_acp(tmp_path, request, protocol, settings) -> None:
+    server = request.getfixturevalue(f"{protocol}_server")
+    server.script(Text("a streamed answer"))
+    app = write_app(
+        tmp_path,
+        f"""
+        from victor import Agent
+        agent = Agent(provider={protocol!r}, {settings.format(url=server.url)}, max_retries=0)
+        """,
+    )
+    client = Client()
+    async with victor_acp(client, str(app)) as (conn, _, _w):
+        sid = (await conn.new_session(cwd=str(tmp_path))).session_id
+        done = await conn.prompt(session_id=sid, prompt=[text_block("Answer.")])
+        await settled(client)
+    assert done.stop_reason == "end_turn" and client.text() == "a streamed answer"
+    assert done.usage.output_tokens == 3
+
+
 async def test_a_session_remembers_the_conversation_and_reads_resources(
     tmp_path, openai_server
 ) -> None:
