@@ -58,6 +58,8 @@ class Client:
         self.permissions.append((tool_call, [o.option_id for o in options]))
         if self.answer is None:
             raise RequestError.method_not_found("session/request_permission")
+        if self.answer == "wait":  # the person looks away: only a cancel ends this
+            await asyncio.Event().wait()
         if self.answer == "cancelled":
             return RequestPermissionResponse(outcome=DeniedOutcome(outcome="cancelled"))
         return RequestPermissionResponse(
@@ -334,6 +336,20 @@ async def test_cancel_ends_the_prompt_and_closes_the_models_stream(tmp_path, ope
         openai_server.script(Text("still here"))
         again = await conn.prompt(session_id=sid, prompt=[text_block("Go on.")])
     assert again.stop_reason == "end_turn"
+
+
+async def test_cancel_while_the_client_is_asked_refuses_the_call(tmp_path, openai_server) -> None:
+    script_write(openai_server)
+    client = Client("wait")
+    app = openai_app(tmp_path, openai_server, tools='["files"]')
+    async with victor_acp(client, str(app)) as (conn, _, _w):
+        sid = (await conn.new_session(cwd=str(tmp_path))).session_id
+        prompt = asyncio.ensure_future(conn.prompt(session_id=sid, prompt=[text_block("Write.")]))
+        assert await wait_for(lambda: client.permissions)
+        await conn.cancel(session_id=sid)
+        done = await asyncio.wait_for(prompt, PROMPTLY)
+    assert done.stop_reason == "cancelled"
+    assert not (tmp_path / "notes.md").exists() and len(openai_server.requests) == 1
 
 
 async def test_two_sessions_run_at_once(tmp_path, openai_server) -> None:
