@@ -111,16 +111,17 @@ def openai_app(tmp_path: Path, server: Any, tools: str = "[]", **options: Any) -
 
 
 @asynccontextmanager
-async def victor_acp(client: Client, *args: str, fs: bool = False):
-    """``python -m victor acp ARGS`` with ``client`` connected and initialized; yields the
-    connection, the process and the raw messages it sent (in wire order)."""
+async def victor_acp(client: Client, *args: str, fs: bool = False, home: Path | None = None):
+    """``python -m victor acp ARGS`` with ``client`` connected and initialized (``home``:
+    its $VICTOR_HOME); yields the connection, the process and the raw messages it sent (in
+    wire order)."""
     wire: list[dict[str, Any]] = []
 
     def observe(event: Any) -> None:
         if event.direction.value == "incoming":
             wire.append(event.message)
 
-    env = {"PYTHONPATH": str(ROOT)}
+    env = {"PYTHONPATH": str(ROOT), **({"VICTOR_HOME": str(home)} if home else {})}
     async with spawn_agent_process(
         client, sys.executable, "-m", "victor", "acp", *args, env=env, observers=[observe]
     ) as (conn, process):
@@ -268,6 +269,33 @@ async def test_a_write_asks_the_client_and_follows_its_answer(
     assert (tmp_path / "notes.md").exists() == written
     result = openai_server.requests[1].body["messages"][-1]["content"]
     assert ("refused" in result) != written
+
+
+async def test_a_profile_is_served_with_its_tools_asking_the_client(
+    tmp_path, openai_server
+) -> None:
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "profiles.toml").write_text(
+        textwrap.dedent(
+            f"""
+            [profiles.writer]
+            provider = "openai"
+            model = "gpt-4o-mini"
+            tools = ["files"]
+            [profiles.writer.options]
+            base_url = "{openai_server.url}/v1"
+            api_key = "sk-test"
+            """
+        )
+    )
+    script_write(openai_server)
+    client = Client("allow_once")
+    async with victor_acp(client, "--profile", "writer", home=tmp_path / "home") as (conn, _, _w):
+        sid = (await conn.new_session(cwd=str(tmp_path))).session_id
+        done = await conn.prompt(session_id=sid, prompt=[text_block("Write notes.")])
+        await settled(client)
+    assert done.stop_reason == "end_turn" and client.text() == "Done."
+    assert client.permissions and (tmp_path / "notes.md").read_text() == "# Notes\n"
 
 
 async def test_allow_always_holds_for_the_rest_of_the_session(tmp_path, openai_server) -> None:
