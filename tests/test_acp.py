@@ -24,10 +24,12 @@ from acp.schema import (  # noqa: E402
     DeniedOutcome,
     EmbeddedResourceContentBlock,
     FileSystemCapabilities,
+    HttpMcpServer,
     ImageContentBlock,
     McpServerStdio,
     ReadTextFileResponse,
     RequestPermissionResponse,
+    SseMcpServer,
     TextResourceContents,
 )
 
@@ -439,6 +441,46 @@ async def test_mcp_servers_the_client_passes_are_the_sessions_tools(
     assert client.permissions[0][0].title == "demo_add"  # MCP tools need approval
     assert client.of("tool_call_update")[-1].content[0].content.text == "5"
     assert openai_server.requests[1].body["messages"][-1]["content"] == "5"
+
+
+async def test_an_http_mcp_server_connects_and_an_sse_one_is_refused(
+    tmp_path, openai_server
+) -> None:
+    import socket
+    import subprocess
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    (tmp_path / "notes.txt").write_text("over http\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("VICTOR_API_TOKEN", None)
+    mcp_http = subprocess.Popen(
+        [sys.executable, "-m", "victor", "mcp", "serve", "--transport", "http", "--port", str(port),
+         "--tools", "read_file"],
+        cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}/mcp"
+    remote = HttpMcpServer(type="http", name="files", url=url, headers=[])
+    openai_server.script(ToolCalls([("files_read_file", {"file_path": "notes.txt"})]), Text("ok"))
+    client = Client("allow_once")
+    try:
+        await asyncio.to_thread(mcp_http.stderr.readline)  # its banner: listening next
+        async with victor_acp(client, str(openai_app(tmp_path, openai_server))) as (conn, _, _w):
+            for _ in range(int(STALL / 0.1)):  # until uvicorn listens
+                try:
+                    sid = await conn.new_session(cwd=str(tmp_path), mcp_servers=[remote])
+                    break
+                except RequestError:
+                    await asyncio.sleep(0.1)
+            await conn.prompt(session_id=sid.session_id, prompt=[text_block("Read it.")])
+            sse = SseMcpServer(type="sse", name="old", url=url, headers=[])
+            with pytest.raises(RequestError, match="is an SSE server"):
+                await conn.new_session(cwd=str(tmp_path), mcp_servers=[sse])
+    finally:
+        mcp_http.terminate()
+        await asyncio.to_thread(mcp_http.wait, PROMPTLY)
+    assert "over http" in openai_server.requests[1].body["messages"][-1]["content"]
 
 
 async def test_file_tools_read_and_write_through_the_clients_buffers(
