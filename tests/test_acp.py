@@ -668,3 +668,22 @@ def test_importing_the_command_module_needs_no_sdk() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == []
+
+
+def test_without_the_extra_the_command_says_what_to_install(tmp_path) -> None:
+    import subprocess
+
+    app = write_app(tmp_path, "from victor import Agent\nagent = Agent(name='a')\n")
+    code = (
+        "import sys; sys.modules['acp'] = None\n"  # as if agent-client-protocol were missing
+        "from victor.cli import main\n"
+        f"raise SystemExit(main(['acp', {str(app)!r}]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert done.returncode == 1 and done.stdout == ""
+    assert 'pip install "victor-ai[acp]"' in done.stderr
