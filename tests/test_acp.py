@@ -541,7 +541,8 @@ async def test_a_teams_member_runs_are_a_plan_in_the_sessions_workspace(tmp_path
         from victor.testing import ScriptedProvider, call
         writer = Agent(name="writer", tools=["files"], provider=ScriptedProvider(
             [call("write_file", file_path="draft.md", content="a draft"), "a draft"]))
-        editor = Agent(name="editor", provider=ScriptedProvider(["the final text"]))
+        editor = Agent(name="editor", tools=["files"], provider=ScriptedProvider(
+            [call("read_file", file_path="draft.md"), "the final text"]))
         team = PipelineTeam([writer, editor], name="desk")
         """,
     )
@@ -566,7 +567,16 @@ async def test_a_teams_member_runs_are_a_plan_in_the_sessions_workspace(tmp_path
         for m in wire
     ]
     assert shown.index("tool_call") < shown.index("session/request_permission")
-    assert client.of("tool_call_update")[-1].status == "completed"
+    write, read = client.of("tool_call")
+    assert (write.title, write.status, read.title, read.kind) == (
+        "write_file draft.md",
+        "pending",
+        "read_file draft.md",
+        "read",
+    )
+    finished = {u.tool_call_id: u for u in client.of("tool_call_update") if u.status == "completed"}
+    assert finished[read.tool_call_id].content[0].content.text == "a draft"
+    assert set(finished) == {write.tool_call_id, read.tool_call_id}
 
 
 async def test_a_provider_error_is_an_acp_error_with_its_message(tmp_path, openai_server) -> None:
