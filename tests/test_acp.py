@@ -24,10 +24,12 @@ from acp.schema import (  # noqa: E402
     DeniedOutcome,
     EmbeddedResourceContentBlock,
     FileSystemCapabilities,
+    HttpMcpServer,
     ImageContentBlock,
     McpServerStdio,
     ReadTextFileResponse,
     RequestPermissionResponse,
+    SseMcpServer,
     TextResourceContents,
 )
 
@@ -58,6 +60,8 @@ class Client:
         self.permissions.append((tool_call, [o.option_id for o in options]))
         if self.answer is None:
             raise RequestError.method_not_found("session/request_permission")
+        if self.answer == "wait":  # the person looks away: only a cancel ends this
+            await asyncio.Event().wait()
         if self.answer == "cancelled":
             return RequestPermissionResponse(outcome=DeniedOutcome(outcome="cancelled"))
         return RequestPermissionResponse(
@@ -109,16 +113,17 @@ def openai_app(tmp_path: Path, server: Any, tools: str = "[]", **options: Any) -
 
 
 @asynccontextmanager
-async def victor_acp(client: Client, *args: str, fs: bool = False):
-    """``python -m victor acp ARGS`` with ``client`` connected and initialized; yields the
-    connection, the process and the raw messages it sent (in wire order)."""
+async def victor_acp(client: Client, *args: str, fs: bool = False, home: Path | None = None):
+    """``python -m victor acp ARGS`` with ``client`` connected and initialized (``home``:
+    its $VICTOR_HOME); yields the connection, the process and the raw messages it sent (in
+    wire order)."""
     wire: list[dict[str, Any]] = []
 
     def observe(event: Any) -> None:
         if event.direction.value == "incoming":
             wire.append(event.message)
 
-    env = {"PYTHONPATH": str(ROOT)}
+    env = {"PYTHONPATH": str(ROOT), **({"VICTOR_HOME": str(home)} if home else {})}
     async with spawn_agent_process(
         client, sys.executable, "-m", "victor", "acp", *args, env=env, observers=[observe]
     ) as (conn, process):
@@ -178,6 +183,32 @@ async def test_a_prompt_streams_its_answer_as_message_chunks(tmp_path, openai_se
     assert openai_server.requests[-1].body["messages"][-1]["content"] == "Count."
     (commands,) = client.of("available_commands_update")
     assert {"code-review", "explain"} <= {c.name for c in commands.available_commands}
+
+
+@pytest.mark.parametrize(
+    ("protocol", "settings"),
+    [
+        ("anthropic", "base_url={url!r}, api_key='sk-test'"),
+        ("ollama", "base_url={url!r}"),
+    ],
+)
+async def test_every_protocol_streams_over_acp(tmp_path, request, protocol, settings) -> None:
+    server = request.getfixturevalue(f"{protocol}_server")
+    server.script(Text("a streamed answer"))
+    app = write_app(
+        tmp_path,
+        f"""
+        from victor import Agent
+        agent = Agent(provider={protocol!r}, {settings.format(url=server.url)}, max_retries=0)
+        """,
+    )
+    client = Client()
+    async with victor_acp(client, str(app)) as (conn, _, _w):
+        sid = (await conn.new_session(cwd=str(tmp_path))).session_id
+        done = await conn.prompt(session_id=sid, prompt=[text_block("Answer.")])
+        await settled(client)
+    assert done.stop_reason == "end_turn" and client.text() == "a streamed answer"
+    assert done.usage.output_tokens == 3
 
 
 async def test_a_session_remembers_the_conversation_and_reads_resources(
@@ -240,6 +271,33 @@ async def test_a_write_asks_the_client_and_follows_its_answer(
     assert (tmp_path / "notes.md").exists() == written
     result = openai_server.requests[1].body["messages"][-1]["content"]
     assert ("refused" in result) != written
+
+
+async def test_a_profile_is_served_with_its_tools_asking_the_client(
+    tmp_path, openai_server
+) -> None:
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "profiles.toml").write_text(
+        textwrap.dedent(
+            f"""
+            [profiles.writer]
+            provider = "openai"
+            model = "gpt-4o-mini"
+            tools = ["files"]
+            [profiles.writer.options]
+            base_url = "{openai_server.url}/v1"
+            api_key = "sk-test"
+            """
+        )
+    )
+    script_write(openai_server)
+    client = Client("allow_once")
+    async with victor_acp(client, "--profile", "writer", home=tmp_path / "home") as (conn, _, _w):
+        sid = (await conn.new_session(cwd=str(tmp_path))).session_id
+        done = await conn.prompt(session_id=sid, prompt=[text_block("Write notes.")])
+        await settled(client)
+    assert done.stop_reason == "end_turn" and client.text() == "Done."
+    assert client.permissions and (tmp_path / "notes.md").read_text() == "# Notes\n"
 
 
 async def test_allow_always_holds_for_the_rest_of_the_session(tmp_path, openai_server) -> None:
@@ -310,6 +368,20 @@ async def test_cancel_ends_the_prompt_and_closes_the_models_stream(tmp_path, ope
     assert again.stop_reason == "end_turn"
 
 
+async def test_cancel_while_the_client_is_asked_refuses_the_call(tmp_path, openai_server) -> None:
+    script_write(openai_server)
+    client = Client("wait")
+    app = openai_app(tmp_path, openai_server, tools='["files"]')
+    async with victor_acp(client, str(app)) as (conn, _, _w):
+        sid = (await conn.new_session(cwd=str(tmp_path))).session_id
+        prompt = asyncio.ensure_future(conn.prompt(session_id=sid, prompt=[text_block("Write.")]))
+        assert await wait_for(lambda: client.permissions)
+        await conn.cancel(session_id=sid)
+        done = await asyncio.wait_for(prompt, PROMPTLY)
+    assert done.stop_reason == "cancelled"
+    assert not (tmp_path / "notes.md").exists() and len(openai_server.requests) == 1
+
+
 async def test_two_sessions_run_at_once(tmp_path, openai_server) -> None:
     openai_server.script(Hang(STALL, text="alpha"), Hang(STALL, text="beta"))
     client = Client()
@@ -371,6 +443,46 @@ async def test_mcp_servers_the_client_passes_are_the_sessions_tools(
     assert openai_server.requests[1].body["messages"][-1]["content"] == "5"
 
 
+async def test_an_http_mcp_server_connects_and_an_sse_one_is_refused(
+    tmp_path, openai_server
+) -> None:
+    import socket
+    import subprocess
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    (tmp_path / "notes.txt").write_text("over http\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("VICTOR_API_TOKEN", None)
+    mcp_http = subprocess.Popen(
+        [sys.executable, "-m", "victor", "mcp", "serve", "--transport", "http", "--port", str(port),
+         "--tools", "read_file"],
+        cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}/mcp"
+    remote = HttpMcpServer(type="http", name="files", url=url, headers=[])
+    openai_server.script(ToolCalls([("files_read_file", {"file_path": "notes.txt"})]), Text("ok"))
+    client = Client("allow_once")
+    try:
+        await asyncio.to_thread(mcp_http.stderr.readline)  # its banner: listening next
+        async with victor_acp(client, str(openai_app(tmp_path, openai_server))) as (conn, _, _w):
+            for _ in range(int(STALL / 0.1)):  # until uvicorn listens
+                try:
+                    sid = await conn.new_session(cwd=str(tmp_path), mcp_servers=[remote])
+                    break
+                except RequestError:
+                    await asyncio.sleep(0.1)
+            await conn.prompt(session_id=sid.session_id, prompt=[text_block("Read it.")])
+            sse = SseMcpServer(type="sse", name="old", url=url, headers=[])
+            with pytest.raises(RequestError, match="is an SSE server"):
+                await conn.new_session(cwd=str(tmp_path), mcp_servers=[sse])
+    finally:
+        mcp_http.terminate()
+        await asyncio.to_thread(mcp_http.wait, PROMPTLY)
+    assert "over http" in openai_server.requests[1].body["messages"][-1]["content"]
+
+
 async def test_file_tools_read_and_write_through_the_clients_buffers(
     tmp_path, openai_server
 ) -> None:
@@ -429,7 +541,8 @@ async def test_a_teams_member_runs_are_a_plan_in_the_sessions_workspace(tmp_path
         from victor.testing import ScriptedProvider, call
         writer = Agent(name="writer", tools=["files"], provider=ScriptedProvider(
             [call("write_file", file_path="draft.md", content="a draft"), "a draft"]))
-        editor = Agent(name="editor", provider=ScriptedProvider(["the final text"]))
+        editor = Agent(name="editor", tools=["files"], provider=ScriptedProvider(
+            [call("read_file", file_path="draft.md"), "the final text"]))
         team = PipelineTeam([writer, editor], name="desk")
         """,
     )
@@ -454,7 +567,16 @@ async def test_a_teams_member_runs_are_a_plan_in_the_sessions_workspace(tmp_path
         for m in wire
     ]
     assert shown.index("tool_call") < shown.index("session/request_permission")
-    assert client.of("tool_call_update")[-1].status == "completed"
+    write, read = client.of("tool_call")
+    assert (write.title, write.status, read.title, read.kind) == (
+        "write_file draft.md",
+        "pending",
+        "read_file draft.md",
+        "read",
+    )
+    finished = {u.tool_call_id: u for u in client.of("tool_call_update") if u.status == "completed"}
+    assert finished[read.tool_call_id].content[0].content.text == "a draft"
+    assert set(finished) == {write.tool_call_id, read.tool_call_id}
 
 
 async def test_a_provider_error_is_an_acp_error_with_its_message(tmp_path, openai_server) -> None:
@@ -556,3 +678,22 @@ def test_importing_the_command_module_needs_no_sdk() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == []
+
+
+def test_without_the_extra_the_command_says_what_to_install(tmp_path) -> None:
+    import subprocess
+
+    app = write_app(tmp_path, "from victor import Agent\nagent = Agent(name='a')\n")
+    code = (
+        "import sys; sys.modules['acp'] = None\n"  # as if agent-client-protocol were missing
+        "from victor.cli import main\n"
+        f"raise SystemExit(main(['acp', {str(app)!r}]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert done.returncode == 1 and done.stdout == ""
+    assert 'pip install "victor-ai[acp]"' in done.stderr

@@ -185,9 +185,9 @@ class VictorACPAgent:
 
     async def _answer(self, session: Session, text: str, context: dict[str, str]) -> PromptResponse:
         current_session.set(session)  # this task's own context: its approvals ask this client
-        command, _, rest = text.partition(" ") if text.startswith("/") else ("", "", "")
-        if command and self._commands(session) and command[1:] in self._commands(session):
-            usage, stop = await self._workflow(session, command[1:], rest.strip(), context)
+        command, *rest = text[1:].split(None, 1) if text.startswith("/") else ("",)
+        if command and command in self._commands():
+            usage, stop = await self._workflow(session, command, "".join(rest).strip(), context)
         elif self.catalog.kind(self.name) == "team":
             usage, stop = await self._team(session, text, context), "end_turn"
         else:
@@ -239,7 +239,7 @@ class VictorACPAgent:
         from ..workflows import load_workflow, run_workflow
 
         flow = load_workflow(name)
-        await session.updates.plan([f"{step.name}" for step in flow.steps])
+        await session.updates.plan([step.name for step in flow.steps])
         steps = _Steps(self, session)
         await run_workflow(steps, flow, {**({"request": request} if request else {}), **context})
         return steps.usage, steps.stop
@@ -256,7 +256,7 @@ class VictorACPAgent:
             )
         return session
 
-    def _commands(self, session: Session) -> list[str]:
+    def _commands(self) -> list[str]:
         """Workflows offered as slash commands: to an agent (a team has no workflows)."""
         from ..workflows import list_workflows
 
@@ -266,7 +266,7 @@ class VictorACPAgent:
         from ..workflows import load_workflow
 
         commands = []
-        for name in self._commands(session):
+        for name in self._commands():
             try:
                 about = load_workflow(name).description or f"the {name} workflow"
             except VictorError as exc:  # a broken workflow file: say so, offer the rest

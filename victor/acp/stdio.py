@@ -30,18 +30,18 @@ def serve_stdio(target: Agent | AgentTeam | Catalog, name: str | None = None) ->
     with needs_extra("acp", "victor acp", what="agent-client-protocol"):
         import acp  # noqa: F401  (a missing extra is said here, before stdio is touched)
     protocol = _own_stdout()
-    asyncio.run(serve(target, name, output=protocol))
+    asyncio.run(serve(target, name, stdout=protocol))
 
 
 async def serve(
     target: Agent | AgentTeam | Catalog,
     name: str | None = None,
     *,
-    output: Any = None,
-    input: Any = None,
+    stdin: Any = None,
+    stdout: Any = None,
 ) -> None:
-    """Serve ``target`` over ``input`` (default stdin) and ``output`` (a binary file,
-    default stdout) until the client goes away; then close what the sessions opened."""
+    """Serve ``target`` over ``stdin`` and ``stdout`` (binary files; default: the
+    process's) until the client goes away; then close what the sessions opened."""
     with needs_extra("acp", "victor acp", what="agent-client-protocol"):
         from acp import run_agent
     from ..hosting.catalog import Catalog
@@ -54,7 +54,7 @@ async def serve(
     if catalog.kind(name) is None:
         raise ConfigurationError(catalog.missing(name, "agent"))
     agent = VictorACPAgent(catalog, name)
-    reader, writer = await _streams(input or sys.stdin, output or sys.stdout.buffer)
+    reader, writer = await _streams(stdin or sys.stdin, stdout or sys.stdout.buffer)
     answered = _Answered()
     logging.getLogger().addFilter(answered)
     catalog.open()
@@ -97,15 +97,15 @@ def _own_stdout() -> Any:
     return protocol
 
 
-async def _streams(input: Any, output: Any) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+async def _streams(stdin: Any, stdout: Any) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=50 * 1024 * 1024)  # large resources in one line
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), input)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), stdin)
     protocol = asyncio.streams.FlowControlMixin()
-    if stat.S_ISREG(os.fstat(output.fileno()).st_mode):  # a file (a recorded session)
-        transport: asyncio.WriteTransport = _FileTransport(output)
+    if stat.S_ISREG(os.fstat(stdout.fileno()).st_mode):  # a file (a recorded session)
+        transport: asyncio.WriteTransport = _FileTransport(stdout)
     else:
-        transport, _ = await loop.connect_write_pipe(lambda: protocol, output)
+        transport, _ = await loop.connect_write_pipe(lambda: protocol, stdout)
     return reader, asyncio.StreamWriter(transport, protocol, reader, loop)
 
 

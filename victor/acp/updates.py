@@ -242,7 +242,9 @@ class Updates:
             await self._send_plan()
 
     async def team_event(self, event: Event) -> None:
-        """A team run's event: member runs become plan entries; the answer, text."""
+        """A team run's event: member runs become plan entries, their tool calls tool calls
+        (those that need approval from the moment the client is asked, the others when
+        they end: a team's events say so then); the answer, text."""
         if event.type == "agent.start" and event.run_id is not None:
             task = str(event.data.get("task", ""))
             task = task if len(task) <= 80 else task[:79] + "…"
@@ -253,12 +255,14 @@ class Updates:
             await self._send_plan()
         elif event.type in ("agent.complete", "agent.error") and event.run_id in self._members:
             await self.step(self._members.pop(event.run_id), "completed")
-        elif event.type in ("tool.execution", "tool.error"):
-            call_id = event.data.get("call_id")
-            if call_id in self._started:  # one the client was asked about
-                failed = event.type == "tool.error"
-                said = event.data.get("error" if failed else "result")
-                await self._finish(call_id, f"Error: {said}" if failed else str(said), not failed)
+        elif event.type in ("tool.execution", "tool.error") and event.data.get("call_id"):
+            data, failed = event.data, event.type == "tool.error"
+            if data["call_id"] not in self._started:  # not asked about: shown as it ends
+                await self._start(data["call_id"], data["tool_name"], data.get("arguments") or {})
+            said = data.get("error" if failed else "result")
+            await self._finish(
+                data["call_id"], f"Error: {said}" if failed else str(said), not failed
+            )
         elif event.type == "team.complete":
             await self.text(str(event.data.get("result", "")))
 
