@@ -37,7 +37,7 @@ chromium:
 # then the core suite on every other supported Python found here (test-pythons).
 # MUST_RUN: test groups whose skip (or absence) is reported at the end, and fails the run
 # when CI=true (tests/must_run.py).
-MUST_RUN ?= browser,ray,pandas,local,binder,telemetry
+MUST_RUN ?= browser,ray,pandas,local,binder,telemetry,acp
 test: lint chromium
 	PATH="$(CURDIR)/$(BIN):$$PATH" VICTOR_MUST_RUN=$(MUST_RUN) CI="$(CI)" $(BIN)/python -m pytest
 	@$(MAKE) --no-print-directory test-pythons \
@@ -48,7 +48,7 @@ test: lint chromium
 # .venv-3.X with CORE_EXTRAS and TEST_TOOLS (the pure-Python extras; not `dev`: no
 # llama.cpp build, no Ray), reinstalled when pyproject.toml or this Makefile changes. The
 # core suite is CORE_TESTS: every test but those that need the local model, pandas, a browser
-# or repo2docker (the notebook workspace's kernel tests explore DataFrames; the widget's kernel
+# repo2docker or the acp and jupyter-ai extras (the notebook workspace's kernel tests explore DataFrames; the widget's kernel
 # test runs in the whole suite) (tests of the ray extra skip themselves); no notebooks (nbval runs in
 # $(VENV), hence addopts=""). A new test that needs more belongs in CORE_EXTRAS or here.
 # `make test` skips SKIP_PYTHON, $(VENV)'s Python, which has just run the whole suite.
@@ -65,7 +65,8 @@ CORE_TESTS  := tests \
 	--ignore=tests/test_cassette_local.py \
 	--ignore=tests/test_doctor.py \
 	--ignore=tests/test_notebook_workspace.py --ignore=tests/test_workspace_fix_kernel.py \
-	--ignore=tests/test_timeline_widget.py \
+	--ignore=tests/test_timeline_widget.py --ignore=tests/test_acp.py \
+	--ignore=tests/test_acp_jupyter_ai.py --ignore=tests/test_acp_transcript.py \
 	--deselect tests/test_cli.py::test_the_first_local_run_says_what_it_is_doing
 
 .PHONY: test-pythons

@@ -338,7 +338,7 @@ def test_importing_victor_loads_no_sdk_ipython_or_asyncio():
         "import sys; from victor import Agent; "
         "print(sorted(m for m in ('anthropic', 'openai', 'httpx', 'IPython', 'jsonschema', "
         "'asyncio', 'llama_cpp', 'pandas', 'numpy', 'victor.notebook', 'anywidget', "
-        "'ipywidgets', 'traitlets') if m in sys.modules)); "
+        "'ipywidgets', 'traitlets', 'acp', 'victor.acp') if m in sys.modules)); "
         # victor.testing neither: its cassette loads the recorder when first used
         "import victor.testing; "
         "print(sorted(m for m in ('victor.cassette', 'vcr', 'yaml', 'httpx', 'httpx2') "

@@ -102,14 +102,16 @@ def test_python_dash_m_victor_is_the_command():
 def test_optional_parts_load_on_first_touch_only():
     code = (
         "import sys, victor\n"
-        "parts = ('victor.mcp', 'victor.serve', 'victor.telemetry', 'mcp', 'fastapi')\n"
+        "parts = ('victor.mcp', 'victor.serve', 'victor.telemetry', 'mcp', 'fastapi',\n"
+        "         'victor.acp', 'acp')\n"
         "assert not any(p in sys.modules for p in parts)\n"
         "print(victor.mcp.server.__name__, victor.serve.create_app.__name__)\n"
         "assert 'victor.mcp' in sys.modules and 'victor.telemetry' not in sys.modules\n"
+        "print(victor.acp.serve_stdio.__name__, 'acp' in sys.modules)\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert done.stdout == "server create_app\n"
+    assert done.stdout == "server create_app\nserve_stdio False\n"
 
 
 # -- errors: once, in the command's words (issue 25, item 3) -----------------------------

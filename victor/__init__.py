@@ -52,7 +52,7 @@ _LAZY = {
 }
 #: Subpackages reachable as ``victor.mcp.server(...)`` after ``import victor`` alone, each
 #: imported (with its extra's dependencies) only when first touched.
-_SUBPACKAGES = {"mcp", "serve", "telemetry"}
+_SUBPACKAGES = {"acp", "mcp", "serve", "telemetry"}
 
 __all__ = [
     "Agent",
@@ -133,6 +133,7 @@ if os.environ.get("VICTOR_OTEL"):  # tracing from the start (extra otel)
     instrument_from_env()
 
 if TYPE_CHECKING:
+    from . import acp as acp
     from . import hooks
     from . import mcp as mcp
     from . import serve as serve

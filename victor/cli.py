@@ -141,6 +141,17 @@ def _add_serving(commands: argparse._SubParsersAction) -> None:  # type: ignore[
     mcp_serve.add_argument("--transport", choices=["stdio", "http"], default="stdio")
     mcp_serve.add_argument("--tools", help="comma-separated tools or toolsets (default: all)")
     mcp_serve.add_argument("--workspace", help="where file tools work (default: the cwd)")
+    acp = commands.add_parser(
+        "acp",
+        help="serve an agent or team to ACP clients (Zed, Jupyter AI, marimo) over stdio",
+        description="An ACP agent on stdin/stdout: the agent or team of APP (or --profile), "
+        "in the client's working directory, asking the client before tools write or run.",
+    )
+    acp.add_argument(
+        "app", nargs="?", help="a Python file (or module) defining the Agent/AgentTeam to serve"
+    )
+    acp.add_argument("--agent", help="which agent or team of APP (when it defines several)")
+    acp.add_argument("--profile", help="serve this profile (see `victor profiles`)")
 
 
 async def _run(args: argparse.Namespace) -> None:
@@ -235,6 +246,10 @@ def _command(args: argparse.Namespace) -> int:
             from .mcp.command import main as mcp
 
             return mcp(args)
+        if args.command == "acp":
+            from .acp.command import main as acp
+
+            return acp(args)
         if args.command == "batch":
             from .batch.command import main as run_batch
 

@@ -1,7 +1,7 @@
 """What a server offers: agents and teams by name, from a Python file or from profiles.
 
-``victor serve`` and ``victor mcp serve`` share it. Each request gets its own view of an
-agent (a shallow copy: the same provider and tools, its own conversation and
+``victor serve``, ``victor mcp serve`` and ``victor acp`` share it. Each request gets its
+own view of an agent (a shallow copy: the same provider and tools, its own conversation and
 ``last_run``), so concurrent requests never see each other's state. The server's approval
 policy replaces the served agents' own while the catalog is open, and is put back when it
 closes.
