@@ -638,6 +638,7 @@ async def test_malformed_requests_get_clear_errors_and_the_agent_goes_on(
         assert await asyncio.wait_for(proc.wait(), PROMPTLY) == 0
         stderr = (await proc.stderr.read()).decode()
     assert "not a protocol message" in stderr  # what it printed went to stderr
+    assert "Error parsing JSON-RPC message (skipped)" in stderr and "Traceback" not in stderr
 
 
 # -- the embedded model --------------------------------------------------------------------

@@ -68,14 +68,19 @@ async def serve(
 
 
 class _Answered(logging.Filter):
-    """Leaves out the SDK's traceback of an error it has sent to the client as an ACP
-    error (the client shows it); the stderr log keeps what went wrong unanswered."""
+    """The SDK's log, said shortly: no traceback for an error it has sent to the client as
+    an ACP error (the client shows it), one line for a line that is not JSON (the SDK
+    skips it); everything else as the SDK logs it, on stderr."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         from acp import RequestError
 
         error = record.exc_info[1] if record.exc_info else None
-        return not isinstance(error, RequestError)
+        if isinstance(error, RequestError):
+            return False
+        if isinstance(error, ValueError) and "JSON" in record.getMessage():
+            record.msg, record.args, record.exc_info = f"{record.msg} (skipped): {error}", (), None
+        return True
 
 
 def _only(catalog: Catalog) -> str:
