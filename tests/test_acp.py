@@ -326,7 +326,7 @@ async def test_a_client_that_cannot_answer_gets_the_call_refused(tmp_path, opena
     assert done.stop_reason == "end_turn"
     assert not (tmp_path / "notes.md").exists()
     result = openai_server.requests[1].body["messages"][-1]["content"]
-    assert "the client could not be asked about write_file" in result
+    assert "the ACP client could not be asked about write_file: Method not found" in result
 
 
 async def test_session_modes_decide_what_is_asked(tmp_path, openai_server) -> None:
