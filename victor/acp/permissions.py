@@ -2,9 +2,9 @@
 ``session/request_permission`` (allow once, allow always, reject), and the session's mode
 decides what is asked at all.
 
-The served agents' approval policy is ``ask_client``: a victor approval callback that finds
-the session of the run it is called from (a context variable the session sets while it
-runs, so team members shared by sessions ask the right one). Every doubt refuses, as the
+The served agents' approval policy is ``ask_client``, one victor approval callback (the
+catalog puts it on every served agent and team member) that finds the session of the run it
+is called from: a context variable each prompt's task sets. Every doubt refuses, as the
 approval gate does everywhere: no session, a client that cannot or does not answer, a
 cancelled prompt.
 """
