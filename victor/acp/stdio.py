@@ -24,8 +24,10 @@ def serve_stdio(target: Agent | AgentTeam | Catalog, name: str | None = None) ->
     """Serve ``target`` (an agent, a team, or the one called ``name`` in a ``Catalog``) as
     an ACP agent on stdin/stdout; returns when the client closes stdin.
 
-    Only protocol messages go to stdout: what anything else prints there (a tool's
-    ``print``, a subprocess) goes to stderr, with the logs.
+    Each session works in the client's ``cwd``; a tool call that needs approval asks the
+    person at the client (``session/request_permission``), whatever approval policy the
+    agents had. Only protocol messages go to stdout: what anything else prints there (a
+    tool's ``print``, a subprocess) goes to stderr, with the logs.
     """
     with needs_extra("acp", "victor acp", what="agent-client-protocol"):
         import acp  # noqa: F401  (a missing extra is said here, before stdio is touched)
