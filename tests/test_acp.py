@@ -644,6 +644,7 @@ async def test_malformed_requests_get_clear_errors_and_the_agent_goes_on(
 # -- the embedded model --------------------------------------------------------------------
 
 
+@pytest.mark.timeout(180)  # loading the model on a busy 2-core machine takes a while
 async def test_the_embedded_model_answers_over_acp(tmp_path) -> None:
     pytest.importorskip("llama_cpp", reason="extra local")
     app = write_app(
@@ -656,9 +657,7 @@ async def test_the_embedded_model_answers_over_acp(tmp_path) -> None:
     client = Client()
     async with victor_acp(client, str(app)) as (conn, _, _w):
         sid = (await conn.new_session(cwd=str(tmp_path))).session_id
-        done = await asyncio.wait_for(
-            conn.prompt(session_id=sid, prompt=[text_block("Say hello.")]), STALL
-        )
+        done = await conn.prompt(session_id=sid, prompt=[text_block("Say hello.")])
         await settled(client)
     assert done.stop_reason in ("end_turn", "max_tokens")
     assert client.text().strip() and 0 < done.usage.output_tokens <= 8

@@ -121,7 +121,14 @@ class Updates:
 
     async def text(self, text: str) -> None:
         """Send ``text`` as (part of) a message chunk, without waiting for the write."""
+        idle = self._pump is None or self._pump.done()
         self._post(text)
+        if idle:
+            # A burst of deltas (one network read) is read without the loop turning, so a
+            # pump started now would write only after all of it: let it put this first
+            # text on the pipe now (its task, then the SDK's writer: two turns).
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
 
     async def event(self, event: StreamEvent) -> None:
         """Send what ``event`` (from ``agent.events``) shows the person, if anything."""
