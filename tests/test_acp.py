@@ -229,6 +229,30 @@ async def test_a_session_remembers_the_conversation_and_reads_resources(
     assert [m["content"] for m in second[-3:]][1:] == ["It says hello.", "How often?"]
 
 
+async def test_text_goes_out_at_once_and_what_comes_during_a_write_goes_as_one_chunk() -> None:
+    from victor.acp.updates import Updates
+
+    class SlowClient:
+        def __init__(self) -> None:
+            self.sent: list[str] = []
+            self.written = asyncio.Event()
+
+        async def session_update(self, session_id: str, update: Any, **_: Any) -> None:
+            self.sent.append(update.content.text)
+            await self.written.wait()  # a pipe the reader is slow to empty
+
+    client = SlowClient()
+    updates = Updates(client, "sess_1", files=None)  # type: ignore[arg-type]
+    await updates.text("one")
+    assert client.sent == ["one"]  # on its way before the caller reads the next delta
+    await updates.text(" two")
+    await updates.text(" three")
+    assert client.sent == ["one"]  # "one" is still being written
+    client.written.set()
+    await updates.flush()
+    assert client.sent == ["one", " two three"]
+
+
 # -- approval through the client ---------------------------------------------------------
 
 
