@@ -90,6 +90,7 @@ class Over:
         client.chars = 0
         # A new conversation each time, as in-process: the same request to the model.
         session = (await self.conn.new_session(cwd=self.cwd)).session_id
+        await asyncio.sleep(0.02)  # what a new session sends (its commands) is not the prompt's
         start = time.perf_counter()
         await self.conn.prompt(session_id=session, prompt=[text_block(TASK)])
         while client.chars < self.expected:  # the SDK hands notifications to tasks

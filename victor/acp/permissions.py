@@ -2,9 +2,9 @@
 ``session/request_permission`` (allow once, allow always, reject), and the session's mode
 decides what is asked at all.
 
-The served agents' approval policy is ``ask_client``: a victor approval callback that finds
-the session of the run it is called from (a context variable the session sets while it
-runs, so team members shared by sessions ask the right one). Every doubt refuses, as the
+The served agents' approval policy is ``ask_client``, one victor approval callback (the
+catalog puts it on every served agent and team member) that finds the session of the run it
+is called from: a context variable each prompt's task sets. Every doubt refuses, as the
 approval gate does everywhere: no session, a client that cannot or does not answer, a
 cancelled prompt.
 """
@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextvars
 from typing import TYPE_CHECKING, Any
 
+from ..errors import ToolError
 from ..tools.approval import ApprovalDecision, ApprovalRequest
 
 if TYPE_CHECKING:
@@ -45,13 +46,13 @@ async def ask_client(request: ApprovalRequest) -> ApprovalDecision:
     """The approval of ``request`` by the person at the ACP client of the current session."""
     session = current_session.get()
     name = request.tool_name
-    if session is None:
-        return ApprovalDecision(False, "no ACP session is asking, so the call was not run")
+    if session is None:  # the gate refuses, saying why
+        raise ToolError(f"{name} needs approval and no ACP session is asking for this run")
     if session.mode == "read-only":
         return ApprovalDecision(
             False,
-            f"the session is read-only, so the call to {name} was refused; say what you "
-            f"wanted to do instead",
+            "the session is read-only (the person chose that mode); say what you "
+            "wanted to do instead",
         )
     if name in session.always or (session.mode == "auto-edits" and name in EDITS):
         await session.updates.tool_running(request.call_id)
@@ -63,11 +64,8 @@ async def ask_client(request: ApprovalRequest) -> ApprovalDecision:
             options=_options(name),
         )
         outcome = response.outcome
-    except Exception as exc:  # fail closed: a client that cannot answer refuses
-        return ApprovalDecision(
-            False,
-            f"the client could not be asked about {name} ({_said(exc)}), so the call was not run",
-        )
+    except Exception as exc:  # fail closed: the gate refuses, saying why
+        raise ToolError(f"the ACP client could not be asked about {name}: {_said(exc)}") from None
     chosen = getattr(outcome, "option_id", None)
     if chosen == _ALLOW_ALWAYS:
         session.always.add(name)

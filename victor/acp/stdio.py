@@ -24,8 +24,10 @@ def serve_stdio(target: Agent | AgentTeam | Catalog, name: str | None = None) ->
     """Serve ``target`` (an agent, a team, or the one called ``name`` in a ``Catalog``) as
     an ACP agent on stdin/stdout; returns when the client closes stdin.
 
-    Only protocol messages go to stdout: what anything else prints there (a tool's
-    ``print``, a subprocess) goes to stderr, with the logs.
+    Each session works in the client's ``cwd``; a tool call that needs approval asks the
+    person at the client (``session/request_permission``), whatever approval policy the
+    agents had. Only protocol messages go to stdout: what anything else prints there (a
+    tool's ``print``, a subprocess) goes to stderr, with the logs.
     """
     with needs_extra("acp", "victor acp", what="agent-client-protocol"):
         import acp  # noqa: F401  (a missing extra is said here, before stdio is touched)
@@ -68,14 +70,19 @@ async def serve(
 
 
 class _Answered(logging.Filter):
-    """Leaves out the SDK's traceback of an error it has sent to the client as an ACP
-    error (the client shows it); the stderr log keeps what went wrong unanswered."""
+    """The SDK's log, said shortly: no traceback for an error it has sent to the client as
+    an ACP error (the client shows it), one line for a line that is not JSON (the SDK
+    skips it); everything else as the SDK logs it, on stderr."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         from acp import RequestError
 
         error = record.exc_info[1] if record.exc_info else None
-        return not isinstance(error, RequestError)
+        if isinstance(error, RequestError):
+            return False
+        if isinstance(error, ValueError) and "JSON" in record.getMessage():
+            record.msg, record.args, record.exc_info = f"{record.msg} (skipped): {error}", (), None
+        return True
 
 
 def _only(catalog: Catalog) -> str:

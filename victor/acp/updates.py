@@ -71,8 +71,8 @@ class Updates:
     The run does not wait for each text delta to be written: it reads on while a pump
     writes, and text that arrives while a write is under way goes out as one chunk with
     the text after it. A model's stream comes a few network reads at a time, each holding
-    many deltas; one JSON-RPC message per delta cost about 0.45 ms a delta in all (pydantic,
-    the pipe, the client's parsing), five times the in-process stream (bench/acp.py).
+    many deltas; one JSON-RPC message per delta cost 0.17-0.47 ms a delta in all (pydantic,
+    the pipe, the client's parsing), 2.7-5.3 times the in-process stream (bench/acp.py).
     Everything else waits for its turn (``send``), so the client sees what happened in the
     order it happened; ``flush`` waits until all is written.
     """
@@ -121,7 +121,14 @@ class Updates:
 
     async def text(self, text: str) -> None:
         """Send ``text`` as (part of) a message chunk, without waiting for the write."""
+        idle = self._pump is None or self._pump.done()
         self._post(text)
+        if idle:
+            # A burst of deltas (one network read) is read without the loop turning, so a
+            # pump started now would write only after all of it: let it put this first
+            # text on the pipe now (its task, then the SDK's writer: two turns).
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
 
     async def event(self, event: StreamEvent) -> None:
         """Send what ``event`` (from ``agent.events``) shows the person, if anything."""

@@ -22,6 +22,7 @@ __all__ = ["agent_view", "agents", "close", "connect", "team_view", "workspace"]
 
 
 def workspace(cwd: str) -> Workspace:
+    """The session's workspace: the client's ``cwd`` (the protocol says absolute)."""
     path = Path(cwd)
     if not path.is_absolute() or not path.is_dir():
         raise RequestError(
@@ -73,6 +74,7 @@ def team_view(
 
 
 def agents(target: Any) -> list[Any]:
+    """The agents of a session's target: a team's members, or the agent itself."""
     return list(getattr(target, "members", [target]))
 
 
@@ -115,4 +117,5 @@ async def connect(servers: list[Any], cwd: str) -> list[Any]:
 
 
 async def close(toolsets: list[Any]) -> None:
+    """Close MCP connections (stopping stdio servers); a failure to close is not an error."""
     await asyncio.gather(*(t.aclose() for t in toolsets), return_exceptions=True)
