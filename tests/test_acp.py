@@ -614,6 +614,34 @@ async def test_a_provider_error_is_an_acp_error_with_its_message(tmp_path, opena
     assert info.value.data["error"] == "ProviderError" and "sk-test" not in str(info.value)
 
 
+async def test_a_bug_in_a_users_function_is_an_acp_error_naming_it(tmp_path) -> None:
+    # Not a victor error: the client sees its type and message (secrets masked), not a
+    # bare "Internal error"; the traceback goes to stderr.
+    app = write_app(
+        tmp_path,
+        """
+        from victor import Agent
+        from victor.testing import FunctionProvider
+
+        def broken(messages, tools):
+            raise ValueError("the parser broke on sk-ant-api03-abcdefghijklmnopqrstu")
+
+        agent = Agent(name="helper", provider=FunctionProvider(broken))
+        """,
+    )
+    client = Client()
+    async with victor_acp(client, str(app)) as (conn, process, _w):
+        sid = (await conn.new_session(cwd=str(tmp_path))).session_id
+        with pytest.raises(RequestError) as info:
+            await conn.prompt(session_id=sid, prompt=[text_block("Hi.")])
+        # The agent goes on: the next prompt is answered (with the same error).
+        with pytest.raises(RequestError):
+            await conn.prompt(session_id=sid, prompt=[text_block("Again.")])
+    assert info.value.code == -32603 and info.value.data["error"] == "ValueError"
+    assert "ValueError: the parser broke on ***" in str(info.value)
+    assert "sk-ant-api03" not in str(info.value)
+
+
 async def test_malformed_requests_get_clear_errors_and_the_agent_goes_on(
     tmp_path, openai_server
 ) -> None:

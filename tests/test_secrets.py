@@ -255,3 +255,25 @@ def test_the_log_filter_renders_and_masks_a_traceback_once(given_keys):
     failed, plain = records
     assert "RuntimeError: ***" in failed.exc_text and "raised-secret" not in failed.exc_text
     assert plain.exc_text is None  # nothing rendered where there was no exception
+
+
+def test_every_logger_of_victor_is_made_by_get_logger():
+    # A logger's filters see only the records logged on it, not its children's: a module
+    # that makes its own logging.getLogger("victor.x") logs unscrubbed.
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "victor"
+    plain = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "getLogger"
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+                and str(node.args[0].value).startswith("victor.")
+            ):
+                plain.append(f"{path.relative_to(root.parent)}:{node.lineno}")
+    assert plain == [], f"use victor._secrets.get_logger: {plain}"

@@ -10,7 +10,6 @@ the run (closing the model's stream) and ends the prompt with ``cancelled``.
 from __future__ import annotations
 
 import asyncio
-import logging
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -34,6 +33,7 @@ from acp.schema import (
 )
 
 from .. import __version__
+from .._secrets import get_logger, scrub
 from .._util import new_id
 from ..core.messages import ResponseComplete, RunFinished
 from ..core.messages import Usage as VictorUsage
@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Session", "VictorACPAgent"]
 
-log = logging.getLogger("victor.acp")
+log = get_logger("victor.acp")
 
 #: victor's stop reasons (``AgentResponse.stop_reason``) in ACP's words; others: end_turn.
 STOP_REASONS = {"length": "max_tokens", "refusal": "refusal"}
@@ -173,6 +173,9 @@ class VictorACPAgent:
             await session.updates.flush()  # what was said before the cancel, first
             return PromptResponse(stop_reason="cancelled")
         except VictorError as exc:
+            raise acp_error(exc) from None
+        except Exception as exc:  # a bug, e.g. in a user's tool or provider function
+            log.error("the prompt failed", exc_info=True)  # the traceback, on stderr
             raise acp_error(exc) from None
 
     async def cancel(self, session_id: str, **_: Any) -> None:
@@ -322,9 +325,11 @@ class _Steps:
         return run.content if run is not None else ""
 
 
-def acp_error(exc: VictorError) -> RequestError:
-    """A victor error as the ACP (JSON-RPC) error the client shows: its message, its kind."""
-    return RequestError(-32603, str(exc), {"error": type(exc).__name__})
+def acp_error(exc: Exception) -> RequestError:
+    """An error as the ACP (JSON-RPC) error the client shows: its message (a victor error's
+    says what to do; another's is named by its type), its kind; secrets masked."""
+    message = str(exc) if isinstance(exc, VictorError) else f"{type(exc).__name__}: {exc}"
+    return RequestError(-32603, scrub(message), {"error": type(exc).__name__})
 
 
 def read_prompt(blocks: list[Any]) -> tuple[str, dict[str, str]]:

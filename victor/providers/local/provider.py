@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.util
-import logging
 import os
 import threading
 import weakref
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ..._machine import available_cpus
+from ..._secrets import get_logger
 from ..._util import missing_extra
 from ...core.messages import (
     AgentResponse,
@@ -86,7 +86,7 @@ DEFAULT_CONTEXT = 4096
 
 _STOP_REASONS = {"stop": "end", "length": "length", "tool_calls": "tool_calls"}
 
-logger = logging.getLogger("victor.providers.local")
+logger = get_logger("victor.providers.local")
 
 
 class LocalProvider(Provider):
