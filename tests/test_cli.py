@@ -290,6 +290,19 @@ def test_batch_agent_as_serve_takes_it(anthropic_server, monkeypatch, capsys, tm
     assert "has no 'nobody'" in capsys.readouterr().err
 
 
+def test_batch_agent_is_named_as_serve_names_it(anthropic_server, monkeypatch, capsys, tmp_path):
+    """An agent given no name or role is "tutor" under `victor serve app.py:tutor`: the
+    batch's summary line says the same, not the default "agent"."""
+    use_server(monkeypatch, anthropic_server)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "app.py").write_text(
+        "from victor import Agent\ntutor = Agent(provider='anthropic')\n"
+    )
+    (tmp_path / "items.jsonl").write_text('"one"\n')
+    assert main(["batch", "items.jsonl", "--agent", "app.py:tutor"]) == 0
+    assert capsys.readouterr().err.startswith("tutor: 1/1 done")
+
+
 # -- first use of the embedded model (item 9) -----------------------------------------------
 
 

@@ -87,7 +87,9 @@ def load_object(spec: str) -> Any:
     """What ``--agent`` names, in the forms ``victor serve`` takes (its loader): ``app.py:name``
     or ``package.module:name`` (an Agent, AgentTeam or function), or ``app.py`` alone when
     the file defines one Agent or AgentTeam."""
-    from ..hosting.catalog import _has_attribute, _import, load_app
+    from ..core.agent import Agent
+    from ..hosting.catalog import _has_attribute, _import, by_name, load_app
+    from ..teams import AgentTeam
 
     if not _has_attribute(spec):
         found = load_app(spec)
@@ -102,9 +104,12 @@ def load_object(spec: str) -> Any:
         sys.path.insert(0, os.getcwd())  # a module beside the items file, as before
     module = _import(where)
     try:
-        return getattr(module, name)
+        value = getattr(module, name)
     except AttributeError:
         raise ConfigurationError(f"--agent {spec!r}: {where!r} has no {name!r}") from None
+    if isinstance(value, (Agent, AgentTeam)):
+        by_name({name: value}, where)  # named by its variable when unnamed, as serve names it
+    return value
 
 
 def read_items(path: str) -> list[Any]:
