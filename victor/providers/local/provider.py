@@ -160,11 +160,11 @@ class LocalProvider(Provider):
         check_first_use(self.model_file(), self._load)
 
     def _create_client(self) -> SharedModel:
-        self._announce_first_use()
+        self.announce_first_use()
         return acquire(self.model_file(), self._load)
 
-    def _announce_first_use(self) -> None:
-        """Say what the silent seconds of a first use are for (the CLI shows it)."""
+    def announce_first_use(self) -> None:
+        """Say what the silent seconds of a first use are for (the CLI and doctor show it)."""
         pending = pending_assembly() if self._path is None else None
         if pending is not None:
             target, size = pending
