@@ -303,6 +303,20 @@ def test_batch_agent_is_named_as_serve_names_it(anthropic_server, monkeypatch, c
     assert capsys.readouterr().err.startswith("tutor: 1/1 done")
 
 
+def test_a_failed_batch_says_why_on_the_terminal(monkeypatch, capsys, tmp_path):
+    """With -o the results go to the file: the terminal still says why items failed, once,
+    in the command's words."""
+    monkeypatch.setenv("OLLAMA_HOST", f"http://127.0.0.1:{free_port()}")  # nobody there
+    (tmp_path / "items.jsonl").write_text('"one"\n"two"\n')
+    out = tmp_path / "out.jsonl"
+    argv = ["batch", str(tmp_path / "items.jsonl"), "-p", "ollama", "-o", str(out)]
+    assert main(argv) == 1
+    [line] = [line for line in capsys.readouterr().err.splitlines() if "items failed" in line]
+    assert line.startswith(f"victor: 2 of 2 items failed (each error is in {out}); item 0: ")
+    assert "Ollama is not reachable" in line and "-p local" in line
+    assert 'provider="local"' not in line
+
+
 # -- first use of the embedded model (item 9) -----------------------------------------------
 
 

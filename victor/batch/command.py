@@ -59,7 +59,21 @@ async def _run(args: argparse.Namespace) -> int:
         for result in results:
             out.write(json.dumps(result.to_record(), ensure_ascii=False, default=str) + "\n")
         out.flush()
+    if results.failed:
+        _say_why(results.failed, len(results), args.output or "the JSONL on stdout")
     return 1 if results.failed else 0
+
+
+def _say_why(failed: list[Any], total: int, where: str) -> None:
+    """One line on stderr with the first failure's error, in the command's words (the
+    summary line counts failures by type only)."""
+    from ..cli_output import in_cli_words, write_line
+
+    first = failed[0]
+    write_line(
+        f"victor: {len(failed)} of {total} items failed (each error is in {where}); "
+        f"item {first.index}: {in_cli_words(first.error or first.error_type or '?')}"
+    )
 
 
 async def _agent(args: argparse.Namespace) -> Any:
