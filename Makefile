@@ -12,7 +12,7 @@ $(BIN)/python:
 
 # llama-cpp-python is compiled from source; victor builds it portably (no -march=native,
 # no AMX), once per machine and flags, and installs exactly that wheel (see
-# victor/providers/local_build.py). The extras then find it installed.
+# victor/providers/local/build.py). The extras then find it installed.
 llama: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
 	$(BIN)/python -m victor.providers.local.build

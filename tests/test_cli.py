@@ -269,8 +269,16 @@ def test_an_empty_answer_is_said_to_be_one(anthropic_server, monkeypatch, capsys
 # -- batch --agent in the forms serve takes (item 8) ---------------------------------------
 
 
+def on_a_terminal(monkeypatch) -> None:
+    """Batch progress as on a terminal, whatever shell an earlier test left behind."""
+    from victor.batch import progress
+
+    monkeypatch.setattr(progress, "detect_target", lambda: "print")
+
+
 def test_batch_agent_as_serve_takes_it(anthropic_server, monkeypatch, capsys, tmp_path):
     use_server(monkeypatch, anthropic_server)
+    on_a_terminal(monkeypatch)
     monkeypatch.chdir(tmp_path)
     (tmp_path / "app.py").write_text(
         "from victor import Agent\n"
@@ -290,6 +298,35 @@ def test_batch_agent_as_serve_takes_it(anthropic_server, monkeypatch, capsys, tm
         assert [line.split('"output": ')[1].split('"')[1] for line in out.splitlines()] == outputs
     assert main(["batch", "items.jsonl", "--agent", "app.py:nobody"]) == 1
     assert "has no 'nobody'" in capsys.readouterr().err
+
+
+def test_batch_agent_is_named_as_serve_names_it(anthropic_server, monkeypatch, capsys, tmp_path):
+    """An agent given no name or role is "tutor" under `victor serve app.py:tutor`: the
+    batch's summary line says the same, not the default "agent"."""
+    use_server(monkeypatch, anthropic_server)
+    on_a_terminal(monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "app.py").write_text(
+        "from victor import Agent\ntutor = Agent(provider='anthropic')\n"
+    )
+    (tmp_path / "items.jsonl").write_text('"one"\n')
+    assert main(["batch", "items.jsonl", "--agent", "app.py:tutor"]) == 0
+    assert capsys.readouterr().err.startswith("tutor: 1/1 done")
+
+
+def test_a_failed_batch_says_why_on_the_terminal(monkeypatch, capsys, tmp_path):
+    """With -o the results go to the file: the terminal still says why items failed, once,
+    in the command's words."""
+    monkeypatch.setenv("OLLAMA_HOST", f"http://127.0.0.1:{free_port()}")  # nobody there
+    on_a_terminal(monkeypatch)
+    (tmp_path / "items.jsonl").write_text('"one"\n"two"\n')
+    out = tmp_path / "out.jsonl"
+    argv = ["batch", str(tmp_path / "items.jsonl"), "-p", "ollama", "-o", str(out)]
+    assert main(argv) == 1
+    [line] = [line for line in capsys.readouterr().err.splitlines() if "items failed" in line]
+    assert line.startswith(f"victor: 2 of 2 items failed (each error is in {out}); item 0: ")
+    assert "Ollama is not reachable" in line and "-p local" in line
+    assert 'provider="local"' not in line
 
 
 # -- first use of the embedded model (item 9) -----------------------------------------------

@@ -117,15 +117,15 @@ def test_providers_of_your_own_are_checked_without_hiding_the_others(monkeypatch
     """An in-process provider registered by the user needs no server; one that cannot be
     made without arguments is reported, and the rest are still checked."""
     from victor.doctor import provider_checks
-    from victor.providers import base
+    from victor.providers import registry
     from victor.testing import FunctionProvider, ScriptedProvider
 
     class Echo(FunctionProvider):
         def __init__(self, **settings):
             super().__init__(lambda messages: messages[-1].content, **settings)
 
-    monkeypatch.setitem(base._registry, "echo", Echo)
-    monkeypatch.setitem(base._registry, "scripted", ScriptedProvider)  # needs its replies
+    monkeypatch.setitem(registry._registry, "echo", Echo)
+    monkeypatch.setitem(registry._registry, "scripted", ScriptedProvider)  # needs its replies
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     checks = asyncio.run(provider_checks(network=False))
     assert checks["echo"][0] and checks["echo"][1].detail == "no key needed; runs in this process"
@@ -138,7 +138,7 @@ def test_providers_of_your_own_are_checked_without_hiding_the_others(monkeypatch
 def test_a_provider_that_runs_in_this_process_has_no_server_to_check(monkeypatch):
     """In-process is the provider's own fact (``in_process``), also with a base URL."""
     from victor.doctor import provider_checks
-    from victor.providers import base
+    from victor.providers import registry
     from victor.testing import FunctionProvider
 
     class Embedded(FunctionProvider):
@@ -146,6 +146,18 @@ def test_a_provider_that_runs_in_this_process_has_no_server_to_check(monkeypatch
             settings.setdefault("base_url", "http://192.0.2.1:9")  # where its weights come from
             super().__init__(lambda messages: "hi", **settings)
 
-    monkeypatch.setitem(base._registry, "embedded", Embedded)
+    monkeypatch.setitem(registry._registry, "embedded", Embedded)
     works, check = asyncio.run(provider_checks(network=False))["embedded"]
     assert works and (check.status, check.detail) == ("ok", "no key needed; runs in this process")
+
+
+def test_a_first_use_says_what_the_silent_seconds_are_for(monkeypatch, capsys, tmp_path):
+    """A fresh VICTOR_HOME: doctor assembles the bundled model and tries it in a child
+    process (some seconds) before its report; it says so first, as `victor run` does."""
+    monkeypatch.setenv("VICTOR_HOME", str(tmp_path))
+    main(["doctor", "--offline"])
+    err = capsys.readouterr().err
+    assert err.startswith("victor: first use of the bundled model: assembling "), err
+    assert f"into {tmp_path / 'models'}, then trying it once in a child process" in err
+    main(["doctor", "--offline"])
+    assert capsys.readouterr().err == ""

@@ -263,3 +263,33 @@ def test_tool_schema_rejects_malformed_replies():
     for bad in ({"tool": "sub", "arguments": {}}, {"tool": "add"}, {"text": "3"}):
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate(bad, schema)
+
+
+@pytest.mark.timeout(240)  # assembling 250 MB, a child process and two loads, on a busy machine
+def test_a_script_s_first_use_says_what_it_is_doing(tmp_path):
+    """Not only the CLI: a script (the README's quickstart) or a notebook cell, where nobody
+    configured logging, says once why its first run is silent for some seconds."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    script = (
+        "import asyncio\nfrom victor import Agent\n"
+        "agent = Agent(provider='local', temperature=0, max_tokens=4)\n"
+        f"print(asyncio.run(agent.run({FRANCE!r})))\n"
+    )
+    env = {**os.environ, "VICTOR_HOME": str(tmp_path)}
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parents[1]), env.get("PYTHONPATH", "")])
+    env.pop("VICTOR_LOG_LEVEL", None)
+
+    def run() -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=200
+        )
+        assert done.returncode == 0 and "Paris" in done.stdout, done.stderr
+        return done.stderr
+
+    [line] = run().splitlines()
+    assert line.startswith("first use of the bundled model: assembling gemma3-270m (")
+    assert f"into {tmp_path / 'models'}, then trying it once in a child process" in line
+    assert run() == ""

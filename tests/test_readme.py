@@ -139,7 +139,7 @@ def offline(block: Block, monkeypatch, request=None) -> list:
 
 @pytest.mark.timeout(300)  # the first local-model block loads the model, on a busy machine
 @pytest.mark.parametrize("block", blocks("python"), ids=lambda block: f"line{block.line}")
-def test_python_block_runs(block, monkeypatch, tmp_path, request):
+def test_python_block_runs(block, monkeypatch, tmp_path, request, capsys):
     monkeypatch.chdir(tmp_path)  # files a block writes (checkpoints) land here
     servers = offline(block, monkeypatch, request)
     try:
@@ -149,6 +149,17 @@ def test_python_block_runs(block, monkeypatch, tmp_path, request):
             server.stop()
     for server in servers:
         assert server.requests, f"{block} is marked '# needs:' but made no request"
+    printed = capsys.readouterr().out
+    assert printed.endswith("\n") or not printed, f"{block} leaves its last line open"
+
+
+def test_a_displayed_answer_is_not_shown_twice():
+    """A cell's last expression is shown again as its output: after ``display=True`` has
+    shown the answer, the block keeps it in a variable instead."""
+    for block in blocks("python"):
+        last = ast.parse(block.code).body[-1]
+        if isinstance(last, ast.Expr) and "display=True" in ast.unparse(last):
+            pytest.fail(f"{block}: the answer would show twice; assign it (answer = ...)")
 
 
 def test_the_readme_has_python_blocks_of_every_kind():

@@ -855,6 +855,19 @@ def test_a_port_in_use_is_one_line_before_anything_is_announced(tmp_path):
     ]
 
 
+def test_a_missing_serve_extra_is_one_line_before_anything_is_announced(
+    tmp_path, monkeypatch, capsys
+):
+    """`pip install victor-ai` without [serve]: the error, not "serving ..." and then it."""
+    (tmp_path / "app.py").write_text(APP)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(sys.modules, "uvicorn", None)  # import uvicorn: ImportError
+    assert victor_cli(["serve", "app.py", "--port", "0", "--no-mcp"]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        'victor: victor serve needs uvicorn: pip install "victor-ai[serve]"'
+    ]
+
+
 # -- names -------------------------------------------------------------------------------
 
 

@@ -217,18 +217,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print("\n".join(available_providers()))
         return 0
+    from .cli_output import terminal_logging
+
     if args.command == "doctor":
         from .doctor import main as doctor
 
-        return doctor(network=not args.offline)
+        with terminal_logging(quiet=False):  # a first use says what it is doing
+            return doctor(network=not args.offline)
     if args.command == "profiles":
         from .config import list_profiles
 
         for name, profile in list_profiles().items():
             print(f"{name:<14} {profile.provider}/{profile.model or '(default model)'}")
         return 0
-    from .cli_output import terminal_logging
-
     with terminal_logging(quiet=getattr(args, "quiet", False)):
         return _command(args)
 

@@ -175,6 +175,7 @@ def _local_model(report: Report) -> bool:
         from .providers.local.provider import LocalProvider
 
         provider = LocalProvider()
+        provider.announce_first_use()
         path = provider.model_file()
     except VictorError as exc:
         report.add(section, Check("model", "fail", str(exc).splitlines()[0], install_command()))

@@ -59,7 +59,21 @@ async def _run(args: argparse.Namespace) -> int:
         for result in results:
             out.write(json.dumps(result.to_record(), ensure_ascii=False, default=str) + "\n")
         out.flush()
+    if results.failed:
+        _say_why(results.failed, len(results), args.output or "the JSONL on stdout")
     return 1 if results.failed else 0
+
+
+def _say_why(failed: list[Any], total: int, where: str) -> None:
+    """One line on stderr with the first failure's error, in the command's words (the
+    summary line counts failures by type only)."""
+    from ..cli_output import in_cli_words, write_line
+
+    first = failed[0]
+    write_line(
+        f"victor: {len(failed)} of {total} items failed (each error is in {where}); "
+        f"item {first.index}: {in_cli_words(first.error or first.error_type or '?')}"
+    )
 
 
 async def _agent(args: argparse.Namespace) -> Any:
@@ -87,7 +101,9 @@ def load_object(spec: str) -> Any:
     """What ``--agent`` names, in the forms ``victor serve`` takes (its loader): ``app.py:name``
     or ``package.module:name`` (an Agent, AgentTeam or function), or ``app.py`` alone when
     the file defines one Agent or AgentTeam."""
-    from ..hosting.catalog import _has_attribute, _import, load_app
+    from ..core.agent import Agent
+    from ..hosting.catalog import _has_attribute, _import, by_name, load_app
+    from ..teams import AgentTeam
 
     if not _has_attribute(spec):
         found = load_app(spec)
@@ -102,9 +118,12 @@ def load_object(spec: str) -> Any:
         sys.path.insert(0, os.getcwd())  # a module beside the items file, as before
     module = _import(where)
     try:
-        return getattr(module, name)
+        value = getattr(module, name)
     except AttributeError:
         raise ConfigurationError(f"--agent {spec!r}: {where!r} has no {name!r}") from None
+    if isinstance(value, (Agent, AgentTeam)):
+        by_name({name: value}, where)  # named by its variable when unnamed, as serve names it
+    return value
 
 
 def read_items(path: str) -> list[Any]:

@@ -39,12 +39,11 @@ def main(args: argparse.Namespace) -> int:
     settings.port = free_port(settings.host, settings.port)
     names = _listing(agents or {}) or "profiles: " + ", ".join(args.profile or ["all"])
     auth = f"token from {TOKEN_VARIABLE}" if settings.token else "no token (loopback only)"
-    print(
+    banner = (
         f"victor: serving {names} on http://{settings.host}:{settings.port} ({auth}; "
-        f"tools needing approval: {args.approval}). API docs at /docs",
-        file=sys.stderr,
+        f"tools needing approval: {args.approval}). API docs at /docs"
     )
-    runner.run(settings, log_level=args.log_level)
+    runner.run(settings, log_level=args.log_level, announce=lambda: print(banner, file=sys.stderr))
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from .._util import needs_extra
@@ -20,13 +21,21 @@ def _uvicorn() -> Any:
     return uvicorn
 
 
-def run(settings: ServeSettings | None = None, *, log_level: str = "info") -> None:
-    """Serve until interrupted (Ctrl-C), on ``settings.host``:``settings.port``."""
+def run(
+    settings: ServeSettings | None = None,
+    *,
+    log_level: str = "info",
+    announce: Callable[[], object] | None = None,
+) -> None:
+    """Serve until interrupted (Ctrl-C), on ``settings.host``:``settings.port``;
+    ``announce`` is called once the app is made, so a missing extra is said before it."""
     from . import create_app
 
     settings = (settings or ServeSettings()).check()
     uvicorn = _uvicorn()
     app = create_app(settings)
+    if announce is not None:
+        announce()
     uvicorn.run(
         app,
         host=settings.host,

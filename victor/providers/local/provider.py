@@ -161,11 +161,13 @@ class LocalProvider(Provider):
         check_first_use(self.model_file(), self._load)
 
     def _create_client(self) -> SharedModel:
-        self._announce_first_use()
+        self.announce_first_use()
         return acquire(self.model_file(), self._load)
 
-    def _announce_first_use(self) -> None:
-        """Say what the silent seconds of a first use are for (the CLI shows it)."""
+    def announce_first_use(self) -> None:
+        """Say what the silent seconds of a first use are for: in the CLI and doctor (unless
+        --quiet), and in a script or notebook cell, where nobody configured logging (so a
+        warning: logging's last resort shows warnings only)."""
         pending = pending_assembly() if self._path is None else None
         if pending is not None:
             target, size = pending
@@ -181,7 +183,7 @@ class LocalProvider(Provider):
                 f"first use of {path} ({path.stat().st_size / 1e6:.0f} MB) with this llama.cpp "
                 f"build and settings: trying it once in a child process (a few seconds)"
             )
-        logger.info(what, extra={"notice": True})
+        logger.warning(what, extra={"notice": True})
 
     async def _close_client(self, client: SharedModel) -> None:
         release(client)
