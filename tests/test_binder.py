@@ -37,7 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 BINDER = REPO / "binder"
 #: What the notebooks need: the core dependencies and these extras (02-tools runs pytest,
 #: coverage and ruff through the tools extra; 07 serves an agent and connects MCP servers).
-NOTEBOOK_EXTRAS = ("notebook", "local", "tools", "serve", "mcp")
+NOTEBOOK_EXTRAS = ("notebook", "local", "tools", "otel", "serve", "mcp")
 #: Binder's memory limit per user (mybinder.org: 2 GB).
 BINDER_MEMORY = 2 * 1024**3
 
