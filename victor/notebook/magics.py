@@ -28,7 +28,7 @@ from ..errors import ConfigurationError, VictorError
 from ..teams.base import AgentTeam
 from ..tools.registry import registry
 from .prompt import MISSING, find, interpolate, last_error_text, prompt_part
-from .session import CONFIG_KEYS, NotebookSession
+from .session import NotebookSession
 from .stream import FORMATS, StreamView, extract_code, parse_json_answer
 
 # NotebookSession and interpolate moved to session.py and prompt.py; importable here too.
@@ -212,42 +212,10 @@ class VictorMagics(Magics):
         print(undo())
 
     def _config(self, pairs: list[str]) -> None:
-        for pair in pairs:
-            key, _, raw = pair.partition("=")
-            key = key.strip().lower()
-            if key == "api_key" or key.endswith("_key"):
-                raise MagicUsageError(
-                    f"{key!r} does not belong in a notebook (it would be saved with it): set the "
-                    f"provider's environment variable instead, e.g. ANTHROPIC_API_KEY"
-                )
-            if key not in CONFIG_KEYS:
-                raise MagicUsageError(
-                    f"unknown setting {key!r}: use one of {', '.join(CONFIG_KEYS)}"
-                )
-            if not raw.strip():
-                self.session.config.pop(key, None)
-                continue
-            try:
-                value = CONFIG_KEYS[key](raw.strip())
-            except ValueError:
-                raise MagicUsageError(f"{key}={raw!r} is not a valid {key} value") from None
-            except ConfigurationError as exc:  # a reader that says what is wrong itself
-                raise MagicUsageError(str(exc)) from None
-            if key == "format" and value not in FORMATS:
-                raise MagicUsageError(
-                    f"format={value!r} is unknown: use one of {', '.join(FORMATS)}"
-                )
-            if key == "provider":
-                from ..providers.base import get_provider_class
-
-                get_provider_class(value)  # unknown names fail here, with suggestions
-            if key == "tools":
-                registry.resolve(value)
-            self.session.config[key] = value
-        from ..config import settings
-
-        env = settings()
-        shown = {"provider": env.provider, "model": env.model, **self.session.config}
+        try:
+            shown = self.session.configure(pairs)
+        except ConfigurationError as exc:
+            raise MagicUsageError(str(exc)) from None
         print("victor session settings:")
         for key, value in shown.items():
             print(f"  {key} = {value!r}")

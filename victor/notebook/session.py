@@ -70,10 +70,57 @@ class NotebookSession:
             )
         return agent
 
+    def configure(self, pairs: list[str]) -> dict[str, Any]:
+        """Apply ``%victor config key=value ...`` (an empty value unsets the key); return
+        the settings now in force. ``ConfigurationError`` names a bad key or value (and
+        refuses keys: they would be saved with the notebook)."""
+        for pair in pairs:
+            key, _, raw = pair.partition("=")
+            key = key.strip().lower()
+            if key == "api_key" or key.endswith("_key"):
+                raise ConfigurationError(
+                    f"{key!r} does not belong in a notebook (it would be saved with it): set the "
+                    f"provider's environment variable instead, e.g. ANTHROPIC_API_KEY"
+                )
+            if key not in CONFIG_KEYS:
+                raise ConfigurationError(
+                    f"unknown setting {key!r}: use one of {', '.join(CONFIG_KEYS)}"
+                )
+            if not raw.strip():
+                self.config.pop(key, None)
+                continue
+            try:
+                value = CONFIG_KEYS[key](raw.strip())
+            except ValueError:
+                raise ConfigurationError(f"{key}={raw!r} is not a valid {key} value") from None
+            if key == "format" and value not in _formats():
+                raise ConfigurationError(
+                    f"format={value!r} is unknown: use one of {', '.join(_formats())}"
+                )
+            if key == "provider":
+                from ..providers.registry import get_provider_class
+
+                get_provider_class(value)  # unknown names fail here, with suggestions
+            if key == "tools":
+                from ..tools.registry import registry
+
+                registry.resolve(value)
+            self.config[key] = value
+        from ..config import settings
+
+        env = settings()
+        return {"provider": env.provider, "model": env.model, **self.config}
+
     def reset(self) -> int:
         """Forget the conversation; return how many messages it held."""
         count, self.history = len(self.history), []
         return count
+
+
+def _formats() -> tuple[str, ...]:
+    from .stream import FORMATS
+
+    return FORMATS
 
 
 def _approval(value: str) -> str:
