@@ -35,7 +35,13 @@ MODULES: dict[str, list[str]] = {
         "tests/test_sandbox_commands.py",
         "tests/test_hardening.py",
     ],
-    "victor/providers/local/guard.py": ["tests/test_local_guard_safety.py"],
+    "victor/providers/local/guard.py": [
+        "tests/test_local_guard_safety.py",
+        # The model-free tests of the AMX decision (the rest of that file loads the model).
+        "tests/test_local_guard.py::test_the_guard_engages_exactly_when_the_build_has_amx",
+        "tests/test_local_guard.py::test_this_machines_build_is_portable",
+        "tests/test_local_guard.py::test_an_amx_build_is_guarded_and_says_why_once",
+    ],
 }
 
 
