@@ -29,6 +29,7 @@ MODULES: dict[str, list[str]] = {
     "victor/tools/approval.py": [
         "tests/test_approval.py",
         "tests/test_approval_fail_closed.py",
+        "tests/test_approval_decisions.py",
     ],
     "victor/tools/sandbox.py": [
         "tests/test_sandbox.py",
