@@ -25,7 +25,10 @@ REPO = Path(__file__).resolve().parents[1]
 MODULES: dict[str, list[str]] = {
     "victor/serve/security.py": ["tests/test_serve_security.py"],
     "victor/_secrets.py": ["tests/test_secrets.py"],
-    "victor/notebook/approval.py": ["tests/test_approval_fail_closed.py"],
+    "victor/notebook/approval.py": [
+        "tests/test_approval_fail_closed.py",
+        "tests/test_approval_card.py",
+    ],
     "victor/tools/approval.py": [
         "tests/test_approval.py",
         "tests/test_approval_fail_closed.py",
