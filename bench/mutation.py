@@ -25,17 +25,27 @@ REPO = Path(__file__).resolve().parents[1]
 MODULES: dict[str, list[str]] = {
     "victor/serve/security.py": ["tests/test_serve_security.py"],
     "victor/_secrets.py": ["tests/test_secrets.py"],
-    "victor/notebook/approval.py": ["tests/test_approval_fail_closed.py"],
+    "victor/notebook/approval.py": [
+        "tests/test_approval_fail_closed.py",
+        "tests/test_approval_card.py",
+    ],
     "victor/tools/approval.py": [
         "tests/test_approval.py",
         "tests/test_approval_fail_closed.py",
+        "tests/test_approval_decisions.py",
     ],
     "victor/tools/sandbox.py": [
         "tests/test_sandbox.py",
         "tests/test_sandbox_commands.py",
         "tests/test_hardening.py",
     ],
-    "victor/providers/local/guard.py": ["tests/test_local_guard_safety.py"],
+    "victor/providers/local/guard.py": [
+        "tests/test_local_guard_safety.py",
+        # The model-free tests of the AMX decision (the rest of that file loads the model).
+        "tests/test_local_guard.py::test_the_guard_engages_exactly_when_the_build_has_amx",
+        "tests/test_local_guard.py::test_this_machines_build_is_portable",
+        "tests/test_local_guard.py::test_an_amx_build_is_guarded_and_says_why_once",
+    ],
 }
 
 

@@ -199,3 +199,35 @@ def test_python_commands_use_this_interpreter():
     shell = registry.get("run_shell")
     assert shell.argv(["python", "-V"])[0] == sys.executable
     assert shell.argv("pytest -q") == [sys.executable, "-m", "pytest", "-q"]
+
+
+def test_the_root_and_its_paths_are_reported_relative_to_it(ws, tmp_path):
+    assert ws.resolve() == ws.root and ws.relative(ws.root) == "."
+    assert repr(ws) == f"Workspace({str(ws.root)!r})"
+    # A path reached through a link outside the workspace that leads into it: its real name.
+    (tmp_path / "shortcut").symlink_to(ws.root / "src")
+    assert ws.relative(tmp_path / "shortcut" / "app.py") == "src/app.py"
+
+
+def test_writing_makes_parents_and_refuses_a_directory(ws):
+    assert ws.write_text("new/deep/a.txt", "ü\n") == ws.root / "new" / "deep" / "a.txt"
+    assert (ws.root / "new" / "deep" / "a.txt").read_bytes() == "ü\n".encode()
+    with pytest.raises(ToolError) as caught:
+        ws.write_text("src", "x")
+    assert str(caught.value) == "'src' is a directory; give a file path"
+
+
+def test_a_failed_write_leaves_no_temporary_file_and_says_why(ws, monkeypatch):
+    with pytest.raises(UnicodeEncodeError):
+        ws.write_text("src/app.py", "\ud800")  # not encodable: nothing is replaced
+    assert (ws.root / "src" / "app.py").read_text() == "print('hi')\n"
+
+    def replace_after_the_temp_vanished(source, target):
+        os.unlink(source)  # say, a cleaner took it: the clean-up has nothing to remove
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(os, "replace", replace_after_the_temp_vanished)
+    with pytest.raises(OSError, match="disk gone"):  # the cause, not the clean-up's error
+        ws.write_text("src/app.py", "new")
+    monkeypatch.undo()
+    assert sorted(p.name for p in (ws.root / "src").iterdir()) == ["app.py"]

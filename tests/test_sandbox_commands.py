@@ -88,3 +88,45 @@ async def test_a_file_that_is_not_executable_is_named(tmp_path):
     os.chmod(script, 0o644)
     with pytest.raises(ToolError, match=r"command '.*script.sh' is not executable"):
         await Workspace(tmp_path).run([str(script)])
+
+
+def test_the_defaults_and_the_smallest_settings(tmp_path, monkeypatch):
+    ws = Workspace(tmp_path)
+    assert (ws.timeout, ws.max_output) == (120.0, 50_000)  # two minutes, 50,000 characters
+    small = Workspace(tmp_path, timeout=0.5, max_output=1)  # under a second is a timeout
+    assert (small.timeout, small.max_output) == (0.5, 1)
+    assert Workspace.coerce(ws) is ws
+    assert Workspace.coerce(str(tmp_path)).root == ws.root
+    monkeypatch.chdir(tmp_path)
+    assert Workspace.coerce(None).root == ws.root  # the current directory
+    with pytest.raises(ToolError) as caught:
+        Workspace(tmp_path / "missing")
+    assert str(caught.value) == (
+        f"workspace {str(tmp_path / 'missing')!r} is not a directory: create it or pass "
+        "another root"
+    )
+
+
+def test_a_refused_path_names_the_workspace(tmp_path):
+    ws = Workspace(tmp_path)
+    with pytest.raises(ToolError) as caught:
+        ws.resolve("../x")
+    assert str(caught.value) == (
+        f"path '../x' is outside the workspace {str(ws.root)!r}: tools may only touch files "
+        "under the workspace root (use a path relative to it)"
+    )
+
+
+async def test_a_commands_own_variables_reach_it_after_the_workspaces(tmp_path, monkeypatch):
+    ws = Workspace(tmp_path, env={"MODE": "workspace", "KEEP": "k"})
+    monkeypatch.setenv("GIT_TERMINAL_PROMPT", "1")  # this process's setting is not passed on
+    show = "import os; print(os.environ['MODE'], os.environ['KEEP'], os.environ['EXTRA'])"
+    result = await ws.run([sys.executable, "-c", show], env={"MODE": "call", "EXTRA": "e"})
+    assert result.stdout == "call k e\n"
+    env = ws.child_env()
+    # git never waits for a password; Python children write UTF-8 whatever the locale.
+    assert (env["GIT_TERMINAL_PROMPT"], env["PYTHONIOENCODING"], env["NO_COLOR"]) == (
+        "0",
+        "utf-8",
+        "1",
+    )
