@@ -428,6 +428,16 @@ async def test_a_replay_needs_no_api_key(served, tmp_path):
     if name == "anthropic":  # recording still needs the key (OpenAI on loopback does not)
         with cassette(tmp_path / "new.json"), pytest.raises(ConfigurationError, match="_API_KEY"):
             await (await Agent.create(provider=name, **keyless)).run("hi")
+        # The same agent after its replay: the client made with the replay's placeholder key
+        # is not reused for a live request, which says the key is missing, not "401".
+        agent = await Agent.create(provider=name, **keyless)
+        with no_connections(), cassette(path, "none"):
+            assert await agent.run("hi") == "answered"
+        with pytest.raises(ConfigurationError, match="_API_KEY"):
+            await agent.run("hi")
+        with no_connections(), cassette(path, "none"):  # and a replay again after that
+            assert await agent.run("hi") == "answered"
+        await agent.cleanup()
 
 
 async def test_a_provider_the_cassette_cannot_see_stays_blocked(tmp_path):

@@ -22,6 +22,7 @@ VICTOR_ENV = ("VICTOR_PROVIDER", "VICTOR_MODEL", "VICTOR_LOG_LEVEL")
 #: loaded model and its lock. An actor makes its own; these are not shipped.
 _FRESH: dict[str, Any] = {
     "_clients": weakref.WeakKeyDictionary,
+    "_replay_clients": weakref.WeakKeyDictionary,
     "_shared": lambda: None,
     "_release": lambda: None,
     "_loading": threading.Lock,

@@ -125,6 +125,9 @@ class Provider(ABC):
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
             weakref.WeakKeyDictionary()
         )
+        self._replay_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def __repr__(self) -> str:
         # Never the API key: reprs end up in logs, tracebacks and notebook outputs.
@@ -151,7 +154,7 @@ class Provider(ABC):
 
     def api_key(self) -> str:
         """The API key, from ``api_key=`` or the provider's variable; checked at first use."""
-        key = self._api_key or (os.environ.get(self.api_key_env) if self.api_key_env else None)
+        key = self._configured_key()
         if not key and getattr(current_tap(), "replay_only", False):
             return REPLAY_KEY  # a cassette that only replays sends nothing: no key needed
         if not key:
@@ -160,6 +163,9 @@ class Provider(ABC):
                 f"variable or pass api_key=... to Agent.create()"
             )
         return key
+
+    def _configured_key(self) -> str | None:
+        return self._api_key or (os.environ.get(self.api_key_env) if self.api_key_env else None)
 
     def check_tools(self, names: Collection[str], output: OutputSchema) -> None:
         """``ConfigurationError`` if tools of these ``names`` cannot be offered in a run that
@@ -251,7 +257,11 @@ class Provider(ABC):
         """Close the HTTP clients this provider opened (``Agent.cleanup`` calls this)."""
         import asyncio  # imported when used: see victor/__init__.py
 
-        clients, self._clients = list(self._clients.items()), weakref.WeakKeyDictionary()
+        clients = [*self._clients.items(), *self._replay_clients.items()]
+        self._clients, self._replay_clients = (
+            weakref.WeakKeyDictionary(),
+            weakref.WeakKeyDictionary(),
+        )
         try:
             current = asyncio.get_running_loop()
         except RuntimeError:
@@ -310,9 +320,18 @@ class Provider(ABC):
         import asyncio  # imported when used: see victor/__init__.py
 
         loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
+        clients = self._clients
+        if (
+            self.api_key_env
+            and getattr(current_tap(), "replay_only", False)
+            and not self._configured_key()
+        ):
+            # Made with the replay's placeholder key: kept apart, so that a live request
+            # after the replay makes its own client (and says the key is missing).
+            clients = self._replay_clients
+        client = clients.get(loop)
         if client is None:
-            client = self._clients[loop] = self._create_client()
+            client = clients[loop] = self._create_client()
             http_client = self._http_client(client)
             if http_client is not None:
                 tap_client(http_client)
