@@ -89,6 +89,17 @@ def test_missing_key_for_the_default_provider(monkeypatch, capsys):
     assert "openai cannot work (see above); from VICTOR_PROVIDER" in out
 
 
+async def test_offline_the_default_provider_is_not_said_to_work(monkeypatch):
+    # --offline does not reach servers: a configured Ollama is "not tried", not "can work".
+    monkeypatch.setenv("VICTOR_PROVIDER", "ollama")
+    report = await diagnose(network=False)
+    [default] = report.sections["Default provider"]
+    assert default.status == "info", default
+    assert default.detail.startswith("ollama is configured, not tried (--offline)"), default
+    assert "can work" not in default.detail
+    assert report.ok  # nothing found wrong: the exit status stays 0
+
+
 async def test_without_llama_cpp_it_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "llama_cpp", None)  # as if not installed
     monkeypatch.setenv("VICTOR_PROVIDER", "local")

@@ -91,8 +91,13 @@ async def diagnose(*, network: bool = True) -> Report:
     default = report.default_provider
     works = providers.get(default)
     report.ok = bool(works)
+    untried = works and any(  # --offline: its server was not reached, so say only that
+        c.name == default and c.status == "info" for c in report.sections.get("Providers", [])
+    )
     if works is None:
         detail, fix = f"{default!r} is not a known provider", "set VICTOR_PROVIDER to one above"
+    elif untried:
+        detail, fix = f"{default} is configured, not tried (--offline)", None
     elif works:
         detail, fix = f"{default} can work", None
     else:
@@ -105,7 +110,12 @@ async def diagnose(*, network: bool = True) -> Report:
     source = "from VICTOR_PROVIDER" if _env("VICTOR_PROVIDER") else "VICTOR_PROVIDER is unset"
     report.add(
         "Default provider",
-        Check(default or "?", "ok" if report.ok else "fail", f"{detail}; {source}", fix),
+        Check(
+            default or "?",
+            "info" if untried else "ok" if report.ok else "fail",
+            f"{detail}; {source}",
+            fix,
+        ),
     )
     return report
 
