@@ -192,13 +192,29 @@ def test_the_timeline_widget_live_and_interactive(lab_server, tmp_path, front_en
             kept = widget.locator('rect.b[data-lane="m2"]').first.get_attribute("opacity")
             widget.locator('text.vtl-lane[data-lane="m2"]').click()
 
-            # Keyboard: Tab moves from bar to bar, Enter opens the focused one.
+            # Keyboard: Tab moves from bar to bar, Enter opens the focused one. The bars'
+            # order is read once the chart has settled after the clicks above (a redraw
+            # between reading it and the Tab made this flaky), then the next one is expected.
+            time.sleep(0.3)
             widget.locator("rect.b").first.focus()
+            order = page.evaluate(
+                "el => [...el.querySelectorAll('rect.b')].map(r => r.getAttribute('data-id'))",
+                svg.element_handle(),
+            )
+            start = page.evaluate("document.activeElement.getAttribute('data-id')")
             page.keyboard.press("Tab")
             focused = page.evaluate("document.activeElement.getAttribute('data-id')")
+            # A redraw (a zoom out: every bar stays drawn) keeps the keyboard's place.
+            page.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + 40)
+            page.mouse.wheel(0, 200)
+            page.wait_for_function(
+                "([el, t1]) => parseFloat(el.getAttribute('data-t1')) > t1",
+                arg=[svg.element_handle(), whole[1]],
+            )
+            kept_focus = page.evaluate("document.activeElement.getAttribute('data-id')")
             page.keyboard.press("Enter")
             opened = panel.locator("h4").first.inner_text()
-            first_id = widget.locator("rect.b").nth(1).get_attribute("data-id")
+            first_id = order[order.index(start) + 1]
 
             # Live from a %%victor cell too: run_sync underneath, the cell's thread blocked.
             cells.nth(2).locator(".jp-InputArea-editor").click()
@@ -232,6 +248,7 @@ def test_the_timeline_widget_live_and_interactive(lab_server, tmp_path, front_en
     assert models_shown == 0
     assert float(faded) < 0.5 and float(kept) == 1
     assert focused == first_id and opened
+    assert kept_focus == focused, "a redraw lost the focused bar"
     for name in ("live", "live-magic", "final", "hover", "panel", "zoomed", "filtered"):
         assert (shots / f"timeline-{name}.png").stat().st_size > 5_000, name
 

@@ -210,6 +210,8 @@ function render({ model, el }) {
     const x = (t) => LABEL_W + ((t - t0) / (t1 - t0)) * plotW;
     const row = new Map(lanes.map((l, i) => [l, i]));
     title.textContent = data.title;
+    // Asked before the bars are replaced: a removed bar is no longer the active element.
+    const hadFocus = svg.contains(document.activeElement);
     svg.replaceChildren();
     svg.setAttribute("width", width);
     svg.setAttribute("height", height);
@@ -277,7 +279,7 @@ function render({ model, el }) {
     }
     if (state.focusId !== null) {
       const again = svg.querySelector(`rect.b[data-id="${state.focusId}"]`);
-      if (again && root.contains(document.activeElement)) again.focus({ preventScroll: true });
+      if (again && hadFocus) again.focus({ preventScroll: true });
     }
     if (state.selected !== null) fillPanel(data.bars.get(state.selected));
     performance.mark("victor-timeline-paint-end");
