@@ -15,6 +15,7 @@ import queue
 import textwrap
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -98,6 +99,18 @@ class KernelDriver:
         self.kc.stop_channels()
         self.km.shutdown_kernel(now=True)
 
+    @classmethod
+    @contextmanager
+    def started(cls, setup: str) -> Iterator[KernelDriver]:
+        """A kernel that has run ``setup`` without an error; shut down afterwards."""
+        driver = cls()
+        try:
+            ran = driver.run(setup)
+            assert not ran.errors, ran.errors
+            yield driver
+        finally:
+            driver.close()
+
     def send(self, code: str, *, allow_stdin: bool = True) -> Execution:
         return Execution(self.kc.execute(textwrap.dedent(code), allow_stdin=allow_stdin))
 
@@ -168,13 +181,8 @@ class KernelDriver:
 
 @pytest.fixture(scope="module")
 def kernel() -> Iterator[KernelDriver]:
-    driver = KernelDriver()
-    try:
-        setup = driver.run(SETUP)
-        assert not setup.errors, setup.errors
+    with KernelDriver.started(SETUP) as driver:
         yield driver
-    finally:
-        driver.close()
 
 
 @pytest.fixture

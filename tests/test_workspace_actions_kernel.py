@@ -40,13 +40,8 @@ def results(agent):
 
 @pytest.fixture(scope="module")
 def kernel() -> Iterator[KernelDriver]:
-    driver = KernelDriver()
-    try:
-        setup = driver.run(SETUP)
-        assert not setup.errors, setup.errors
+    with KernelDriver.started(SETUP) as driver:
         yield driver
-    finally:
-        driver.close()
 
 
 def payloads(execution) -> list[dict]:

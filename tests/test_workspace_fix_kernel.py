@@ -42,13 +42,8 @@ FAILING = "prices = ['3', '4', 'SECRET-5']\ntotal = sum(prices)"
 
 @pytest.fixture(scope="module")
 def kernel() -> Iterator[KernelDriver]:
-    driver = KernelDriver()
-    try:
-        setup = driver.run(SETUP)
-        assert not setup.errors, setup.errors
+    with KernelDriver.started(SETUP) as driver:
         yield driver
-    finally:
-        driver.close()
 
 
 def run_clicking(kernel: KernelDriver, code: str, label: str | None) -> Execution:
